@@ -1,0 +1,93 @@
+# esmeta build. `make` builds build/libesmeta.a and build/esmeta; `make test` runs the tests;
+# `make test-asan` runs them again under AddressSanitizer + UndefinedBehaviorSanitizer;
+# `make check` runs both and sums them up. Dependencies come from pkg-config.
+
+BUILD   ?= build
+SAN     ?= 0
+CC      ?= gcc
+VERSION := 0.1.0
+
+PKGS       := openblas libpng libzip zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# MPI is optional: dist/ compiles against it when OpenMPI's pkg-config file is present.
+HAVE_MPI   := $(if $(wildcard src/dist/*.c),$(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || echo 0),0)
+ifeq ($(HAVE_MPI),1)
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c)
+endif
+
+OPT      := -O2
+LDFLAGS  :=
+ifeq ($(SAN),1)
+OPT      := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  := -fsanitize=address,undefined
+endif
+
+CPPFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -DESM_VERSION='"$(VERSION)"' \
+            -DESM_HAVE_MPI=$(HAVE_MPI) -DESM_BLAS_VENDOR='"openblas"'
+CFLAGS   := -std=c11 -g $(OPT) -march=x86-64-v2 -fopenmp -Wall -Wextra -Werror $(PKG_CFLAGS)
+LDLIBS   := $(PKG_LIBS) $(MPI_LIBS) -fopenmp -lm
+
+LIB_SRC  := $(sort $(wildcard src/*/*.c))
+CLI_SRC  := $(sort $(wildcard cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/test_registry.o
+
+LIB := $(BUILD)/libesmeta.a
+BIN := $(BUILD)/esmeta
+TESTBIN := $(BUILD)/esmeta-tests
+
+.PHONY: all deps test test-asan check clean run bench
+all: $(LIB) $(BIN)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(if $(findstring src/dist/,$<),$(MPI_CFLAGS)) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+
+# The test registry lists every TEST(name) in tests/*.c, so adding a test touches one file.
+$(BUILD)/test_registry.c: $(TEST_SRC)
+	@mkdir -p $(dir $@)
+	scripts/gen-test-registry $(TEST_SRC) > $@
+
+$(BUILD)/obj/test_registry.o: $(BUILD)/test_registry.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests -c $< -o $@
+
+$(TESTBIN): $(TEST_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
+
+deps:
+	@scripts/install-deps
+
+test: deps
+	@$(MAKE) --no-print-directory all $(TESTBIN)
+	ESM_TEST_CLI=$(BIN) $(TESTBIN) $(T)
+
+test-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 all build-asan/esmeta-tests
+	ASAN_OPTIONS=detect_leaks=1 ESM_TEST_LABEL=asan ESM_TEST_CLI=build-asan/esmeta build-asan/esmeta-tests $(T)
+
+# Both builds, one closing line for the pair.
+check: deps
+	@scripts/run-checks
+
+# The main job: set up, prepare the data, and run what esmeta is for.
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/main-job
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

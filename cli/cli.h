@@ -1,0 +1,34 @@
+/* The command-line layer: the only code that parses argv, prints, or exits. */
+#ifndef ESM_CLI_H
+#define ESM_CLI_H
+
+#include "esmeta.h"
+
+/* A subcommand: argv[0] is the subcommand name. Returns the process exit status. */
+typedef int (*esm_cmd_fn)(int argc, char **argv);
+
+int cmd_info(int argc, char **argv);
+int cmd_prepare(int argc, char **argv);
+
+/* Prints "esmeta: <msg>" to stderr as one line and returns exit status 1 (or 2 for usage). */
+int cli_error(const esm_err *err);
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Data location: the --data flag, then $ESMETA_DATA, then ../shared/data/omniglot and
+ * data/omniglot (relative to the working folder, then to the binary's folder's parent). */
+int cli_resolve_data(const char *flag, char *out, size_t cap, esm_err *err);
+
+/* Loads the dataset with a progress line on stderr when it takes a while. */
+int cli_load_dataset(const char *flag, esm_dataset **ds, esm_err *err);
+
+/* Progress on stderr, redrawn in place when stderr is a terminal. */
+void cli_progress(void *user, const char *what, size_t done, size_t total);
+
+/* Parses a positive integer option value; on error reports it naming the flag. */
+int cli_parse_int(const char *cmd, const char *flag, const char *value, long min, long max, long *out);
+int cli_parse_u64(const char *cmd, const char *flag, const char *value, uint64_t *out);
+
+/* Writes s as a JSON string literal (with quotes) to f. */
+void cli_json_str(FILE *f, const char *s);
+
+#endif

@@ -1,0 +1,51 @@
+/* esmeta command-line entry: dispatches to subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    esm_cmd_fn fn;
+    const char *help;
+} commands[] = {
+
+
+};
+
+static void print_version(void)
+{
+    esm_features f = esm_get_features();
+    printf("{\"name\":\"esmeta\",\"version\":\"%s\",\"features\":{\"openmp\":%s,\"mpi\":%s,\"cuda\":%s,"
+           "\"blas\":\"%s\"}}\n",
+           f.version, f.openmp ? "true" : "false", f.mpi ? "true" : "false", f.cuda ? "true" : "false", f.blas);
+}
+
+static void print_help(FILE *f)
+{
+    fprintf(f, "usage: esmeta <command> [options]   (esmeta <command> --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; commands[i].name; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n  --version  print version and compiled-in features as JSON\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        print_version();
+        return 0;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        print_help(stdout);
+        return 0;
+    }
+    for (size_t i = 0; commands[i].name; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "esmeta: unknown command '%s'; run 'esmeta --help' for the list\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,8 @@
+/* esmeta: distributed evolution strategies for meta-learning. The public API. */
+#ifndef ESMETA_H
+#define ESMETA_H
+
+#include "esmeta/core.h"
+#include "esmeta/data.h"
+
+#endif

@@ -1,0 +1,95 @@
+/* esmeta core: status codes, error reports, counter-based random numbers. */
+#ifndef ESMETA_CORE_H
+#define ESMETA_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Runtime failures the caller can act on. Programmer errors are asserts instead. */
+typedef enum {
+    ESM_OK = 0,
+    ESM_EINVAL,     /* a parameter or option value is out of range */
+    ESM_ENOTFOUND,  /* a file, folder, class or name does not exist */
+    ESM_EIO,        /* reading or writing failed */
+    ESM_EFORMAT,    /* a file is not what it claims to be (truncated, corrupt) */
+    ESM_EVERSION,   /* a file of another format version */
+    ESM_ECHECKSUM,  /* stored and computed checksums differ */
+    ESM_ENOMEM,     /* an allocation failed */
+    ESM_ENONFINITE, /* NaN or infinity where a finite number is needed */
+    ESM_EMISMATCH,  /* shapes or configurations that must agree do not */
+    ESM_EDIST,      /* a distributed peer failed or diverged */
+    ESM_EUNSUPPORTED /* a feature this build does not have */
+} esm_status;
+
+/* One-line, human-readable account of the last failure. Functions that can fail take
+ * an esm_err* (which may be NULL) and fill it; the library never prints. */
+typedef struct {
+    esm_status code;
+    char msg[512];
+} esm_err;
+
+const char *esm_status_name(esm_status s);
+
+/* Records code and a printf-style message in err (if non-NULL); returns code so that
+ * call sites can `return esm_fail(err, ESM_EIO, "...")`. */
+esm_status esm_fail(esm_err *err, esm_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* What this build can do; filled from compile-time configuration. */
+typedef struct {
+    const char *version;
+    int openmp;
+    int mpi;
+    int cuda;
+    const char *blas; /* BLAS vendor name */
+} esm_features;
+
+esm_features esm_get_features(void);
+
+/* ---- Philox4x32-10 (Salmon et al., SC'11) ----
+ * A counter-based generator: output is a pure function of (key, counter), so any
+ * thread, rank or device can draw any number without shared state. */
+typedef struct { uint32_t v[4]; } esm_ctr4;
+typedef struct { uint32_t v[2]; } esm_key2;
+
+esm_ctr4 esm_philox4x32(esm_ctr4 ctr, esm_key2 key);
+
+/* Maps 32 random bits to a float in (0, 1), never 0 so that log() is safe. */
+float esm_u32_to_open01(uint32_t x);
+
+/* Four standard normals from one Philox block (Box-Muller on two pairs). */
+void esm_gauss4(esm_ctr4 ctr, esm_key2 key, float out[4]);
+
+/* A sequential view over Philox for code that wants "the next number": the stream is
+ * identified by (key, c0, c1, c2) and walks c3. Copyable; holds no pointers. */
+typedef struct {
+    esm_key2 key;
+    esm_ctr4 ctr;
+    uint32_t buf[4];
+    int used; /* how many of buf have been handed out (4 = empty) */
+} esm_stream;
+
+esm_stream esm_stream_make(uint64_t seed, uint32_t c0, uint32_t c1, uint32_t c2);
+uint32_t esm_stream_u32(esm_stream *s);
+/* Uniform integer in [0, n), unbiased (Lemire's multiply-and-reject). n > 0. */
+uint32_t esm_stream_below(esm_stream *s, uint32_t n);
+float esm_stream_uniform(esm_stream *s);  /* in (0, 1) */
+float esm_stream_gauss(esm_stream *s);    /* standard normal */
+
+/* Fills out[0..n) with standard normals that are a pure function of (seed, c0, c1) and
+ * the index: element j comes from block j/4, so any sub-range can be regenerated alone. */
+void esm_gauss_fill(uint64_t seed, uint32_t c0, uint32_t c1, float *out, size_t n);
+/* The same numbers, for the range [begin, begin+n) of that sequence. */
+void esm_gauss_range(uint64_t seed, uint32_t c0, uint32_t c1, size_t begin, float *out, size_t n);
+
+/* CRC-32 (zlib's) over a buffer, continuing from crc (start with 0). */
+uint32_t esm_crc32(uint32_t crc, const void *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,112 @@
+/* esmeta data: Omniglot (zips or folders) -> in-memory dataset -> splits -> seeded episodes. */
+#ifndef ESMETA_DATA_H
+#define ESMETA_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "esmeta/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Reports progress of long loads: done of total units of `what`. */
+typedef void (*esm_progress_fn)(void *user, const char *what, size_t done, size_t total);
+
+/* Every character of the data set with all its drawings, preprocessed: pixels are uint8
+ * with ink = 255 and background = 0 (the files have ink = 0), one byte per pixel. Classes
+ * (character x rotation) are formed by splits, not stored. */
+typedef struct {
+    int height, width, channels;     /* of one preprocessed image */
+    int n_chars;
+    char **names;                    /* [n_chars] "Alphabet/characterNN" */
+    uint8_t *background;             /* [n_chars] 1: images_background, 0: images_evaluation */
+    int *n_images;                   /* [n_chars] drawings of each character */
+    size_t *first;                   /* [n_chars] index of its first image in pixels */
+    size_t n_total;                  /* images in all */
+    uint8_t *pixels;                 /* [n_total][channels][height][width] */
+    int n_splits;                    /* split files carried along (Vinyals) */
+    char **split_names;              /* [n_splits] e.g. "trainval" */
+    char **split_texts;              /* [n_splits] file contents */
+} esm_dataset;
+
+typedef struct {
+    int src_size;   /* expected width and height of every source image (105 for Omniglot) */
+    int out_size;   /* preprocessed width and height (28) */
+    int threads;    /* decode threads; 0 = OpenMP default */
+    esm_progress_fn progress;
+    void *progress_user;
+} esm_load_opts;
+
+esm_load_opts esm_load_opts_default(void);
+
+/* Loads from a prepared cache file, or from a folder holding images_background and
+ * images_evaluation (each as a .zip or as an extracted folder) and optionally
+ * the Vinyals split files (splits/vinyals/NAME.txt). */
+esm_status esm_dataset_load(const char *path, const esm_load_opts *opts, esm_dataset **out, esm_err *err);
+void esm_dataset_free(esm_dataset *ds);
+
+/* Writes ds as one binary cache file (magic, version, dimensions, names, pixels, CRC-32);
+ * atomically: on failure no file is left at path and an older one stays intact. */
+esm_status esm_cache_write(const esm_dataset *ds, const char *path, esm_err *err);
+esm_status esm_cache_read(const char *path, esm_dataset **out, esm_err *err);
+/* 1 if path starts with the cache magic. */
+int esm_cache_is_cache(const char *path);
+
+/* A class is a character seen at one rotation (quarter turns counter-clockwise). */
+typedef struct {
+    int chr;
+    int rot; /* 0..3: 0, 90, 180, 270 degrees */
+} esm_class;
+
+typedef struct {
+    int n_classes;
+    esm_class *classes;
+    int min_images; /* fewest drawings of any class: bounds shot + query */
+} esm_split;
+
+/* name: train, val, trainval, test (Vinyals, from split files carried by ds), background,
+ * evaluation (Lake: every character of that half at 4 rotations), or a path to a file of
+ * lines "Alphabet/characterNN/rotDDD". */
+esm_status esm_split_get(const esm_dataset *ds, const char *name, esm_split *out, esm_err *err);
+esm_status esm_split_parse(const esm_dataset *ds, const char *text, const char *origin, esm_split *out,
+                           esm_err *err);
+void esm_split_free(esm_split *sp);
+
+/* Writes image `img` of character chr rotated by rot quarter turns as floats in [0,1]
+ * (ink = 1) into out[channels*height*width]. */
+void esm_image_to_float(const esm_dataset *ds, int chr, int img, int rot, float *out);
+
+typedef struct {
+    int way, shot, query;
+} esm_episode_shape;
+
+/* One N-way K-shot Q-query episode. Support images are class-major (class c's shots at
+ * rows c*shot .. c*shot+shot-1), queries likewise; labels are 0..way-1. */
+typedef struct {
+    esm_episode_shape shape;
+    int image_size;     /* channels*height*width */
+    int *classes;       /* [way] indices into the split */
+    int *support_img;   /* [way*shot] drawing index within its class */
+    int *query_img;     /* [way*query] */
+    int *query_label;   /* [way*query] */
+    float *support;     /* (way*shot, C, H, W) */
+    float *query;       /* (way*query, C, H, W) */
+} esm_episode;
+
+/* Checks that the shape is positive and can be drawn from the split. */
+esm_status esm_episode_check(const esm_split *sp, esm_episode_shape shape, esm_err *err);
+esm_status esm_episode_init(esm_episode *ep, const esm_dataset *ds, esm_episode_shape shape, esm_err *err);
+void esm_episode_free(esm_episode *ep);
+/* Episode `index` of `seed`: a pure function of (seed, index, split, shape), so any thread or
+ * process can build any episode. Shape must have passed esm_episode_check. */
+void esm_episode_sample(esm_episode *ep, const esm_dataset *ds, const esm_split *sp, uint64_t seed,
+                        uint64_t index);
+/* Only the indices (classes, drawings), without filling pixels. */
+void esm_episode_sample_indices(esm_episode *ep, const esm_split *sp, uint64_t seed, uint64_t index);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,48 @@
+/* A small test harness: each TEST runs in its own process, so a crash fails one test
+ * and not the run. The registry is generated from the TEST(...) lines by the Makefile. */
+#ifndef ESM_TEST_HARNESS_H
+#define ESM_TEST_HARNESS_H
+
+#include <math.h>
+#include <stdio.h>
+
+typedef struct {
+    int failures;
+} esm_tctx;
+
+#define TEST(name) void test_##name(esm_tctx *t_)
+
+void esm_tfail(esm_tctx *t, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* CHECK records a failure and continues; REQUIRE stops the test. */
+#define CHECK(cond) \
+    do { if (!(cond)) esm_tfail(t_, __FILE__, __LINE__, "%s", #cond); } while (0)
+#define CHECKF(cond, ...) \
+    do { if (!(cond)) esm_tfail(t_, __FILE__, __LINE__, __VA_ARGS__); } while (0)
+#define REQUIRE(cond) \
+    do { if (!(cond)) { esm_tfail(t_, __FILE__, __LINE__, "%s", #cond); return; } } while (0)
+#define REQUIREF(cond, ...) \
+    do { if (!(cond)) { esm_tfail(t_, __FILE__, __LINE__, __VA_ARGS__); return; } } while (0)
+#define CHECK_NEAR(a, b, tol) \
+    do { double a_ = (a), b_ = (b); \
+         if (!(fabs(a_ - b_) <= (tol))) \
+             esm_tfail(t_, __FILE__, __LINE__, "%s = %.9g, %s = %.9g, tolerance %.3g", #a, a_, #b, b_, (double)(tol)); \
+    } while (0)
+/* For esm_status-returning calls: on failure show the library's message. */
+#define REQUIRE_OK(expr, errp) \
+    do { esm_status s_ = (expr); \
+         if (s_ != ESM_OK) { esm_tfail(t_, __FILE__, __LINE__, "%s -> %s: %s", #expr, esm_status_name(s_), (errp)->msg); return; } \
+    } while (0)
+
+/* Shared fixtures and helpers (tests/fixtures.c). */
+const char *esm_test_data_dir(void);    /* the Omniglot folder, or NULL (test then fails) */
+const char *esm_test_cli(void);         /* path of the esmeta binary under test */
+const char *esm_test_tmpdir(void);      /* a private scratch folder for this test */
+const char *esm_test_cache(void);       /* a prepared cache of the full data set */
+
+/* Runs the CLI with a shell-quoted argument string; captures stdout and stderr (each
+ * truncated to cap bytes) and returns the exit status (-1 if it did not exit normally). */
+int esm_test_run_cli(const char *args, char *out, size_t out_cap, char *errbuf, size_t err_cap);
+
+#endif
