@@ -9,8 +9,9 @@ static const struct {
     esm_cmd_fn fn;
     const char *help;
 } commands[] = {
-
-
+    {"prepare", cmd_prepare, "turn the raw Omniglot files into one binary cache file"},
+    {"info", cmd_info, "describe a split of the data as one JSON line"},
+    {NULL, NULL, NULL},
 };
 
 static void print_version(void)

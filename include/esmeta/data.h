@@ -54,10 +54,17 @@ esm_status esm_cache_read(const char *path, esm_dataset **out, esm_err *err);
 /* 1 if path starts with the cache magic. */
 int esm_cache_is_cache(const char *path);
 
+/* Decodes a PNG (any bit depth or colour type; flattened to grey) and preprocesses it as the
+ * training data is: area-averaged to out_size x out_size, inverted so that ink = 255.
+ * expect_size > 0 rejects images of another size. origin names the file in errors. */
+esm_status esm_png_preprocess(const unsigned char *png, size_t len, int expect_size, int out_size, uint8_t *out,
+                              const char *origin, esm_err *err);
+
 /* A class is a character seen at one rotation (quarter turns counter-clockwise). */
 typedef struct {
     int chr;
-    int rot; /* 0..3: 0, 90, 180, 270 degrees */
+    int rot;      /* 0..3: 0, 90, 180, 270 degrees */
+    int n_images; /* drawings of the character */
 } esm_class;
 
 typedef struct {
@@ -93,6 +100,7 @@ typedef struct {
     int *query_label;   /* [way*query] */
     float *support;     /* (way*shot, C, H, W) */
     float *query;       /* (way*query, C, H, W) */
+    int *scratch;       /* [shot+query] */
 } esm_episode;
 
 /* Checks that the shape is positive and can be drawn from the split. */

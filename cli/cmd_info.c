@@ -1,0 +1,59 @@
+/* esmeta info: one JSON line describing a split. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void help(void)
+{
+    printf("usage: esmeta info [--data PATH] [--split NAME]\n"
+           "  --data PATH   Omniglot folder or cache file (default: $ESMETA_DATA, ../shared/data/omniglot, data/omniglot)\n"
+           "  --split NAME  train, val, trainval, test (Vinyals), background, evaluation (Lake), or a split file;\n"
+           "                default trainval\n");
+}
+
+int cmd_info(int argc, char **argv)
+{
+    const char *data = NULL, *split = "trainval";
+    static const struct option opts[] = {
+        {"data", required_argument, 0, 'd'}, {"split", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 's': split = optarg; break;
+        case 'h': help(); return 0;
+        default: return cli_usage_error("info", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("info", "unexpected argument '%s'", argv[optind]);
+    esm_err err = {0};
+    esm_dataset *ds = NULL;
+    if (!cli_load_dataset(data, &ds, &err))
+        return cli_error(&err);
+    esm_split sp;
+    if (esm_split_get(ds, split, &sp, &err) != ESM_OK) {
+        esm_dataset_free(ds);
+        return cli_error(&err);
+    }
+    size_t images = 0;
+    int chars = 0;
+    for (int i = 0; i < sp.n_classes; i++)
+        images += (size_t)sp.classes[i].n_images;
+    /* Count distinct characters: classes of one character are not necessarily adjacent. */
+    unsigned char *seen = calloc((size_t)ds->n_chars, 1);
+    for (int i = 0; seen && i < sp.n_classes; i++)
+        chars += !seen[sp.classes[i].chr]++;
+    free(seen);
+    printf("{\"split\":");
+    cli_json_str(stdout, split);
+    printf(",\"classes\":%d,\"characters\":%d,\"images\":%zu,\"min_images_per_class\":%d,\"height\":%d,\"width\":%d,"
+           "\"channels\":%d}\n",
+           sp.n_classes, chars, images, sp.min_images, ds->height, ds->width, ds->channels);
+    esm_split_free(&sp);
+    esm_dataset_free(ds);
+    return 0;
+}

@@ -1,0 +1,163 @@
+/* Shared CLI plumbing: errors, progress, number parsing, JSON strings, finding the data. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int cli_error(const esm_err *err)
+{
+    fprintf(stderr, "esmeta: %s\n", err->msg[0] ? err->msg : esm_status_name(err->code));
+    return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "esmeta %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'esmeta %s --help')\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
+int cli_parse_int(const char *cmd, const char *flag, const char *value, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (errno || end == value || *end) {
+        cli_usage_error(cmd, "%s '%s' is not an integer", flag, value);
+        return 0;
+    }
+    if (v < min || v > max) {
+        cli_usage_error(cmd, "%s %ld is out of range [%ld, %ld]", flag, v, min, max);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int cli_parse_u64(const char *cmd, const char *flag, const char *value, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    if (errno || end == value || *end || value[0] == '-') {
+        cli_usage_error(cmd, "%s '%s' is not a non-negative integer", flag, value);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+void cli_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static int exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+int cli_resolve_data(const char *flag, char *out, size_t cap, esm_err *err)
+{
+    if (flag) {
+        if (!exists(flag)) {
+            esm_fail(err, ESM_ENOTFOUND, "--data %s: no such file or folder", flag);
+            return 0;
+        }
+        snprintf(out, cap, "%s", flag);
+        return 1;
+    }
+    const char *env = getenv("ESMETA_DATA");
+    if (env && *env) {
+        if (!exists(env)) {
+            esm_fail(err, ESM_ENOTFOUND, "ESMETA_DATA=%s: no such file or folder", env);
+            return 0;
+        }
+        snprintf(out, cap, "%s", env);
+        return 1;
+    }
+    /* Also relative to the binary (build/esmeta), so it works from any working folder. */
+    char exe[PATH_MAX] = "";
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = 0;
+    const char *rel[] = {"../shared/data/omniglot", "data/omniglot"};
+    for (int base = 0; base < 2; base++)
+        for (int i = 0; i < 2; i++) {
+            char cand[PATH_MAX + 64];
+            if (base == 0)
+                snprintf(cand, sizeof cand, "%s", rel[i]);
+            else if (exe[0])
+                snprintf(cand, sizeof cand, "%s/../%s", exe, rel[i]);
+            else
+                continue;
+            if (exists(cand)) {
+                snprintf(out, cap, "%s", cand);
+                return 1;
+            }
+        }
+    esm_fail(err, ESM_ENOTFOUND, "no Omniglot data found: pass --data PATH, set ESMETA_DATA, or run "
+             "scripts/fetch-omniglot (looked in ../shared/data/omniglot and data/omniglot)");
+    return 0;
+}
+
+typedef struct {
+    double start, last;
+    int tty;
+} progress_state;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void cli_progress(void *user, const char *what, size_t done, size_t total)
+{
+    progress_state *p = user;
+    double t = now_s();
+    if (done < total && t - p->last < (p->tty ? 0.2 : 2.0))
+        return;
+    p->last = t;
+    fprintf(stderr, "%s%s: %zu/%zu (%.1fs)%s", p->tty ? "\r" : "", what, done, total, t - p->start,
+            p->tty && done < total ? "" : "\n");
+    fflush(stderr);
+}
+
+int cli_load_dataset(const char *flag, esm_dataset **ds, esm_err *err)
+{
+    char path[4096];
+    if (!cli_resolve_data(flag, path, sizeof path, err))
+        return 0;
+    progress_state ps = {.start = now_s(), .tty = isatty(2)};
+    esm_load_opts o = esm_load_opts_default();
+    o.progress = cli_progress;
+    o.progress_user = &ps;
+    return esm_dataset_load(path, &o, ds, err) == ESM_OK;
+}

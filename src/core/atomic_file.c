@@ -1,0 +1,80 @@
+/* Atomic file replacement (see atomic_file.h). */
+#define _GNU_SOURCE
+#include "core/atomic_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+esm_status esm_afile_open(esm_afile *af, const char *path, esm_err *err)
+{
+    memset(af, 0, sizeof *af);
+    if (strlen(path) + 16 > sizeof af->tmp_path)
+        return esm_fail(err, ESM_EINVAL, "%s: path too long", path);
+    snprintf(af->final_path, sizeof af->final_path, "%s", path);
+    snprintf(af->tmp_path, sizeof af->tmp_path, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(af->tmp_path);
+    if (fd < 0)
+        return esm_fail(err, ESM_EIO, "%s: cannot create a file there (%s); check the folder exists and is writable",
+                        path, strerror(errno));
+    af->f = fdopen(fd, "wb");
+    if (!af->f) {
+        close(fd);
+        unlink(af->tmp_path);
+        return esm_fail(err, ESM_EIO, "%s: %s", path, strerror(errno));
+    }
+    return ESM_OK;
+}
+
+void esm_afile_write(esm_afile *af, const void *buf, size_t len)
+{
+    if (af->failed || len == 0)
+        return;
+    if (fwrite(buf, 1, len, af->f) != len)
+        af->failed = errno ? errno : EIO;
+    af->crc = esm_crc32(af->crc, buf, len);
+}
+
+static void fsync_parent(const char *path)
+{
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", path);
+    int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd); /* best effort: some file systems refuse fsync on folders */
+        close(dfd);
+    }
+}
+
+esm_status esm_afile_commit(esm_afile *af, esm_err *err)
+{
+    int e = af->failed;
+    if (!e && fflush(af->f) != 0)
+        e = errno;
+    if (!e && fsync(fileno(af->f)) != 0)
+        e = errno;
+    if (fclose(af->f) != 0 && !e)
+        e = errno;
+    af->f = NULL;
+    if (!e && rename(af->tmp_path, af->final_path) != 0)
+        e = errno;
+    if (e) {
+        unlink(af->tmp_path);
+        return esm_fail(err, ESM_EIO, "%s: write failed (%s); the previous file, if any, is unchanged",
+                        af->final_path, strerror(e));
+    }
+    fsync_parent(af->final_path);
+    return ESM_OK;
+}
+
+void esm_afile_abort(esm_afile *af)
+{
+    if (af->f) {
+        fclose(af->f);
+        af->f = NULL;
+    }
+    unlink(af->tmp_path);
+}

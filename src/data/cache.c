@@ -1,0 +1,174 @@
+/* The prepared-data cache: one binary file that loads in milliseconds.
+ *
+ * Layout (little-endian), version 1:
+ *   "ESMCACHE" | u32 version | u32 channels, height, width | u32 n_chars | u64 n_total | u32 n_splits
+ *   n_chars x  { u32 n_images | u8 background | u16 name_len | name }
+ *   n_splits x { u16 name_len | name | u32 text_len | text }
+ *   pixels: n_total x channels x height x width bytes
+ *   u32 CRC-32 of every byte before it */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/atomic_file.h"
+#include "core/bytes.h"
+#include "core/read_file.h"
+#include "data/dataset_internal.h"
+
+#define CACHE_MAGIC "ESMCACHE"
+#define CACHE_VERSION 1u
+
+int esm_cache_is_cache(const char *path)
+{
+    char magic[8];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    int ok = fread(magic, 1, 8, f) == 8 && memcmp(magic, CACHE_MAGIC, 8) == 0;
+    fclose(f);
+    return ok;
+}
+
+static void put_u16(esm_afile *af, uint16_t v) { unsigned char b[2]; esm_put_u16(b, v); esm_afile_write(af, b, 2); }
+static void put_u32(esm_afile *af, uint32_t v) { unsigned char b[4]; esm_put_u32(b, v); esm_afile_write(af, b, 4); }
+static void put_u64(esm_afile *af, uint64_t v) { unsigned char b[8]; esm_put_u64(b, v); esm_afile_write(af, b, 8); }
+
+static void put_name(esm_afile *af, const char *s)
+{
+    size_t n = strlen(s);
+    put_u16(af, (uint16_t)n);
+    esm_afile_write(af, s, n);
+}
+
+esm_status esm_cache_write(const esm_dataset *ds, const char *path, esm_err *err)
+{
+    for (int i = 0; i < ds->n_chars; i++)
+        if (strlen(ds->names[i]) > UINT16_MAX)
+            return esm_fail(err, ESM_EINVAL, "character name too long for the cache: %.40s...", ds->names[i]);
+    esm_afile af;
+    esm_status st = esm_afile_open(&af, path, err);
+    if (st != ESM_OK)
+        return st;
+    esm_afile_write(&af, CACHE_MAGIC, 8);
+    put_u32(&af, CACHE_VERSION);
+    put_u32(&af, (uint32_t)ds->channels);
+    put_u32(&af, (uint32_t)ds->height);
+    put_u32(&af, (uint32_t)ds->width);
+    put_u32(&af, (uint32_t)ds->n_chars);
+    put_u64(&af, ds->n_total);
+    put_u32(&af, (uint32_t)ds->n_splits);
+    for (int i = 0; i < ds->n_chars; i++) {
+        put_u32(&af, (uint32_t)ds->n_images[i]);
+        esm_afile_write(&af, &ds->background[i], 1);
+        put_name(&af, ds->names[i]);
+    }
+    for (int i = 0; i < ds->n_splits; i++) {
+        put_name(&af, ds->split_names[i]);
+        size_t n = strlen(ds->split_texts[i]);
+        put_u32(&af, (uint32_t)n);
+        esm_afile_write(&af, ds->split_texts[i], n);
+    }
+    esm_afile_write(&af, ds->pixels, ds->n_total * (size_t)ds->channels * ds->height * ds->width);
+    uint32_t crc = af.crc;
+    put_u32(&af, crc);
+    return esm_afile_commit(&af, err);
+}
+
+static char *take_string(esm_reader *r, size_t n)
+{
+    const unsigned char *p = esm_take(r, n);
+    return p ? strndup((const char *)p, n) : NULL;
+}
+
+static esm_status parse_names(esm_reader *r, esm_dataset *ds, uint32_t n_splits, const char *path, esm_err *err)
+{
+    size_t img = 0;
+    for (int i = 0; i < ds->n_chars; i++) {
+        ds->n_images[i] = (int)esm_get_u32(r);
+        const unsigned char *bg = esm_take(r, 1);
+        ds->background[i] = bg ? *bg : 0;
+        ds->names[i] = take_string(r, esm_get_u16(r));
+        ds->first[i] = img;
+        img += (size_t)ds->n_images[i];
+        if (!r->ok || !ds->names[i])
+            return esm_fail(err, ESM_EFORMAT, "cache file %s is truncated; run 'esmeta prepare' again", path);
+    }
+    if (img != ds->n_total)
+        return esm_fail(err, ESM_EFORMAT, "cache file %s is inconsistent (image counts); run 'esmeta prepare' again",
+                        path);
+    for (uint32_t i = 0; i < n_splits; i++) {
+        char *name = take_string(r, esm_get_u16(r));
+        char *text = take_string(r, esm_get_u32(r));
+        esm_status st = ESM_OK;
+        if (!r->ok || !name || !text) {
+            free(text);
+            st = esm_fail(err, ESM_EFORMAT, "cache file %s is truncated; run 'esmeta prepare' again", path);
+        } else {
+            st = esm_dataset_add_split(ds, name, text, err);
+        }
+        free(name);
+        if (st != ESM_OK)
+            return st;
+    }
+    return ESM_OK;
+}
+
+static esm_status parse_cache(const unsigned char *buf, size_t len, const char *path, esm_dataset **out,
+                              esm_err *err)
+{
+    esm_reader r = {.buf = buf, .len = len, .ok = 1};
+    const unsigned char *magic = esm_take(&r, 8);
+    if (!magic || memcmp(magic, CACHE_MAGIC, 8) != 0)
+        return esm_fail(err, ESM_EFORMAT, "%s: not an esmeta cache file", path);
+    uint32_t version = esm_get_u32(&r);
+    if (r.ok && version != CACHE_VERSION)
+        return esm_fail(err, ESM_EVERSION, "cache file %s has format version %u, this esmeta reads version %u; "
+                        "run 'esmeta prepare' again", path, version, CACHE_VERSION);
+    uint32_t c = esm_get_u32(&r), h = esm_get_u32(&r), w = esm_get_u32(&r), n_chars = esm_get_u32(&r);
+    uint64_t n_total = esm_get_u64(&r);
+    uint32_t n_splits = esm_get_u32(&r);
+    if (!r.ok)
+        return esm_fail(err, ESM_EFORMAT, "cache file %s is truncated; run 'esmeta prepare' again", path);
+    size_t img = (size_t)c * h * w;
+    if (c == 0 || h == 0 || w == 0 || c > 4 || h > 4096 || w > 4096 || n_chars > len || n_splits > 64 ||
+        n_total > len / img)
+        return esm_fail(err, ESM_EFORMAT, "cache file %s is truncated or corrupt (implausible header); run "
+                        "'esmeta prepare' again", path);
+    esm_dataset *ds;
+    esm_status st = esm_dataset_alloc((int)n_chars, n_total, (int)c, (int)h, (int)w, &ds, err);
+    if (st != ESM_OK)
+        return st;
+    st = parse_names(&r, ds, n_splits, path, err);
+    if (st == ESM_OK) {
+        const unsigned char *px = esm_take(&r, n_total * img);
+        uint32_t stored = esm_get_u32(&r);
+        if (!r.ok)
+            st = esm_fail(err, ESM_EFORMAT, "cache file %s is truncated; run 'esmeta prepare' again", path);
+        else if (r.pos != len)
+            st = esm_fail(err, ESM_EFORMAT, "cache file %s has %zu unexpected trailing bytes; run 'esmeta prepare' "
+                          "again", path, len - r.pos);
+        else if (esm_crc32(0, buf, len - 4) != stored)
+            st = esm_fail(err, ESM_ECHECKSUM, "cache file %s fails its checksum (corrupt); run 'esmeta prepare' "
+                          "again", path);
+        else
+            memcpy(ds->pixels, px, n_total * img);
+    }
+    if (st != ESM_OK) {
+        esm_dataset_free(ds);
+        return st;
+    }
+    *out = ds;
+    return ESM_OK;
+}
+
+esm_status esm_cache_read(const char *path, esm_dataset **out, esm_err *err)
+{
+    unsigned char *buf;
+    size_t len;
+    *out = NULL;
+    esm_status st = esm_read_file(path, "cache file", &buf, &len, err);
+    if (st != ESM_OK)
+        return st;
+    st = parse_cache(buf, len, path, out, err);
+    free(buf);
+    return st;
+}

@@ -1,0 +1,17 @@
+/* Construction helpers shared by the folder loader and the cache reader. */
+#ifndef ESM_DATA_DATASET_INTERNAL_H
+#define ESM_DATA_DATASET_INTERNAL_H
+
+#include "data/raw_files.h"
+#include "esmeta/data.h"
+
+/* An empty dataset with room for n_chars characters and n_total images. */
+esm_status esm_dataset_alloc(int n_chars, size_t n_total, int channels, int height, int width, esm_dataset **out,
+                             esm_err *err);
+/* Decodes both halves (sorted) into a dataset: background first, then evaluation. */
+esm_status esm_dataset_from_raw(const esm_raw_list halves[2], const esm_load_opts *o, esm_dataset **out,
+                                esm_err *err);
+/* Takes ownership of text. */
+esm_status esm_dataset_add_split(esm_dataset *ds, const char *name, char *text, esm_err *err);
+
+#endif
