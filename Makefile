@@ -33,6 +33,8 @@ LDLIBS   := $(PKG_LIBS) $(MPI_LIBS) -fopenmp -lm
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/%)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
@@ -67,6 +69,12 @@ $(BUILD)/obj/test_registry.o: $(BUILD)/test_registry.c
 
 $(TESTBIN): $(TEST_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
+
+# Benchmarks are programs, never timed tests; bench/README.md says how to run them.
+bench: all $(BENCH_BIN)
+
+$(BUILD)/bench_%: $(BUILD)/obj/bench/bench_%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 deps:
 	@scripts/install-deps

@@ -9,6 +9,7 @@ typedef int (*esm_cmd_fn)(int argc, char **argv);
 
 int cmd_info(int argc, char **argv);
 int cmd_prepare(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
 
 /* Prints "esmeta: <msg>" to stderr as one line and returns exit status 1 (or 2 for usage). */
 int cli_error(const esm_err *err);

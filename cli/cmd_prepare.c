@@ -34,6 +34,18 @@ int cmd_prepare(int argc, char **argv)
         return cli_usage_error("prepare", "unexpected argument '%s'", argv[optind]);
     if (!strcmp(out, DEFAULT_CACHE))
         mkdir("data", 0755);
+    /* Fail before the slow part if the result could not be written. */
+    char folder[4096];
+    const char *slash = strrchr(out, '/');
+    if (!slash)
+        snprintf(folder, sizeof folder, ".");
+    else
+        snprintf(folder, sizeof folder, "%.*s", slash == out ? 1 : (int)(slash - out), out);
+    struct stat st;
+    if (stat(folder, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "esmeta: --out %s: folder %s does not exist; create it or choose another path\n", out, folder);
+        return 1;
+    }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     esm_err err = {0};

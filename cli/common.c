@@ -14,6 +14,8 @@
 
 int cli_error(const esm_err *err)
 {
+    if (isatty(2))
+        fputs("\r\033[K", stderr); /* clear a progress line left mid-way */
     fprintf(stderr, "esmeta: %s\n", err->msg[0] ? err->msg : esm_status_name(err->code));
     return 1;
 }
@@ -128,7 +130,7 @@ int cli_resolve_data(const char *flag, char *out, size_t cap, esm_err *err)
 
 typedef struct {
     double start, last;
-    int tty;
+    int tty, shown;
 } progress_state;
 
 static double now_s(void)
@@ -144,7 +146,12 @@ void cli_progress(void *user, const char *what, size_t done, size_t total)
     double t = now_s();
     if (done < total && t - p->last < (p->tty ? 0.2 : 2.0))
         return;
+    if (done < total && t - p->start < 1.0)
+        return; /* quick work stays quiet */
+    if (done >= total && !p->shown)
+        return;
     p->last = t;
+    p->shown = 1;
     fprintf(stderr, "%s%s: %zu/%zu (%.1fs)%s", p->tty ? "\r" : "", what, done, total, t - p->start,
             p->tty && done < total ? "" : "\n");
     fflush(stderr);

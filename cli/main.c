@@ -11,6 +11,7 @@ static const struct {
 } commands[] = {
     {"prepare", cmd_prepare, "turn the raw Omniglot files into one binary cache file"},
     {"info", cmd_info, "describe a split of the data as one JSON line"},
+    {"sample", cmd_sample, "show the classes and drawings of seeded episodes as JSON lines"},
     {NULL, NULL, NULL},
 };
 

@@ -45,4 +45,21 @@ const char *esm_test_cache(void);       /* a prepared cache of the full data set
  * truncated to cap bytes) and returns the exit status (-1 if it did not exit normally). */
 int esm_test_run_cli(const char *args, char *out, size_t out_cap, char *errbuf, size_t err_cap);
 
+
+
+/* Data fixtures (tests/fixture_data.c). */
+#include "esmeta/data.h"
+/* The full data set, from the shared cache (NULL on failure, with a message). */
+esm_dataset *esm_test_dataset(void);
+
+typedef enum { MINI_DIRS, MINI_ZIP, MINI_ZIP_WITH_DIR_ENTRIES } esm_mini_layout;
+/* Builds dir/images_{background,evaluation}{.zip,/} holding the first n_chars characters of
+ * each half of the real data, in the given layout; copies the split files if with_splits. */
+int esm_test_make_mini(const char *dir, int n_chars, esm_mini_layout layout, int with_splits);
+/* Writes a w x h greyscale PNG (all background except one ink pixel). */
+int esm_test_write_png(const char *path, int w, int h);
+/* Copies a file, keeping only its first keep bytes when keep >= 0. */
+int esm_test_copy_file(const char *from, const char *to, long keep);
+/* Counts entries of a folder whose names start with prefix. */
+int esm_test_count_files(const char *dir, const char *prefix);
 #endif

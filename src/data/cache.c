@@ -128,11 +128,13 @@ static esm_status parse_cache(const unsigned char *buf, size_t len, const char *
     uint32_t n_splits = esm_get_u32(&r);
     if (!r.ok)
         return esm_fail(err, ESM_EFORMAT, "cache file %s is truncated; run 'esmeta prepare' again", path);
+    if (c == 0 || h == 0 || w == 0 || c > 4 || h > 4096 || w > 4096 || n_splits > 64)
+        return esm_fail(err, ESM_EFORMAT, "cache file %s is corrupt (implausible header); run 'esmeta prepare' again",
+                        path);
     size_t img = (size_t)c * h * w;
-    if (c == 0 || h == 0 || w == 0 || c > 4 || h > 4096 || w > 4096 || n_chars > len || n_splits > 64 ||
-        n_total > len / img)
-        return esm_fail(err, ESM_EFORMAT, "cache file %s is truncated or corrupt (implausible header); run "
-                        "'esmeta prepare' again", path);
+    if (n_chars > len || n_total > len / img)
+        return esm_fail(err, ESM_EFORMAT, "cache file %s is truncated (%zu bytes cannot hold %llu images); run "
+                        "'esmeta prepare' again", path, len, (unsigned long long)n_total);
     esm_dataset *ds;
     esm_status st = esm_dataset_alloc((int)n_chars, n_total, (int)c, (int)h, (int)w, &ds, err);
     if (st != ESM_OK)

@@ -38,7 +38,7 @@ static esm_status read_half(const char *root, const char *half, esm_raw_list *ou
         return esm_raw_from_dir(dir, out, err);
     if (is_file(zip))
         return esm_raw_from_zip(zip, half, out, err);
-    return esm_fail(err, ESM_ENOTFOUND, "%s: neither %s.zip nor a %s folder is there; run scripts/fetch-omniglot "
+    return esm_fail(err, ESM_ENOTFOUND, "%s: neither %s.zip nor an extracted %s folder is there; run scripts/fetch-omniglot "
                     "or pass --data with the Omniglot folder", root, half, half);
 }
 
@@ -68,8 +68,6 @@ static esm_status load_folder(const char *root, const esm_load_opts *o, esm_data
     memset(halves, 0, sizeof halves);
     esm_status st = ESM_OK;
     for (int h = 0; h < 2 && st == ESM_OK; h++) {
-        if (o->progress)
-            o->progress(o->progress_user, HALVES[h], 0, 1);
         st = read_half(root, HALVES[h], &halves[h], err);
         esm_raw_sort(&halves[h]);
     }
