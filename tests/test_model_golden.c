@@ -1,7 +1,8 @@
 /* esmeta against PyTorch: the files in tests/golden/ come from tests/golden/gen_golden.py (float64
  * PyTorch references of the same tiny nets and 3-way episodes). Tolerances are for float32
- * arithmetic: embeddings and losses agree to ~1e-5 relative, gradients to 1e-3 of their
- * largest magnitude (batch norm divides by small variances, which amplifies rounding). */
+ * arithmetic: embeddings and losses agree to ~1e-5 relative, gradients to 1e-4 of their
+ * largest magnitude (seen: ~1.5e-6; batch norm divides by small variances, which amplifies
+ * rounding, so the margin is wide). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,7 +89,7 @@ static void check_golden(esm_tctx *t_, const char *file)
     CHECK_NEAR(loss, esm_golden_get(&c.g, "loss", NULL)[0], 1e-4 * (1 + fabs(loss)));
     CHECK_NEAR(acc, esm_golden_get(&c.g, "acc", NULL)[0], 1e-6);
     double ge = rel_err(grad, esm_golden_get(&c.g, "grad", NULL), net->n_params);
-    CHECKF(ge < 1e-3, "gradient differs from PyTorch by %.3g of its largest entry", ge);
+    CHECKF(ge < 1e-4, "gradient differs from PyTorch by %.3g of its largest entry", ge);
     double re = rel_err(running, esm_golden_get(&c.g, "running1", NULL), net->n_bn);
     CHECKF(re < 1e-5, "running statistics differ from PyTorch's by %.3g", re);
 

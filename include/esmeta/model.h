@@ -94,8 +94,8 @@ void esm_net_ws_free(esm_net_ws *ws);
 /* Bytes a workspace would take, to plan thread counts. */
 size_t esm_net_ws_bytes(const esm_net *net, int max_n, int with_backward);
 
-/* x is (n, C, H, W); emb is (n, emb_dim). In the batch-statistics modes n*h*w of every block
- * must exceed 1 (like PyTorch). */
+/* x is (n, C, H, W); emb is (n, emb_dim). Batch statistics work for any n >= 1 since every
+ * block sees at least 2x2 values per image. */
 esm_status esm_net_forward(const esm_net *net, const float *params, float *bn_running, esm_net_ws *ws,
                            const float *x, int n, esm_bn_mode mode, float *emb, esm_err *err);
 

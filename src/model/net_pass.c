@@ -15,25 +15,23 @@ static void update_running(float *run_mean, float *run_var, const float *mean, c
     }
 }
 
+static int same_config(const esm_net_config *a, const esm_net_config *b)
+{
+    return a->in_channels == b->in_channels && a->in_height == b->in_height && a->in_width == b->in_width &&
+           a->width == b->width && a->depth == b->depth;
+}
+
 static esm_status check_forward(const esm_net *net, const float *bn_running, const esm_net_ws *ws, int n,
                                 esm_bn_mode mode, esm_err *err)
 {
-    if (ws->depth != net->cfg.depth)
-        return esm_fail(err, ESM_EMISMATCH, "net forward: workspace made for depth %d, net has %d; make one for this net",
-                        ws->depth, net->cfg.depth);
+    if (!same_config(&ws->cfg, &net->cfg))
+        return esm_fail(err, ESM_EMISMATCH, "net forward: the workspace was made for another net configuration; "
+                                            "create one with this net");
     if (n <= 0 || n > ws->max_n)
         return esm_fail(err, ESM_EINVAL, "net forward: batch %d outside 1..%d (the workspace's max batch)", n,
                         ws->max_n);
     if (mode == ESM_BN_EVAL && !bn_running)
         return esm_fail(err, ESM_EINVAL, "net forward: eval mode needs the running-statistics buffer (got NULL)");
-    if (mode != ESM_BN_EVAL) {
-        const esm_block *last = &net->block[net->cfg.depth - 1];
-        if ((long)n * last->h * last->w < 2)
-            return esm_fail(err, ESM_EINVAL,
-                            "net forward: batch statistics need more than 1 value per channel; batch %d with a "
-                            "%dx%d last block is too small",
-                            n, last->h, last->w);
-    }
     return ESM_OK;
 }
 
@@ -84,9 +82,9 @@ esm_status esm_net_backward(const esm_net *net, const float *params, esm_net_ws 
     if (ws->last_n <= 0 || !ws->last_batch_stats)
         return esm_fail(err, ESM_EINVAL, "net backward: needs a preceding successful forward in a batch-statistics "
                                          "mode (ESM_BN_TRAIN or ESM_BN_BATCH) on this workspace");
-    if (ws->depth != net->cfg.depth)
-        return esm_fail(err, ESM_EMISMATCH, "net backward: workspace made for depth %d, net has %d", ws->depth,
-                        net->cfg.depth);
+    if (!same_config(&ws->cfg, &net->cfg))
+        return esm_fail(err, ESM_EMISMATCH, "net backward: the workspace was made for another net configuration; "
+                                            "create one with this net");
     int n = ws->last_n, width = net->cfg.width;
     const float *d_pool = d_emb;
     for (int b = net->cfg.depth - 1; b >= 0; b--) {

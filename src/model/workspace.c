@@ -87,6 +87,7 @@ esm_status esm_net_ws_create(const esm_net *net, int max_n, int with_backward, e
     ws->max_n = max_n;
     ws->with_backward = with_backward != 0;
     ws->depth = net->cfg.depth;
+    ws->cfg = net->cfg;
     *out = ws;
     return ESM_OK;
 }

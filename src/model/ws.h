@@ -5,6 +5,7 @@
 #include "esmeta/model.h"
 
 struct esm_net_ws {
+    esm_net_config cfg; /* of the net it was sized for */
     int max_n, with_backward, depth;
     /* What the last forward left, for backward. */
     int last_n, last_batch_stats;
