@@ -4,5 +4,8 @@
 
 #include "esmeta/core.h"
 #include "esmeta/data.h"
+#include "esmeta/model.h"
+#include "esmeta/optim.h"
+#include "esmeta/protonet.h"
 
 #endif

@@ -1,0 +1,103 @@
+/* Whole-net forward and backward: the block layers chained over the workspace. */
+#include "ws.h"
+
+#include <math.h>
+#include <string.h>
+
+/* PyTorch's running update: momentum 0.1 and the unbiased variance (m values per channel). */
+static void update_running(float *run_mean, float *run_var, const float *mean, const float *var, int c,
+                           double m)
+{
+    float unbias = (float)(m / (m - 1.0));
+    for (int ch = 0; ch < c; ch++) {
+        run_mean[ch] = (1.0f - ESM_BN_MOMENTUM) * run_mean[ch] + ESM_BN_MOMENTUM * mean[ch];
+        run_var[ch] = (1.0f - ESM_BN_MOMENTUM) * run_var[ch] + ESM_BN_MOMENTUM * var[ch] * unbias;
+    }
+}
+
+static int same_config(const esm_net_config *a, const esm_net_config *b)
+{
+    return a->in_channels == b->in_channels && a->in_height == b->in_height && a->in_width == b->in_width &&
+           a->width == b->width && a->depth == b->depth;
+}
+
+static esm_status check_forward(const esm_net *net, const float *bn_running, const esm_net_ws *ws, int n,
+                                esm_bn_mode mode, esm_err *err)
+{
+    if (!same_config(&ws->cfg, &net->cfg))
+        return esm_fail(err, ESM_EMISMATCH, "net forward: the workspace was made for another net configuration; "
+                                            "create one with this net");
+    if (n <= 0 || n > ws->max_n)
+        return esm_fail(err, ESM_EINVAL, "net forward: batch %d outside 1..%d (the workspace's max batch)", n,
+                        ws->max_n);
+    if (mode == ESM_BN_EVAL && !bn_running)
+        return esm_fail(err, ESM_EINVAL, "net forward: eval mode needs the running-statistics buffer (got NULL)");
+    return ESM_OK;
+}
+
+esm_status esm_net_forward(const esm_net *net, const float *params, float *bn_running, esm_net_ws *ws,
+                           const float *x, int n, esm_bn_mode mode, float *emb, esm_err *err)
+{
+    ws->last_n = 0;
+    esm_status st = check_forward(net, bn_running, ws, n, mode, err);
+    if (st != ESM_OK)
+        return st;
+    int depth = net->cfg.depth, width = net->cfg.width;
+    const float *a = x;
+    if (ws->with_backward) {
+        memcpy(ws->in[0], x, (size_t)n * net->in_size * sizeof *x);
+        a = ws->in[0];
+    }
+    for (int b = 0; b < depth; b++) {
+        const esm_block *k = &net->block[b];
+        int hw = k->h * k->w;
+        float *z = ws->z[b];
+        /* z is (n, cout, h, w) */
+        esm_conv3x3_forward(a, params + k->w_off, params + k->b_off, n, k->cin, k->cout, k->h, k->w, ws->col, z);
+        if (mode == ESM_BN_EVAL) {
+            esm_batchnorm_normalize_with(z, n, k->cout, hw, bn_running + k->mean_off, bn_running + k->var_off);
+        } else {
+            float *mean = ws->mean + (size_t)b * width, *invstd = ws->invstd + (size_t)b * width;
+            esm_batchnorm_normalize_batch(z, n, k->cout, hw, mean, invstd, ws->batch_var);
+            if (mode == ESM_BN_TRAIN && bn_running)
+                update_running(bn_running + k->mean_off, bn_running + k->var_off, mean, ws->batch_var, k->cout,
+                               (double)n * hw);
+        }
+        /* out is (n, cout, ho, wo): the next block's input, or the embedding */
+        float *out = b == depth - 1 ? emb : ws->in[b + 1];
+        esm_bn_relu_pool_forward(z, params + k->gamma_off, params + k->beta_off, n, k->cout, k->h, k->w, out);
+        a = out;
+    }
+    ws->last_n = n;
+    ws->last_batch_stats = mode != ESM_BN_EVAL;
+    return ESM_OK;
+}
+
+esm_status esm_net_backward(const esm_net *net, const float *params, esm_net_ws *ws, const float *d_emb,
+                            float *grad, esm_err *err)
+{
+    if (!ws->with_backward)
+        return esm_fail(err, ESM_EINVAL, "net backward: the workspace was made without backward; create it with "
+                                         "with_backward = 1");
+    if (ws->last_n <= 0 || !ws->last_batch_stats)
+        return esm_fail(err, ESM_EINVAL, "net backward: needs a preceding successful forward in a batch-statistics "
+                                         "mode (ESM_BN_TRAIN or ESM_BN_BATCH) on this workspace");
+    if (!same_config(&ws->cfg, &net->cfg))
+        return esm_fail(err, ESM_EMISMATCH, "net backward: the workspace was made for another net configuration; "
+                                            "create one with this net");
+    int n = ws->last_n, width = net->cfg.width;
+    const float *d_pool = d_emb;
+    for (int b = net->cfg.depth - 1; b >= 0; b--) {
+        const esm_block *k = &net->block[b];
+        const float *gamma = params + k->gamma_off, *beta = params + k->beta_off;
+        /* g_big is (n, cout, h, w): d of the bn output, then (in place) of the conv output */
+        esm_bn_relu_pool_backward(ws->z[b], gamma, beta, d_pool, n, k->cout, k->h, k->w, ws->g_big);
+        esm_batchnorm_backward(ws->z[b], gamma, ws->invstd + (size_t)b * width, n, k->cout, k->h * k->w, ws->g_big,
+                               grad + k->gamma_off, grad + k->beta_off);
+        /* g_small is (n, cin, h, w): d of this block's input, the previous block's pool output */
+        esm_conv3x3_backward(ws->in[b], params + k->w_off, ws->g_big, n, k->cin, k->cout, k->h, k->w, ws->col,
+                             ws->dcol, b > 0 ? ws->g_small : NULL, grad + k->w_off, grad + k->b_off);
+        d_pool = ws->g_small;
+    }
+    return ESM_OK;
+}

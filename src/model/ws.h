@@ -1,0 +1,24 @@
+/* The workspace of a net (private to src/model). */
+#ifndef ESM_MODEL_WS_H
+#define ESM_MODEL_WS_H
+
+#include "esmeta/model.h"
+
+struct esm_net_ws {
+    esm_net_config cfg; /* of the net it was sized for */
+    int max_n, with_backward, depth;
+    /* What the last forward left, for backward. */
+    int last_n, last_batch_stats;
+    /* in[b]: block b's input (n, cin, h, w). in[0] is a copy of x only with_backward;
+     * without it all in[b > 0] share one buffer. */
+    float *in[ESM_NET_MAX_DEPTH];
+    /* z[b]: conv output, normalised in place to xhat (n, cout, h, w); shared without backward. */
+    float *z[ESM_NET_MAX_DEPTH];
+    float *mean, *invstd; /* (depth, width) batch statistics of the last forward */
+    float *batch_var;     /* (width) */
+    float *col, *dcol;    /* im2col scratch: max cin*9*h*w */
+    float *g_big, *g_small; /* backward: d of conv output, d of block input */
+    void *mem;
+};
+
+#endif
