@@ -7,9 +7,22 @@ SAN     ?= 0
 CC      ?= gcc
 VERSION := 0.1.0
 
-PKGS       := openblas libpng libzip zlib
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# OpenBLAS's OpenMP build runs single-threaded inside our parallel regions (one network per
+# thread) and multi-threaded outside them; the pthread build would oversubscribe. Debian installs
+# both side by side, so point pkg-config and the run-time path at the OpenMP one.
+BLAS_DIR   := $(firstword $(wildcard /usr/lib/*/openblas-openmp))
+ifneq ($(BLAS_DIR),)
+BLAS_CFLAGS := $(shell PKG_CONFIG_PATH=$(BLAS_DIR)/pkgconfig pkg-config --cflags openblas)
+BLAS_LIBS   := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
+BLAS_NAME   := openblas-openmp
+else
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null)
+BLAS_NAME   := openblas
+endif
+PKGS       := libpng libzip zlib
+PKG_CFLAGS := $(BLAS_CFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(BLAS_LIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 # MPI is optional: dist/ compiles against it when OpenMPI's pkg-config file is present.
 HAVE_MPI   := $(if $(wildcard src/dist/*.c),$(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || echo 0),0)
@@ -26,7 +39,7 @@ LDFLAGS  := -fsanitize=address,undefined
 endif
 
 CPPFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -DESM_VERSION='"$(VERSION)"' \
-            -DESM_HAVE_MPI=$(HAVE_MPI) -DESM_BLAS_VENDOR='"openblas"'
+            -DESM_HAVE_MPI=$(HAVE_MPI) -DESM_BLAS_VENDOR='"$(BLAS_NAME)"'
 CFLAGS   := -std=c11 -g $(OPT) -march=x86-64-v2 -fopenmp -Wall -Wextra -Werror $(PKG_CFLAGS)
 LDLIBS   := $(PKG_LIBS) $(MPI_LIBS) -fopenmp -lm
 

@@ -217,7 +217,7 @@ TEST(cli_version_and_info_json)
 {
     char out[4096], err[4096];
     CHECK(esm_test_run_cli("--version", out, sizeof out, err, sizeof err) == 0);
-    CHECK(strstr(out, "\"version\":\"") && strstr(out, "\"openmp\":true") && strstr(out, "\"blas\":\"openblas\""));
+    CHECK(strstr(out, "\"version\":\"") && strstr(out, "\"openmp\":true") && strstr(out, "\"blas\":\"openblas"));
     const char *cache = esm_test_cache();
     REQUIRE(cache);
     char cmd[4600];

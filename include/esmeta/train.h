@@ -1,0 +1,104 @@
+/* esmeta train: trainers (backprop, ES) behind one interface, checkpoints, and the standard
+ * few-shot evaluation protocol.
+ *
+ * The caller drives the loop: create (or resume) a trainer, call esm_trainer_step until
+ * esm_trainer_done, save when it wants. The library writes files only when asked to save. */
+#ifndef ESMETA_TRAIN_H
+#define ESMETA_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "esmeta/core.h"
+#include "esmeta/data.h"
+#include "esmeta/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { ESM_TRAINER_BACKPROP = 0, ESM_TRAINER_ES = 1 } esm_trainer_kind;
+
+/* Everything that determines a run's outcome; saved whole in every checkpoint. */
+typedef struct {
+    esm_trainer_kind trainer;
+    char split[256];           /* training split, as named on the command line */
+    uint64_t split_hash;       /* of the split's class list: a resume must see the same classes */
+    esm_episode_shape shape;   /* training episodes */
+    int64_t steps;             /* episodes (backprop) or generations (ES) to run in all */
+    uint64_t seed;
+    esm_net_config net;
+    float lr;
+    int64_t lr_halve_every;    /* 0 = constant */
+    float weight_decay;
+} esm_train_config;
+
+/* Snell et al.'s defaults for backprop: 60-way 5-shot 5-query, Adam 1e-3 halved every 2000. */
+esm_train_config esm_train_config_default(esm_trainer_kind kind);
+/* "backprop" or "es"; -1 if unknown. */
+int esm_trainer_kind_parse(const char *name);
+const char *esm_trainer_kind_name(esm_trainer_kind kind);
+
+/* What one step did. */
+typedef struct {
+    int64_t step;        /* 1-based index of the step just taken */
+    float loss, acc;     /* on the step's training episode(s) */
+    float lr;
+    int64_t images;      /* images passed through the network in the step */
+} esm_train_stats;
+
+typedef struct esm_trainer esm_trainer;
+
+/* A fresh run on split sp of ds (both must outlive the trainer). */
+esm_status esm_trainer_create(const esm_train_config *cfg, const esm_dataset *ds, const esm_split *sp,
+                              esm_trainer **out, esm_err *err);
+/* Continues the run saved in a checkpoint; sp must be the same split (checked). */
+esm_status esm_trainer_resume(const char *ckpt_path, const esm_dataset *ds, const esm_split *sp, esm_trainer **out,
+                              esm_err *err);
+/* One step. ESM_ENONFINITE if the loss or an update is not finite: the trainer's state is
+ * then left as it was before the step. */
+esm_status esm_trainer_step(esm_trainer *t, esm_train_stats *stats, esm_err *err);
+int64_t esm_trainer_steps_done(const esm_trainer *t);
+const esm_train_config *esm_trainer_config(const esm_trainer *t);
+/* Saves atomically; a crash mid-save leaves the previous file intact. */
+esm_status esm_trainer_save(const esm_trainer *t, const char *path, esm_err *err);
+void esm_trainer_free(esm_trainer *t);
+
+/* The model a trainer holds (the ES trainer's centre network), with the batch-norm
+ * statistics used at evaluation. Pointers stay valid until the next step or free. */
+typedef struct {
+    esm_net net;
+    const float *params;
+    const float *bn_running;
+} esm_model_view;
+esm_model_view esm_trainer_model(const esm_trainer *t);
+
+/* A model loaded from any trainer's checkpoint, for evaluation and embedding. */
+typedef struct {
+    esm_train_config cfg;
+    esm_net net;
+    float *params;
+    float *bn_running;
+} esm_model;
+esm_status esm_model_load(const char *ckpt_path, esm_model *out, esm_err *err);
+void esm_model_free(esm_model *m);
+
+/* Hash of a split's class list (characters and rotations, in order). */
+uint64_t esm_split_hash(const esm_dataset *ds, const esm_split *sp);
+
+/* The standard protocol: `episodes` episodes of (seed, 0..episodes-1) from sp, evaluation-mode
+ * batch norm; mean accuracy and the 95% confidence interval 1.96 * std / sqrt(episodes).
+ * Episodes run in parallel (threads <= 0: OpenMP default); the result does not depend on the
+ * thread count. */
+typedef struct {
+    double mean_acc, ci95, mean_loss;
+    int episodes;
+} esm_eval_result;
+esm_status esm_evaluate(const esm_net *net, const float *params, const float *bn_running, const esm_dataset *ds,
+                        const esm_split *sp, esm_episode_shape shape, int episodes, uint64_t seed, int threads,
+                        esm_eval_result *out, esm_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
