@@ -7,5 +7,6 @@
 #include "esmeta/model.h"
 #include "esmeta/optim.h"
 #include "esmeta/protonet.h"
+#include "esmeta/train.h"
 
 #endif

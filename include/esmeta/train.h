@@ -59,6 +59,8 @@ esm_status esm_trainer_resume(const char *ckpt_path, const esm_dataset *ds, cons
  * then left as it was before the step. */
 esm_status esm_trainer_step(esm_trainer *t, esm_train_stats *stats, esm_err *err);
 int64_t esm_trainer_steps_done(const esm_trainer *t);
+/* Changes how many steps the run has in all (e.g. to extend a resumed run). */
+esm_status esm_trainer_set_steps(esm_trainer *t, int64_t steps, esm_err *err);
 const esm_train_config *esm_trainer_config(const esm_trainer *t);
 /* Saves atomically; a crash mid-save leaves the previous file intact. */
 esm_status esm_trainer_save(const esm_trainer *t, const char *path, esm_err *err);

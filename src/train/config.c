@@ -1,0 +1,114 @@
+/* Training configuration: defaults, names, and the text form stored in checkpoints. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "esmeta/train.h"
+#include "train/trainer_internal.h"
+
+esm_train_config esm_train_config_default(esm_trainer_kind kind)
+{
+    esm_train_config c;
+    memset(&c, 0, sizeof c);
+    c.trainer = kind;
+    snprintf(c.split, sizeof c.split, "trainval");
+    c.shape = (esm_episode_shape){60, 5, 5};
+    c.steps = 10000;
+    c.seed = 1;
+    c.net = esm_net_config_default();
+    c.lr = 1e-3f;
+    c.lr_halve_every = 2000;
+    return c;
+}
+
+static const char *const KIND_NAMES[] = {"backprop", "es"};
+
+int esm_trainer_kind_parse(const char *name)
+{
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(name, KIND_NAMES[i]))
+            return i;
+    return -1;
+}
+
+const char *esm_trainer_kind_name(esm_trainer_kind kind)
+{
+    return (unsigned)kind < 2 ? KIND_NAMES[kind] : "unknown";
+}
+
+/* Floats are written with %a (exact hexadecimal) so that a resumed run sees the same bits. */
+int esm_config_to_text(const esm_train_config *c, char *buf, size_t cap)
+{
+    return snprintf(buf, cap,
+                    "trainer=%s\nsplit=%s\nsplit_hash=%" PRIu64 "\nway=%d\nshot=%d\nquery=%d\nsteps=%" PRId64
+                    "\nseed=%" PRIu64 "\nin_channels=%d\nin_height=%d\nin_width=%d\nwidth=%d\ndepth=%d\nlr=%a\n"
+                    "lr_halve_every=%" PRId64 "\nweight_decay=%a\n",
+                    esm_trainer_kind_name(c->trainer), c->split, c->split_hash, c->shape.way, c->shape.shot,
+                    c->shape.query, c->steps, c->seed, c->net.in_channels, c->net.in_height, c->net.in_width,
+                    c->net.width, c->net.depth, (double)c->lr, c->lr_halve_every, (double)c->weight_decay);
+}
+
+static int set_field(esm_train_config *c, const char *key, const char *v)
+{
+    char *end = NULL;
+#define INT_FIELD(name, dst)                   \
+    if (!strcmp(key, name)) {                  \
+        dst = strtoll(v, &end, 10);            \
+        return *end == 0;                      \
+    }
+    if (!strcmp(key, "trainer")) {
+        int k = esm_trainer_kind_parse(v);
+        c->trainer = (esm_trainer_kind)k;
+        return k >= 0;
+    }
+    if (!strcmp(key, "split"))
+        return snprintf(c->split, sizeof c->split, "%s", v) < (int)sizeof c->split;
+    if (!strcmp(key, "split_hash") || !strcmp(key, "seed")) {
+        uint64_t x = strtoull(v, &end, 10);
+        *(!strcmp(key, "seed") ? &c->seed : &c->split_hash) = x;
+        return *end == 0;
+    }
+    if (!strcmp(key, "lr") || !strcmp(key, "weight_decay")) {
+        float x = strtof(v, &end);
+        *(!strcmp(key, "lr") ? &c->lr : &c->weight_decay) = x;
+        return *end == 0;
+    }
+    INT_FIELD("way", c->shape.way)
+    INT_FIELD("shot", c->shape.shot)
+    INT_FIELD("query", c->shape.query)
+    INT_FIELD("steps", c->steps)
+    INT_FIELD("in_channels", c->net.in_channels)
+    INT_FIELD("in_height", c->net.in_height)
+    INT_FIELD("in_width", c->net.in_width)
+    INT_FIELD("width", c->net.width)
+    INT_FIELD("depth", c->net.depth)
+    INT_FIELD("lr_halve_every", c->lr_halve_every)
+#undef INT_FIELD
+    return 1; /* keys from newer versions are ignored */
+}
+
+esm_status esm_config_from_text(const char *text, size_t len, esm_train_config *c, const char *origin, esm_err *err)
+{
+    memset(c, 0, sizeof *c);
+    char line[512];
+    size_t i = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && text[j] != '\n')
+            j++;
+        size_t n = j - i < sizeof line - 1 ? j - i : sizeof line - 1;
+        memcpy(line, text + i, n);
+        line[n] = 0;
+        i = j + 1;
+        char *eq = strchr(line, '=');
+        if (!n)
+            continue;
+        if (!eq)
+            return esm_fail(err, ESM_EFORMAT, "%s: malformed configuration line '%s'", origin, line);
+        *eq = 0;
+        if (!set_field(c, line, eq + 1))
+            return esm_fail(err, ESM_EFORMAT, "%s: bad configuration value %s=%s", origin, line, eq + 1);
+    }
+    return ESM_OK;
+}
