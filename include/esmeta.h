@@ -4,5 +4,6 @@
 
 #include "esmeta/core.h"
 #include "esmeta/data.h"
+#include "esmeta/es.h"
 
 #endif
