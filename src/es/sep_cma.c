@@ -125,7 +125,8 @@ static double chunk_cov(sep_state *st, const float *zw, const float *zz, size_t 
         c = (1 - st->c1 - st->cmu) * c + st->c1 * ((double)st->pc[q] * st->pc[q] + lost * c) +
             st->cmu * c * zz[q];
         st->c[q] = (float)c;
-        st->d[q] = (float)sqrt(c);
+        /* From the stored float, so that a checkpoint (which keeps only c) restores D exactly. */
+        st->d[q] = (float)sqrt((double)st->c[q]);
         dsum += st->d[q];
     }
     return dsum;
