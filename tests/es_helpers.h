@@ -9,7 +9,7 @@
 
 #include "esmeta.h"
 
-/* Under the sanitizers everything runs several times slower: smaller big-dim cases. */
+/* Under ASan, RSS includes shadow memory, so memory-growth checks are skipped there. */
 #if defined(__SANITIZE_ADDRESS__)
 #define ES_SANITIZED 1
 #else

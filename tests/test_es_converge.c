@@ -6,7 +6,6 @@
 #include "es_helpers.h"
 #include "harness.h"
 
-#define BIG_DIM (ES_SANITIZED ? 200 : 1000)
 
 typedef struct {
     const char *strategy;
@@ -53,9 +52,9 @@ TEST(es_sepcma_sphere100)
 {
     run_case(t_, (conv_case){"sep-cma", es_sphere, 100, 1.0f, 1.0f, 0, 0, 400, 1e-3});
 }
-TEST(es_sepcma_sphere_big)
+TEST(es_sepcma_sphere1000)
 {
-    run_case(t_, (conv_case){"sep-cma", es_sphere, BIG_DIM, 0.1f, 0.1f, 0, 0, 1200, 0.1});
+    run_case(t_, (conv_case){"sep-cma", es_sphere, 1000, 0.1f, 0.1f, 0, 0, 1200, 0.1});
 }
 TEST(es_sepcma_rosenbrock10)
 {
@@ -71,11 +70,11 @@ TEST(es_snes_sphere100)
 {
     run_case(t_, (conv_case){"snes", es_sphere, 100, 1.0f, 1.0f, 0, 0, 1000, 1e-3});
 }
-TEST(es_snes_sphere_big)
+TEST(es_snes_sphere1000)
 {
     /* eta_sigma = (3 + ln d) / (5 sqrt d) ~ 0.0063 at d = 1000: sigma shrinks slowly, so
      * only a modest reduction fits the time budget. */
-    run_case(t_, (conv_case){"snes", es_sphere, BIG_DIM, 0.1f, 0.1f, 0, 0, 1200, 5.0});
+    run_case(t_, (conv_case){"snes", es_sphere, 1000, 0.1f, 0.1f, 0, 0, 1200, 5.0});
 }
 TEST(es_snes_rosenbrock10)
 {
@@ -91,9 +90,9 @@ TEST(es_openai_sphere100)
 {
     run_case(t_, (conv_case){"openai-es", es_sphere, 100, 1.0f, 0.01f, 50, 0.005f, 1000, 5e-3});
 }
-TEST(es_openai_sphere_big)
+TEST(es_openai_sphere1000)
 {
-    run_case(t_, (conv_case){"openai-es", es_sphere, BIG_DIM, 0.3f, 0.01f, 50, 0.005f, 600, 0.5});
+    run_case(t_, (conv_case){"openai-es", es_sphere, 1000, 0.3f, 0.01f, 50, 0.005f, 600, 0.5});
 }
 TEST(es_openai_rosenbrock10)
 {
@@ -110,9 +109,9 @@ TEST(es_pgpe_sphere100)
 {
     run_case(t_, (conv_case){"pgpe", es_sphere, 100, 1.0f, 0.1f, 50, 0.01f, 1500, 1e-2});
 }
-TEST(es_pgpe_sphere_big)
+TEST(es_pgpe_sphere1000)
 {
-    run_case(t_, (conv_case){"pgpe", es_sphere, BIG_DIM, 0.3f, 0.1f, 50, 0.01f, 1200, 0.5});
+    run_case(t_, (conv_case){"pgpe", es_sphere, 1000, 0.3f, 0.1f, 50, 0.01f, 1200, 0.5});
 }
 TEST(es_pgpe_rosenbrock10)
 {
