@@ -198,3 +198,33 @@ TEST(es_update_uses_the_members_that_were_evaluated)
     free(x0), free(want), free(th);
     esm_es_free(es);
 }
+
+TEST(es_weight_decay_alone_when_fitness_is_flat)
+{
+    /* Equal fitness carries no signal (tied centred ranks are all 0), so OpenAI-ES with SGD
+     * moves by the L2 decay only: mean -= lr * weight_decay * mean. */
+    esm_err err;
+    size_t dim = 1100;
+    esm_es_config c;
+    REQUIRE_OK(esm_es_config_init(&c, "openai-es", dim, &err), &err);
+    c.optim.kind = ESM_OPTIM_SGD;
+    c.optim.momentum = 0;
+    c.optim.lr = 0.5f;
+    c.optim.weight_decay = 0.1f;
+    float *x0 = malloc(dim * sizeof *x0);
+    float *flat = malloc((size_t)c.popsize * sizeof *flat);
+    REQUIRE(x0 && flat);
+    for (size_t j = 0; j < dim; j++)
+        x0[j] = (float)j / dim - 0.5f;
+    for (int i = 0; i < c.popsize; i++)
+        flat[i] = 2.5f;
+    esm_es *es;
+    REQUIRE_OK(esm_es_create(&es, &c, x0, &err), &err);
+    REQUIRE_OK(esm_es_tell(es, flat, NULL, &err), &err);
+    double worst = 0;
+    for (size_t j = 0; j < dim; j++)
+        worst = fmax(worst, fabs(esm_es_mean(es)[j] - x0[j] * (1 - 0.5 * 0.1)));
+    CHECKF(worst < 1e-6, "largest deviation from pure decay: %g", worst);
+    free(x0), free(flat);
+    esm_es_free(es);
+}

@@ -5,13 +5,27 @@
 #include <assert.h>
 #include <math.h>
 
+static int tied(float a, float b)
+{
+    return (!isfinite(a) && !isfinite(b)) || a == b;
+}
+
 void esm_es_centered_ranks(const esm_es_ranking *rk, float *w)
 {
-    /* Salimans et al. 2017: ranks scaled to [-0.5, 0.5], best +0.5. */
+    /* Salimans et al. 2017: ranks scaled to [-0.5, 0.5], best +0.5. Tied members (all
+     * non-finite ones included) share their average rank, so equal fitness carries no
+     * signal instead of one invented by the tie-break order. */
     int p = rk->popsize;
     assert(p >= 2);
-    for (int i = 0; i < p; i++)
-        w[i] = (float)((double)(p - 1 - rk->rank[i]) / (p - 1) - 0.5);
+    for (int r = 0; r < p;) {
+        int e = r + 1;
+        while (e < p && tied(rk->fitness[rk->order[r]], rk->fitness[rk->order[e]]))
+            e++;
+        double avg = (r + e - 1) / 2.0;
+        for (int q = r; q < e; q++)
+            w[rk->order[q]] = (float)((p - 1 - avg) / (p - 1) - 0.5);
+        r = e;
+    }
 }
 
 void esm_es_standardised(const esm_es_ranking *rk, float *w)
