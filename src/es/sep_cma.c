@@ -5,8 +5,9 @@
  * Defaults: lambda = 4 + floor(3 ln n), mu = floor(lambda / 2), w_k ∝ ln(mu + 1/2) - ln k,
  * c_sigma = (mu_eff + 2) / (n + mu_eff + 5), d_sigma = 1 + 2 max(0, sqrt((mu_eff - 1) /
  * (n + 1)) - 1) + c_sigma (Hansen's tutorial 2016); c_c = 4 / (n + 4) and the separable
- * covariance rate c_cov' = min(1, (n + 2) / 3 * c_cov) with mu_cov = mu_eff (Ros & Hansen
- * 2008, eq. for c_cov' ), split as c_1 = c_cov' / mu_cov, c_mu = c_cov' (1 - 1 / mu_cov). */
+ * covariance rate c_cov' = min(1, (n + 2) / 3 * c_cov), c_cov being CMA-ES's rate with
+ * mu_cov = mu_eff (Ros & Hansen 2008, sec. 2), split as c_1 = c_cov' / mu_cov and
+ * c_mu = c_cov' (1 - 1 / mu_cov). Recombination weights break fitness ties by index. */
 #include "es/strategy.h"
 
 #include <math.h>
