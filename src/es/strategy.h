@@ -1,0 +1,116 @@
+/* The strategy interface and the pieces strategies share. Adding a strategy: write one
+ * file that defines an esm_es_strategy and add it to the table in registry.c. */
+#ifndef ESM_ES_STRATEGY_H
+#define ESM_ES_STRATEGY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "esmeta/es.h"
+
+/* Coordinates are processed in chunks of this many, whatever the thread count: the chunk
+ * is the unit of parallel work and of every reduction, which is what makes tell()
+ * bit-identical across thread counts. */
+#define ESM_ES_CHUNK 1024
+
+typedef struct esm_wbuf esm_wbuf;
+typedef struct esm_rbuf esm_rbuf;
+
+/* Fitness ordering handed to a strategy: order[r] is the member at rank r, best first,
+ * non-finite members last; rank[i] is member i's rank. */
+typedef struct {
+    int popsize;
+    const float *fitness;
+    const int *order;
+    const int *rank;
+} esm_es_ranking;
+
+typedef struct esm_es_strategy {
+    const char *name;
+    void (*defaults)(esm_es_config *cfg);                       /* cfg->dim is set */
+    esm_status (*validate)(const esm_es_config *cfg, esm_err *err);
+    esm_status (*create)(esm_es *es, esm_err *err);             /* allocates es->st */
+    /* member = mean + scalar * (diag ? diag[j] : 1) * noise */
+    void (*scale)(const esm_es *es, const float **diag, float *scalar);
+    /* Must not change the state when it fails (allocate first). Fills update_norm and
+     * sigma_mean of rep. */
+    esm_status (*tell)(esm_es *es, const esm_es_ranking *rk, esm_es_report *rep, esm_err *err);
+    size_t (*state_size)(const esm_es *es);                     /* payload bytes */
+    void (*save)(const esm_es *es, esm_wbuf *w);
+    void (*load)(esm_es *es, esm_rbuf *r);                      /* size already checked */
+    void (*destroy)(esm_es *es);
+} esm_es_strategy;
+
+struct esm_es {
+    const esm_es_strategy *vt;
+    esm_es_config cfg;  /* cfg.strategy points at vt->name */
+    uint32_t gen;
+    float *mean;        /* [dim] */
+    void *st;           /* the strategy's own state */
+};
+
+const esm_es_strategy *esm_es_find(const char *name);
+/* "a, b, c" list of valid names into buf, for error messages. */
+void esm_es_list_names(char *buf, size_t cap);
+
+/* ---- chunked parallel helpers (chunks.c) ---- */
+size_t esm_es_nchunks(size_t dim);
+/* Sum of partial[0..n) in index order: the deterministic end of every reduction. */
+double esm_es_sum_ordered(const double *partial, size_t n);
+/* sum_j x[j]^2, by chunks, deterministic. */
+double esm_es_sumsq(const float *x, size_t dim, double *partial);
+
+/* ---- noise accumulation (noise.c) ----
+ * For coordinates [begin, begin+n), n <= ESM_ES_CHUNK:
+ *   s1[j] = sum_i a[i] * e_i[j],  s2[j] = sum_i b[i] * e_i[j]^2
+ * with e_i member i's standard noise this generation, members in order 0..P-1, skipping
+ * members whose weights are both 0. a or b may be NULL (treated as 0). */
+void esm_es_accumulate(const esm_es *es, const float *a, const float *b, size_t begin, size_t n,
+                       double *s1, double *s2);
+
+/* ---- fitness shaping (fitness.c); w has one entry per member ---- */
+void esm_es_centered_ranks(const esm_es_ranking *rk, float *w);  /* best +0.5, worst -0.5 */
+void esm_es_standardised(const esm_es_ranking *rk, float *w);    /* (f - mean) / std */
+void esm_es_nes_utilities(const esm_es_ranking *rk, float *w);   /* Wierstra et al. 2014 */
+/* Positive log weights on the best mu, zero elsewhere, summing to 1; returns mu_eff. */
+double esm_es_cma_weights(int popsize, int mu, float *w_by_rank);
+
+/* ---- centre optimisers (optim.c) ---- */
+typedef struct {
+    float *m;     /* Adam first moment, SGD/ClipUp velocity */
+    float *v;     /* Adam second moment */
+    uint64_t t;   /* steps taken */
+} esm_optim_state;
+
+esm_status esm_optim_validate(const esm_optim_config *oc, esm_err *err);
+esm_status esm_optim_alloc(esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_err *err);
+void esm_optim_release(esm_optim_state *os);
+size_t esm_optim_state_size(const esm_optim_config *oc, size_t dim);
+void esm_optim_save(const esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_wbuf *w);
+void esm_optim_load(esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_rbuf *r);
+/* Ascends along g (adding the weight decay), updating theta; g is used as scratch.
+ * partial has esm_es_nchunks(dim) entries. Returns the norm of the change of theta. */
+double esm_optim_step(const esm_optim_config *oc, esm_optim_state *os, float *theta, float *g,
+                      size_t dim, double *partial);
+
+/* ---- checkpoint byte buffers (serial.c) ---- */
+struct esm_wbuf {
+    uint8_t *p;
+    size_t len, cap;
+};
+struct esm_rbuf {
+    const uint8_t *p;
+    size_t pos, len;
+};
+void esm_put(esm_wbuf *w, const void *src, size_t n);
+void esm_put_u32(esm_wbuf *w, uint32_t x);
+void esm_put_u64(esm_wbuf *w, uint64_t x);
+void esm_put_f32(esm_wbuf *w, float x);
+void esm_put_floats(esm_wbuf *w, const float *x, size_t n);
+void esm_get(esm_rbuf *r, void *dst, size_t n);
+uint32_t esm_get_u32(esm_rbuf *r);
+uint64_t esm_get_u64(esm_rbuf *r);
+float esm_get_f32(esm_rbuf *r);
+void esm_get_floats(esm_rbuf *r, float *x, size_t n);
+
+#endif
