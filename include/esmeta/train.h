@@ -31,6 +31,12 @@ typedef struct {
     float lr;
     int64_t lr_halve_every;    /* 0 = constant */
     float weight_decay;
+    /* ES only */
+    char strategy[32];         /* "openai-es", "pgpe", "snes", "sep-cma" */
+    int pop;                   /* population size */
+    float sigma;               /* (initial) perturbation scale */
+    int episodes_per_gen;      /* training episodes every member is scored on (the same for all) */
+    int centre_every;          /* centre-network loss/accuracy every k generations; 0 = never */
 } esm_train_config;
 
 /* Snell et al.'s defaults for backprop: 60-way 5-shot 5-query, Adam 1e-3 halved every 2000. */
@@ -45,6 +51,11 @@ typedef struct {
     float loss, acc;     /* on the step's training episode(s) */
     float lr;
     int64_t images;      /* images passed through the network in the step */
+    /* ES only (zero otherwise) */
+    double fitness_mean, fitness_max, update_norm, sigma;
+    int n_nonfinite;     /* members whose fitness was NaN or infinite */
+    int has_centre;      /* centre_loss/centre_acc were measured this step */
+    float centre_loss, centre_acc;
 } esm_train_stats;
 
 typedef struct esm_trainer esm_trainer;

@@ -19,6 +19,19 @@ esm_train_config esm_train_config_default(esm_trainer_kind kind)
     c.net = esm_net_config_default();
     c.lr = 1e-3f;
     c.lr_halve_every = 2000;
+    if (kind == ESM_TRAINER_ES) {
+        /* A starting point from a small numpy OpenAI-ES study (issue 4): 5-way 5-shot 5-query
+         * episodes, population 32, sigma 0.02, Adam 0.002. */
+        c.shape = (esm_episode_shape){5, 5, 5};
+        c.steps = 1000;
+        c.lr = 2e-3f;
+        c.lr_halve_every = 0;
+        snprintf(c.strategy, sizeof c.strategy, "openai-es");
+        c.pop = 32;
+        c.sigma = 0.02f;
+        c.episodes_per_gen = 1;
+        c.centre_every = 10;
+    }
     return c;
 }
 
@@ -43,10 +56,12 @@ int esm_config_to_text(const esm_train_config *c, char *buf, size_t cap)
     return snprintf(buf, cap,
                     "trainer=%s\nsplit=%s\nsplit_hash=%" PRIu64 "\nway=%d\nshot=%d\nquery=%d\nsteps=%" PRId64
                     "\nseed=%" PRIu64 "\nin_channels=%d\nin_height=%d\nin_width=%d\nwidth=%d\ndepth=%d\nlr=%a\n"
-                    "lr_halve_every=%" PRId64 "\nweight_decay=%a\n",
+                    "lr_halve_every=%" PRId64 "\nweight_decay=%a\nstrategy=%s\npop=%d\nsigma=%a\n"
+                    "episodes_per_gen=%d\ncentre_every=%d\n",
                     esm_trainer_kind_name(c->trainer), c->split, c->split_hash, c->shape.way, c->shape.shot,
                     c->shape.query, c->steps, c->seed, c->net.in_channels, c->net.in_height, c->net.in_width,
-                    c->net.width, c->net.depth, (double)c->lr, c->lr_halve_every, (double)c->weight_decay);
+                    c->net.width, c->net.depth, (double)c->lr, c->lr_halve_every, (double)c->weight_decay,
+                    c->strategy, c->pop, (double)c->sigma, c->episodes_per_gen, c->centre_every);
 }
 
 static int set_field(esm_train_config *c, const char *key, const char *v)
@@ -69,9 +84,11 @@ static int set_field(esm_train_config *c, const char *key, const char *v)
         *(!strcmp(key, "seed") ? &c->seed : &c->split_hash) = x;
         return *end == 0;
     }
-    if (!strcmp(key, "lr") || !strcmp(key, "weight_decay")) {
+    if (!strcmp(key, "strategy"))
+        return snprintf(c->strategy, sizeof c->strategy, "%s", v) < (int)sizeof c->strategy;
+    if (!strcmp(key, "lr") || !strcmp(key, "weight_decay") || !strcmp(key, "sigma")) {
         float x = strtof(v, &end);
-        *(!strcmp(key, "lr") ? &c->lr : &c->weight_decay) = x;
+        *(!strcmp(key, "lr") ? &c->lr : !strcmp(key, "sigma") ? &c->sigma : &c->weight_decay) = x;
         return *end == 0;
     }
     INT_FIELD("way", c->shape.way)
@@ -84,6 +101,9 @@ static int set_field(esm_train_config *c, const char *key, const char *v)
     INT_FIELD("width", c->net.width)
     INT_FIELD("depth", c->net.depth)
     INT_FIELD("lr_halve_every", c->lr_halve_every)
+    INT_FIELD("pop", c->pop)
+    INT_FIELD("episodes_per_gen", c->episodes_per_gen)
+    INT_FIELD("centre_every", c->centre_every)
 #undef INT_FIELD
     return 1; /* keys from newer versions are ignored */
 }
