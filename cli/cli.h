@@ -32,4 +32,16 @@ int cli_parse_u64(const char *cmd, const char *flag, const char *value, uint64_t
 /* Writes s as a JSON string literal (with quotes) to f. */
 void cli_json_str(FILE *f, const char *s);
 
+
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
+int cli_parse_float(const char *cmd, const char *flag, const char *value, float *out);
+/* A JSON number, or null when not finite (JSON has no NaN). */
+void cli_json_num(FILE *f, double v);
+/* Seconds on a monotonic clock. */
+double cli_now(void);
+/* Loads a split by name after the data, with errors naming both. */
+int cli_load_split(const esm_dataset *ds, const char *name, esm_split *sp, esm_err *err);
 #endif

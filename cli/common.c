@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,4 +168,32 @@ int cli_load_dataset(const char *flag, esm_dataset **ds, esm_err *err)
     o.progress = cli_progress;
     o.progress_user = &ps;
     return esm_dataset_load(path, &o, ds, err) == ESM_OK;
+}
+
+int cli_parse_float(const char *cmd, const char *flag, const char *value, float *out)
+{
+    char *end;
+    errno = 0;
+    float v = strtof(value, &end);
+    if (errno || end == value || *end || !isfinite(v)) {
+        cli_usage_error(cmd, "%s '%s' is not a finite number", flag, value);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+void cli_json_num(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.6g", v);
+    else
+        fputs("null", f);
+}
+
+double cli_now(void) { return now_s(); }
+
+int cli_load_split(const esm_dataset *ds, const char *name, esm_split *sp, esm_err *err)
+{
+    return esm_split_get(ds, name, sp, err) == ESM_OK;
 }

@@ -12,6 +12,7 @@ static const struct {
     {"prepare", cmd_prepare, "turn the raw Omniglot files into one binary cache file"},
     {"info", cmd_info, "describe a split of the data as one JSON line"},
     {"sample", cmd_sample, "show the classes and drawings of seeded episodes as JSON lines"},
+    {"train", cmd_train, "train a few-shot model by backprop or evolution strategies"},
     {NULL, NULL, NULL},
 };
 

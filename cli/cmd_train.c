@@ -1,0 +1,409 @@
+/* esmeta train: runs a trainer, writes metrics.jsonl and checkpoint.bin into a run folder. */
+#include <getopt.h>
+#include <math.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "run_dir.h"
+
+/* Set by SIGINT/SIGTERM: the loop finishes its step, saves, and stops. CLI-only state. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void help(void)
+{
+    printf(
+        "usage: esmeta train --out RUN_DIR [options]      (a new run)\n"
+        "       esmeta train --resume RUN_DIR [options]   (continue a run; --episodes/--generations extend it)\n"
+        "  --trainer backprop|es     how to train (default backprop)\n"
+        "  --data PATH               Omniglot folder or cache (default: $ESMETA_DATA, ../shared/data/omniglot, ...)\n"
+        "  --split NAME              training split (default trainval)\n"
+        "  --way N --shot K --query Q  training episode shape (backprop default 60/5/5, es 5/5/5)\n"
+        "  --seed S                  seeds initialisation and episodes (default 1)\n"
+        "  --width C --depth B       conv-4 model: channels per block and blocks (default 64, 4)\n"
+        "  --lr L                    learning rate (backprop: Adam 1e-3; es: 2e-3)\n"
+        "  --lr-halve-every N        halve the rate every N steps (backprop default 2000; 0 = never)\n"
+        "  --weight-decay W          L2 weight decay (default 0)\n"
+        "  backprop:  --episodes N   training episodes (default 10000)\n"
+        "  es:        --generations N (default 1000)  --strategy openai-es|pgpe|snes|sep-cma (default openai-es)\n"
+        "             --pop P (default 32)  --sigma S (default 0.02)  --episodes-per-gen E (default 1)\n"
+        "             --centre-every K  centre-network loss/accuracy every K generations (default 10)\n"
+        "  --checkpoint-every N      save every N steps (default 500) and at the end\n"
+        "  --eval-every N            validation accuracy every N steps (default 0 = never) on --eval-split\n"
+        "                            (default val) with --eval-episodes (100) of --eval-way/--eval-shot/--eval-query\n"
+        "                            (5/5/15)\n"
+        "  --threads T               OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+        "  --quiet                   no progress lines on stderr\n"
+        "Writes RUN_DIR/metrics.jsonl (one JSON line per step) and RUN_DIR/checkpoint.bin; prints a JSON summary.\n");
+}
+
+typedef struct {
+    const char *data, *split, *out, *resume, *trainer, *strategy, *eval_split;
+    long way, shot, query, width, depth, pop, episodes_per_gen, centre_every, threads;
+    long long steps, lr_halve_every, checkpoint_every, eval_every, eval_episodes, eval_way, eval_shot, eval_query;
+    uint64_t seed;
+    float lr, sigma, weight_decay;
+    int has_seed, has_lr, has_sigma, has_wd, steps_flag, quiet; /* steps_flag: 1 --episodes, 2 --generations */
+} train_args;
+
+enum { O_DATA = 1000, O_SPLIT, O_OUT, O_RESUME, O_TRAINER, O_STRATEGY, O_WAY, O_SHOT, O_QUERY, O_WIDTH, O_DEPTH,
+       O_POP, O_EPG, O_CENTRE, O_THREADS, O_EPISODES, O_GENS, O_HALVE, O_CKPT, O_EVAL_EVERY, O_EVAL_EPISODES,
+       O_EVAL_SPLIT, O_EVAL_WAY, O_EVAL_SHOT, O_EVAL_QUERY, O_SEED, O_LR, O_SIGMA, O_WD, O_QUIET, O_HELP };
+
+static const struct option OPTS[] = {
+    {"data", 1, 0, O_DATA}, {"split", 1, 0, O_SPLIT}, {"out", 1, 0, O_OUT}, {"resume", 1, 0, O_RESUME},
+    {"trainer", 1, 0, O_TRAINER}, {"strategy", 1, 0, O_STRATEGY}, {"way", 1, 0, O_WAY}, {"shot", 1, 0, O_SHOT},
+    {"query", 1, 0, O_QUERY}, {"width", 1, 0, O_WIDTH}, {"depth", 1, 0, O_DEPTH}, {"pop", 1, 0, O_POP},
+    {"episodes-per-gen", 1, 0, O_EPG}, {"centre-every", 1, 0, O_CENTRE}, {"threads", 1, 0, O_THREADS},
+    {"episodes", 1, 0, O_EPISODES}, {"generations", 1, 0, O_GENS}, {"lr-halve-every", 1, 0, O_HALVE},
+    {"checkpoint-every", 1, 0, O_CKPT}, {"eval-every", 1, 0, O_EVAL_EVERY}, {"eval-episodes", 1, 0, O_EVAL_EPISODES},
+    {"eval-split", 1, 0, O_EVAL_SPLIT}, {"eval-way", 1, 0, O_EVAL_WAY}, {"eval-shot", 1, 0, O_EVAL_SHOT},
+    {"eval-query", 1, 0, O_EVAL_QUERY}, {"seed", 1, 0, O_SEED}, {"lr", 1, 0, O_LR}, {"sigma", 1, 0, O_SIGMA},
+    {"weight-decay", 1, 0, O_WD}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+
+#define BIG 1000000000L
+
+static int parse_long_opt(int c, const char *v, train_args *a)
+{
+    long x;
+    long long *ll = NULL;
+    long *l = NULL;
+    const char *flag = NULL;
+    for (const struct option *o = OPTS; o->name; o++)
+        if (o->val == c)
+            flag = o->name;
+    switch (c) {
+    case O_WAY: l = &a->way; break;
+    case O_SHOT: l = &a->shot; break;
+    case O_QUERY: l = &a->query; break;
+    case O_WIDTH: l = &a->width; break;
+    case O_DEPTH: l = &a->depth; break;
+    case O_POP: l = &a->pop; break;
+    case O_EPG: l = &a->episodes_per_gen; break;
+    case O_CENTRE: l = &a->centre_every; break;
+    case O_THREADS: l = &a->threads; break;
+    case O_EPISODES: ll = &a->steps; a->steps_flag = 1; break;
+    case O_GENS: ll = &a->steps; a->steps_flag = 2; break;
+    case O_HALVE: ll = &a->lr_halve_every; break;
+    case O_CKPT: ll = &a->checkpoint_every; break;
+    case O_EVAL_EVERY: ll = &a->eval_every; break;
+    case O_EVAL_EPISODES: ll = &a->eval_episodes; break;
+    case O_EVAL_WAY: ll = &a->eval_way; break;
+    case O_EVAL_SHOT: ll = &a->eval_shot; break;
+    case O_EVAL_QUERY: ll = &a->eval_query; break;
+    default: return -1;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "--%s", flag);
+    if (!cli_parse_int("train", name, v, -BIG, BIG, &x))
+        return 0;
+    if (l)
+        *l = x;
+    else
+        *ll = x;
+    return 1;
+}
+
+static int parse_args(int argc, char **argv, train_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->way = a->shot = a->query = a->width = a->depth = a->pop = a->episodes_per_gen = a->centre_every = -1;
+    a->steps = a->lr_halve_every = -1;
+    a->checkpoint_every = 500;
+    a->eval_episodes = 100, a->eval_way = 5, a->eval_shot = 5, a->eval_query = 15;
+    a->eval_split = "val";
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, "", OPTS, NULL)) != -1;) {
+        int ok = 1;
+        switch (c) {
+        case O_DATA: a->data = optarg; break;
+        case O_SPLIT: a->split = optarg; break;
+        case O_OUT: a->out = optarg; break;
+        case O_RESUME: a->resume = optarg; break;
+        case O_TRAINER: a->trainer = optarg; break;
+        case O_STRATEGY: a->strategy = optarg; break;
+        case O_EVAL_SPLIT: a->eval_split = optarg; break;
+        case O_SEED: ok = cli_parse_u64("train", "--seed", optarg, &a->seed), a->has_seed = 1; break;
+        case O_LR: ok = cli_parse_float("train", "--lr", optarg, &a->lr), a->has_lr = 1; break;
+        case O_SIGMA: ok = cli_parse_float("train", "--sigma", optarg, &a->sigma), a->has_sigma = 1; break;
+        case O_WD: ok = cli_parse_float("train", "--weight-decay", optarg, &a->weight_decay), a->has_wd = 1; break;
+        case O_QUIET: a->quiet = 1; break;
+        case O_HELP: help(); exit(0);
+        case '?':
+        case ':': cli_usage_error("train", "unknown or incomplete option '%s'", argv[optind - 1]); return 0;
+        default: ok = parse_long_opt(c, optarg, a); break;
+        }
+        if (!ok)
+            return 0;
+    }
+    if (optind < argc) {
+        cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
+        return 0;
+    }
+    if (!a->out == !a->resume) {
+        cli_usage_error("train", "give exactly one of --out RUN_DIR (a new run) and --resume RUN_DIR");
+        return 0;
+    }
+    return 1;
+}
+
+/* Flags that describe the run itself cannot change on resume (the checkpoint has them). */
+static int check_resume_flags(const train_args *a)
+{
+    if (a->split || a->way >= 0 || a->shot >= 0 || a->query >= 0 || a->width >= 0 || a->depth >= 0 ||
+        a->pop >= 0 || a->episodes_per_gen >= 0 || a->has_seed || a->has_lr || a->has_sigma || a->has_wd ||
+        a->lr_halve_every >= 0 || a->centre_every >= 0) {
+        cli_usage_error("train", "--resume continues a run with the configuration saved in its checkpoint; only "
+                        "--data, --episodes/--generations, --checkpoint-every, --eval-*, --threads and --quiet may "
+                        "be given with it");
+        return 0;
+    }
+    return 1;
+}
+
+static int build_config(const train_args *a, esm_train_config *cfg)
+{
+    int kind = esm_trainer_kind_parse(a->trainer ? a->trainer : "backprop");
+    if (kind < 0) {
+        cli_usage_error("train", "--trainer '%s': use backprop or es", a->trainer);
+        return 0;
+    }
+    *cfg = esm_train_config_default((esm_trainer_kind)kind);
+    if ((kind == ESM_TRAINER_ES && a->steps_flag == 1) || (kind == ESM_TRAINER_BACKPROP && a->steps_flag == 2)) {
+        cli_usage_error("train", "the %s trainer counts %s", kind == ESM_TRAINER_ES ? "es" : "backprop",
+                        kind == ESM_TRAINER_ES ? "--generations" : "--episodes");
+        return 0;
+    }
+    if (kind == ESM_TRAINER_BACKPROP && (a->strategy || a->pop >= 0 || a->has_sigma || a->episodes_per_gen >= 0)) {
+        cli_usage_error("train", "--strategy, --pop, --sigma and --episodes-per-gen are for --trainer es");
+        return 0;
+    }
+    if (a->split)
+        snprintf(cfg->split, sizeof cfg->split, "%s", a->split);
+    if (a->strategy && snprintf(cfg->strategy, sizeof cfg->strategy, "%s", a->strategy) >= (int)sizeof cfg->strategy) {
+        cli_usage_error("train", "--strategy '%s' is not a strategy name", a->strategy);
+        return 0;
+    }
+    if (a->way >= 0) cfg->shape.way = (int)a->way;
+    if (a->shot >= 0) cfg->shape.shot = (int)a->shot;
+    if (a->query >= 0) cfg->shape.query = (int)a->query;
+    if (a->width >= 0) cfg->net.width = (int)a->width;
+    if (a->depth >= 0) cfg->net.depth = (int)a->depth;
+    if (a->pop >= 0) cfg->pop = (int)a->pop;
+    if (a->episodes_per_gen >= 0) cfg->episodes_per_gen = (int)a->episodes_per_gen;
+    if (a->centre_every >= 0) cfg->centre_every = (int)a->centre_every;
+    if (a->steps >= 0) cfg->steps = a->steps;
+    if (a->lr_halve_every >= 0) cfg->lr_halve_every = a->lr_halve_every;
+    if (a->has_seed) cfg->seed = a->seed;
+    if (a->has_lr) cfg->lr = a->lr;
+    if (a->has_sigma) cfg->sigma = a->sigma;
+    if (a->has_wd) cfg->weight_decay = a->weight_decay;
+    return 1;
+}
+
+typedef struct {
+    const train_args *a;
+    esm_trainer *t;
+    run_dir rd;
+    const esm_dataset *ds;
+    esm_split eval_sp;
+    int has_eval_sp;
+    double start, last_progress;
+} train_loop;
+
+static double elapsed(const train_loop *L) { return L->rd.elapsed_offset + cli_now() - L->start; }
+
+static void write_step(train_loop *L, const esm_train_stats *s, double step_s)
+{
+    FILE *f = L->rd.mf;
+    int es = esm_trainer_config(L->t)->trainer == ESM_TRAINER_ES;
+    fprintf(f, "{\"step\":%lld,\"%s\":%lld,\"loss\":", (long long)s->step, es ? "generation" : "episode",
+            (long long)s->step);
+    cli_json_num(f, s->loss);
+    fputs(",\"acc\":", f);
+    cli_json_num(f, s->acc);
+    fputs(",\"lr\":", f);
+    cli_json_num(f, s->lr);
+    if (es) {
+        fputs(",\"fitness_mean\":", f), cli_json_num(f, s->fitness_mean);
+        fputs(",\"fitness_max\":", f), cli_json_num(f, s->fitness_max);
+        fputs(",\"update_norm\":", f), cli_json_num(f, s->update_norm);
+        fputs(",\"sigma\":", f), cli_json_num(f, s->sigma);
+        fprintf(f, ",\"nonfinite\":%d", s->n_nonfinite);
+        if (s->has_centre) {
+            fputs(",\"centre_loss\":", f), cli_json_num(f, s->centre_loss);
+            fputs(",\"centre_acc\":", f), cli_json_num(f, s->centre_acc);
+        }
+    }
+    fputs(",\"images_per_s\":", f);
+    cli_json_num(f, step_s > 0 ? s->images / step_s : NAN);
+    fprintf(f, ",\"elapsed_s\":%.3f}\n", elapsed(L));
+    fflush(f);
+}
+
+static void progress(train_loop *L, const esm_train_stats *s, double step_s, int force)
+{
+    double now = cli_now();
+    if (L->a->quiet || (!force && now - L->last_progress < 2.0))
+        return;
+    L->last_progress = now;
+    int64_t total = esm_trainer_config(L->t)->steps;
+    double el = elapsed(L), eta = s->step > 0 ? (now - L->start) / (double)(s->step) * (double)(total - s->step) : 0;
+    (void)eta;
+    fprintf(stderr, "%s %lld/%lld  loss %.4f  acc %.4f  lr %.3g  %.0f img/s  %.0fs elapsed\n",
+            esm_trainer_config(L->t)->trainer == ESM_TRAINER_ES ? "generation" : "episode", (long long)s->step,
+            (long long)total, s->loss, s->acc, s->lr, step_s > 0 ? s->images / step_s : 0.0, el);
+}
+
+static int run_eval(train_loop *L, esm_err *err)
+{
+    const train_args *a = L->a;
+    esm_model_view m = esm_trainer_model(L->t);
+    esm_eval_result r;
+    esm_episode_shape shape = {(int)a->eval_way, (int)a->eval_shot, (int)a->eval_query};
+    if (esm_evaluate(&m.net, m.params, m.bn_running, L->ds, &L->eval_sp, shape, (int)a->eval_episodes, 0, 0, &r,
+                     err) != ESM_OK)
+        return 0;
+    int64_t step = esm_trainer_steps_done(L->t);
+    fprintf(L->rd.mf, "{\"step\":%lld,\"eval_split\":", (long long)step);
+    cli_json_str(L->rd.mf, a->eval_split);
+    fprintf(L->rd.mf, ",\"eval_way\":%d,\"eval_shot\":%d,\"eval_episodes\":%d,\"eval_acc\":%.6f,\"eval_ci95\":%.6f,"
+            "\"elapsed_s\":%.3f}\n", shape.way, shape.shot, r.episodes, r.mean_acc, r.ci95, elapsed(L));
+    fflush(L->rd.mf);
+    if (!a->quiet)
+        fprintf(stderr, "  eval on %s after %lld steps: %.2f%% +- %.2f%%\n", a->eval_split, (long long)step,
+                100 * r.mean_acc, 100 * r.ci95);
+    return 1;
+}
+
+/* Returns the exit status. */
+static int loop(train_loop *L, esm_err *err)
+{
+    const esm_train_config *cfg = esm_trainer_config(L->t);
+    esm_train_stats s = {0};
+    while (esm_trainer_steps_done(L->t) < cfg->steps && !stop_requested) {
+        double t0 = cli_now();
+        esm_status st = esm_trainer_step(L->t, &s, err);
+        if (st == ESM_ENONFINITE) {
+            /* The failed step changed nothing, so the state saved here is the last good one. */
+            esm_err serr;
+            if (esm_trainer_save(L->t, L->rd.ckpt, &serr) != ESM_OK)
+                fprintf(stderr, "esmeta: could not save %s: %s\n", L->rd.ckpt, serr.msg);
+            return cli_error(err);
+        }
+        if (st != ESM_OK)
+            return cli_error(err);
+        double dt = cli_now() - t0;
+        write_step(L, &s, dt);
+        progress(L, &s, dt, 0);
+        int64_t done = esm_trainer_steps_done(L->t);
+        if (L->has_eval_sp && L->a->eval_every > 0 && done % L->a->eval_every == 0 && !run_eval(L, err))
+            return cli_error(err);
+        if (L->a->checkpoint_every > 0 && done % L->a->checkpoint_every == 0 &&
+            esm_trainer_save(L->t, L->rd.ckpt, err) != ESM_OK)
+            return cli_error(err);
+    }
+    if (esm_trainer_save(L->t, L->rd.ckpt, err) != ESM_OK)
+        return cli_error(err);
+    if (s.step > 0)
+        progress(L, &s, 0, 1);
+    printf("{\"run\":");
+    cli_json_str(stdout, L->rd.dir);
+    printf(",\"trainer\":\"%s\",\"steps\":%lld,\"of\":%lld,\"loss\":", esm_trainer_kind_name(cfg->trainer),
+           (long long)esm_trainer_steps_done(L->t), (long long)cfg->steps);
+    cli_json_num(stdout, s.loss);
+    printf(",\"acc\":");
+    cli_json_num(stdout, s.acc);
+    printf(",\"elapsed_s\":%.3f,\"interrupted\":%s}\n", elapsed(L), stop_requested ? "true" : "false");
+    return stop_requested ? 130 : 0;
+}
+
+static int check_eval_args(const train_args *a)
+{
+    if (a->eval_every < 0 || a->checkpoint_every < 0 || a->eval_episodes < 1) {
+        cli_usage_error("train", "--eval-every and --checkpoint-every must be >= 0 and --eval-episodes >= 1");
+        return 0;
+    }
+    return 1;
+}
+
+/* Opens the trainer (fresh or resumed) and the run folder. */
+static int open_run(train_loop *L, const train_args *a, esm_split *sp, esm_err *err)
+{
+    if (a->resume) {
+        char ckpt[4200];
+        snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", a->resume);
+        esm_model m;
+        if (esm_model_load(ckpt, &m, err) != ESM_OK)
+            return 0;
+        esm_model_free(&m);
+        if ((a->trainer && esm_trainer_kind_parse(a->trainer) != (int)m.cfg.trainer) ||
+            (a->strategy && strcmp(a->strategy, m.cfg.strategy) != 0)) {
+            esm_fail(err, ESM_EMISMATCH, "--resume %s: that run uses trainer %s%s%s; drop --trainer/--strategy or "
+                     "start a new run with --out", a->resume, esm_trainer_kind_name(m.cfg.trainer),
+                     m.cfg.trainer == ESM_TRAINER_ES ? " with strategy " : "",
+                     m.cfg.trainer == ESM_TRAINER_ES ? m.cfg.strategy : "");
+            return 0;
+        }
+        if (!cli_load_split(L->ds, m.cfg.split, sp, err) || esm_trainer_resume(ckpt, L->ds, sp, &L->t, err) != ESM_OK)
+            return 0;
+        if (a->steps >= 0 && esm_trainer_set_steps(L->t, a->steps, err) != ESM_OK)
+            return 0;
+        return run_dir_resume(&L->rd, a->resume, esm_trainer_steps_done(L->t), err);
+    }
+    esm_train_config cfg;
+    if (!build_config(a, &cfg))
+        return -1;
+    if (!cli_load_split(L->ds, cfg.split, sp, err) || esm_trainer_create(&cfg, L->ds, sp, &L->t, err) != ESM_OK)
+        return 0;
+    return run_dir_create(&L->rd, a->out, err);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    train_args a;
+    if (!parse_args(argc, argv, &a) || (a.resume && !check_resume_flags(&a)) || !check_eval_args(&a))
+        return 2;
+    if (a.threads > 0)
+        omp_set_num_threads((int)a.threads);
+    esm_err err = {0};
+    esm_dataset *ds = NULL;
+    esm_split sp = {0};
+    train_loop L;
+    memset(&L, 0, sizeof L);
+    L.a = &a;
+    int rc;
+    if (!cli_load_dataset(a.data, &ds, &err)) {
+        rc = cli_error(&err);
+    } else {
+        L.ds = ds;
+        int opened = open_run(&L, &a, &sp, &err);
+        if (opened <= 0)
+            rc = opened < 0 ? 2 : cli_error(&err);
+        else if (a.eval_every > 0 && !(L.has_eval_sp = cli_load_split(ds, a.eval_split, &L.eval_sp, &err)))
+            rc = cli_error(&err);
+        else {
+            signal(SIGINT, on_signal);
+            signal(SIGTERM, on_signal);
+            L.start = L.last_progress = cli_now();
+            rc = loop(&L, &err);
+        }
+    }
+    run_dir_close(&L.rd);
+    esm_trainer_free(L.t);
+    if (L.has_eval_sp)
+        esm_split_free(&L.eval_sp);
+    esm_split_free(&sp);
+    esm_dataset_free(ds);
+    return rc;
+}

@@ -1,0 +1,25 @@
+/* A run directory: checkpoint.bin and metrics.jsonl, kept consistent across resumes. */
+#ifndef ESM_CLI_RUN_DIR_H
+#define ESM_CLI_RUN_DIR_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "esmeta.h"
+
+typedef struct {
+    char dir[4096];
+    char ckpt[4200];
+    char metrics[4200];
+    FILE *mf;              /* metrics.jsonl, open for appending */
+    double elapsed_offset; /* seconds already spent before this process (resumed runs) */
+} run_dir;
+
+/* A fresh run: creates dir if needed; refuses a dir that already holds a checkpoint. */
+int run_dir_create(run_dir *r, const char *dir, esm_err *err);
+/* A resumed run at `done` steps: drops metrics lines of later steps (they belong to work the
+ * checkpoint does not have) and picks up the elapsed time. */
+int run_dir_resume(run_dir *r, const char *dir, int64_t done, esm_err *err);
+void run_dir_close(run_dir *r);
+
+#endif
