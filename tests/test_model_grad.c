@@ -74,19 +74,18 @@ TEST(model_grad_conv)
 
 enum { BN = 3, BC = 2, BHW = 7 };
 
-/* L = sum(r * (gamma * batchnorm(z) + beta)) */
-static double bn_loss(const float *z, const float *gamma, const float *beta, const float *r, float *tmp)
+/* L = sum(r * (gamma * batchnorm(z) + beta)), through stats + fold as the net does it */
+static double bn_loss(const float *z, const float *gamma, const float *beta, const float *r)
 {
-    float mean[BC], invstd[BC];
-    size_t n = (size_t)BN * BC * BHW;
-    memcpy(tmp, z, n * sizeof *tmp);
-    esm_batchnorm_normalize_batch(tmp, BN, BC, BHW, mean, invstd, NULL);
+    float mean[BC], var[BC], scale[BC], shift[BC];
+    esm_batchnorm_stats(z, BN, BC, BHW, mean, var);
+    esm_batchnorm_fold(gamma, beta, mean, var, BC, scale, shift);
     double l = 0;
     for (int i = 0; i < BN; i++)
         for (int c = 0; c < BC; c++)
             for (int q = 0; q < BHW; q++) {
                 size_t o = ((size_t)i * BC + c) * BHW + q;
-                l += (double)r[o] * (gamma[c] * tmp[o] + beta[c]);
+                l += (double)r[o] * (scale[c] * z[o] + shift[c]);
             }
     return l;
 }
@@ -95,15 +94,14 @@ static double bn_loss(const float *z, const float *gamma, const float *beta, con
 TEST(model_grad_batchnorm)
 {
     size_t n = (size_t)BN * BC * BHW;
-    float z[BN * BC * BHW], r[BN * BC * BHW], tmp[BN * BC * BHW], d[BN * BC * BHW];
-    float gamma[BC] = {1.3f, -0.6f}, beta[BC] = {0.2f, -0.1f}, mean[BC], invstd[BC], dg[BC], db[BC];
+    float z[BN * BC * BHW], r[BN * BC * BHW], d[BN * BC * BHW];
+    float gamma[BC] = {1.3f, -0.6f}, beta[BC] = {0.2f, -0.1f}, mean[BC], var[BC], dg[BC], db[BC];
     fill_gauss(z, n, 5, 1.0f), fill_gauss(r, n, 6, 1.0f);
     for (size_t i = 0; i < n; i++)
         z[i] += 0.5f; /* a non-zero mean */
-    memcpy(tmp, z, sizeof z);
-    esm_batchnorm_normalize_batch(tmp, BN, BC, BHW, mean, invstd, NULL);
+    esm_batchnorm_stats(z, BN, BC, BHW, mean, var);
     memcpy(d, r, sizeof r);
-    esm_batchnorm_backward(tmp, gamma, invstd, BN, BC, BHW, d, dg, db);
+    esm_batchnorm_backward(z, mean, var, gamma, BN, BC, BHW, d, dg, db);
     const float h = 1e-2f;
     double worst = 0;
     float *args[3] = {z, gamma, beta}, *grads[3] = {d, dg, db};
@@ -112,9 +110,9 @@ TEST(model_grad_batchnorm)
         for (size_t i = 0; i < lens[a]; i++) {
             float keep = args[a][i];
             args[a][i] = keep + h;
-            double lp = bn_loss(z, gamma, beta, r, tmp);
+            double lp = bn_loss(z, gamma, beta, r);
             args[a][i] = keep - h;
-            double lm = bn_loss(z, gamma, beta, r, tmp);
+            double lm = bn_loss(z, gamma, beta, r);
             args[a][i] = keep;
             double e = rdiff((lp - lm) / (2 * h), grads[a][i]);
             worst = e > worst ? e : worst;
@@ -124,10 +122,10 @@ TEST(model_grad_batchnorm)
 
 enum { PN = 2, PC = 2, PH = 5, PW = 7 };
 
-/* L = sum(r * pool(relu(gamma*xhat + beta))) */
-static double pool_loss(const float *xhat, const float *gamma, const float *beta, const float *r, float *out)
+/* L = sum(r * pool(relu(scale*z + shift))) */
+static double pool_loss(const float *z, const float *scale, const float *shift, const float *r, float *out)
 {
-    esm_bn_relu_pool_forward(xhat, gamma, beta, PN, PC, PH, PW, out);
+    esm_affine_relu_pool_forward(z, scale, shift, PN, PC, PH, PW, out);
     return dot(out, r, (size_t)PN * PC * (PH / 2) * (PW / 2));
 }
 
@@ -137,9 +135,9 @@ static double pool_loss(const float *xhat, const float *gamma, const float *beta
 TEST(model_grad_relu_pool)
 {
     size_t n = (size_t)PN * PC * PH * PW, no = (size_t)PN * PC * (PH / 2) * (PW / 2);
-    float xhat[PN * PC * PH * PW], d_y[PN * PC * PH * PW], r[PN * PC * (PH / 2) * (PW / 2)];
+    float z[PN * PC * PH * PW], d_y[PN * PC * PH * PW], r[PN * PC * (PH / 2) * (PW / 2)];
     float out[PN * PC * (PH / 2) * (PW / 2)];
-    float gamma[PC] = {1.3f, -0.8f}, beta[PC] = {0.1f, 0.05f};
+    float scale[PC] = {1.3f, -0.8f}, shift[PC] = {0.1f, 0.03f}; /* kinks at z = -0.077, 0.0375 */
     esm_stream s = esm_stream_make(3, 0, 0, 0);
     /* a random permutation of 0..n-1, shifted and scaled */
     int perm[PN * PC * PH * PW];
@@ -151,21 +149,21 @@ TEST(model_grad_relu_pool)
         perm[i] = perm[j], perm[j] = t;
     }
     for (size_t i = 0; i < n; i++)
-        xhat[i] = ((float)perm[i] - (float)n / 2) * 0.05f + 0.013f;
+        z[i] = ((float)perm[i] - (float)n / 2) * 0.05f + 0.013f;
     fill_gauss(r, no, 8, 1.0f);
-    esm_bn_relu_pool_backward(xhat, gamma, beta, r, PN, PC, PH, PW, d_y);
+    esm_affine_relu_pool_backward(z, scale, shift, r, PN, PC, PH, PW, d_y);
     const float h = 1e-3f;
     double worst = 0;
     int any = 0;
     for (size_t i = 0; i < n; i++) {
         int c = (int)(i / (PH * PW)) % PC;
-        float keep = xhat[i];
-        xhat[i] = keep + h;
-        double lp = pool_loss(xhat, gamma, beta, r, out);
-        xhat[i] = keep - h;
-        double lm = pool_loss(xhat, gamma, beta, r, out);
-        xhat[i] = keep;
-        double want = gamma[c] * d_y[i]; /* d/dxhat of gamma*xhat + beta */
+        float keep = z[i];
+        z[i] = keep + h;
+        double lp = pool_loss(z, scale, shift, r, out);
+        z[i] = keep - h;
+        double lm = pool_loss(z, scale, shift, r, out);
+        z[i] = keep;
+        double want = scale[c] * d_y[i]; /* d/dz of scale*z + shift */
         double e = rdiff((lp - lm) / (2 * h), want);
         worst = e > worst ? e : worst;
         any += d_y[i] != 0.0f;

@@ -1,6 +1,7 @@
 /* 3x3 convolution, stride 1, zero padding 1, with bias: im2col + one sgemm per image.
  * Per image the conv is out (cout, hw) = wgt (cout, cin*9) @ col (cin*9, hw). */
 #include "esmeta/model.h"
+#include "reduce.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -86,12 +87,8 @@ void esm_conv3x3_backward(const float *inp, const float *wgt, const float *d_out
         im2col3x3(inp + (size_t)i * cin * hw, cin, h, w, col);
         /* d_wgt (cout, k) += dz (cout, hw) @ col^T (hw, k) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cout, k, hw, 1.0f, dz, hw, col, hw, 1.0f, d_wgt, k);
-        for (int co = 0; co < cout; co++) {
-            float s = 0.0f;
-            for (int p = 0; p < hw; p++)
-                s += dz[(size_t)co * hw + p];
-            d_bias[co] += s;
-        }
+        for (int co = 0; co < cout; co++)
+            d_bias[co] += esm_sum(dz + (size_t)co * hw, hw);
         if (d_inp) {
             float *di = d_inp + (size_t)i * cin * hw;
             /* dcol (k, hw) = wgt^T (k, cout) @ dz (cout, hw) */

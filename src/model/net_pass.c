@@ -51,21 +51,23 @@ esm_status esm_net_forward(const esm_net *net, const float *params, float *bn_ru
     for (int b = 0; b < depth; b++) {
         const esm_block *k = &net->block[b];
         int hw = k->h * k->w;
-        float *z = ws->z[b];
+        size_t sb = (size_t)b * width;
+        float *z = ws->z[b], *scale = ws->scale + sb, *shift = ws->shift + sb;
+        const float *gamma = params + k->gamma_off, *beta = params + k->beta_off;
         /* z is (n, cout, h, w) */
         esm_conv3x3_forward(a, params + k->w_off, params + k->b_off, n, k->cin, k->cout, k->h, k->w, ws->col, z);
         if (mode == ESM_BN_EVAL) {
-            esm_batchnorm_normalize_with(z, n, k->cout, hw, bn_running + k->mean_off, bn_running + k->var_off);
+            esm_batchnorm_fold(gamma, beta, bn_running + k->mean_off, bn_running + k->var_off, k->cout, scale, shift);
         } else {
-            float *mean = ws->mean + (size_t)b * width, *invstd = ws->invstd + (size_t)b * width;
-            esm_batchnorm_normalize_batch(z, n, k->cout, hw, mean, invstd, ws->batch_var);
+            float *mean = ws->mean + sb, *var = ws->var + sb;
+            esm_batchnorm_stats(z, n, k->cout, hw, mean, var);
             if (mode == ESM_BN_TRAIN && bn_running)
-                update_running(bn_running + k->mean_off, bn_running + k->var_off, mean, ws->batch_var, k->cout,
-                               (double)n * hw);
+                update_running(bn_running + k->mean_off, bn_running + k->var_off, mean, var, k->cout, (double)n * hw);
+            esm_batchnorm_fold(gamma, beta, mean, var, k->cout, scale, shift);
         }
         /* out is (n, cout, ho, wo): the next block's input, or the embedding */
         float *out = b == depth - 1 ? emb : ws->in[b + 1];
-        esm_bn_relu_pool_forward(z, params + k->gamma_off, params + k->beta_off, n, k->cout, k->h, k->w, out);
+        esm_affine_relu_pool_forward(z, scale, shift, n, k->cout, k->h, k->w, out);
         a = out;
     }
     ws->last_n = n;
@@ -89,11 +91,12 @@ esm_status esm_net_backward(const esm_net *net, const float *params, esm_net_ws 
     const float *d_pool = d_emb;
     for (int b = net->cfg.depth - 1; b >= 0; b--) {
         const esm_block *k = &net->block[b];
-        const float *gamma = params + k->gamma_off, *beta = params + k->beta_off;
+        size_t sb = (size_t)b * width;
         /* g_big is (n, cout, h, w): d of the bn output, then (in place) of the conv output */
-        esm_bn_relu_pool_backward(ws->z[b], gamma, beta, d_pool, n, k->cout, k->h, k->w, ws->g_big);
-        esm_batchnorm_backward(ws->z[b], gamma, ws->invstd + (size_t)b * width, n, k->cout, k->h * k->w, ws->g_big,
-                               grad + k->gamma_off, grad + k->beta_off);
+        esm_affine_relu_pool_backward(ws->z[b], ws->scale + sb, ws->shift + sb, d_pool, n, k->cout, k->h, k->w,
+                                      ws->g_big);
+        esm_batchnorm_backward(ws->z[b], ws->mean + sb, ws->var + sb, params + k->gamma_off, n, k->cout,
+                               k->h * k->w, ws->g_big, grad + k->gamma_off, grad + k->beta_off);
         /* g_small is (n, cin, h, w): d of this block's input, the previous block's pool output */
         esm_conv3x3_backward(ws->in[b], params + k->w_off, ws->g_big, n, k->cin, k->cout, k->h, k->w, ws->col,
                              ws->dcol, b > 0 ? ws->g_small : NULL, grad + k->w_off, grad + k->b_off);

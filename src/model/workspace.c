@@ -55,8 +55,9 @@ static void layout(const esm_net *net, int max_n, int with_backward, carver *c, 
     }
     ws->col = carve(c, max_col);
     ws->mean = carve(c, (size_t)depth * width);
-    ws->invstd = carve(c, (size_t)depth * width);
-    ws->batch_var = carve(c, (size_t)width);
+    ws->var = carve(c, (size_t)depth * width);
+    ws->scale = carve(c, (size_t)depth * width);
+    ws->shift = carve(c, (size_t)depth * width);
 }
 
 size_t esm_net_ws_bytes(const esm_net *net, int max_n, int with_backward)
