@@ -136,12 +136,12 @@ TEST(model_bn_train_updates_running_stats)
     int n = 4, hw = 30, c = 3;
     float *x = random_images(n, net.in_size, 5);
     float *p = malloc(net.n_params * sizeof *p), *emb = malloc((size_t)n * net.emb_dim * sizeof *emb);
-    float *z = malloc((size_t)n * c * hw * sizeof *z), *col = malloc((size_t)2 * 9 * hw * sizeof *col);
+    float *z = malloc((size_t)n * c * hw * sizeof *z), *scr = malloc(esm_conv3x3_scratch(2, c, 6, 5) * sizeof *scr);
     float run[6] = {0.5f, -0.2f, 0.1f, 2.0f, 0.7f, 1.3f}, run0[6];
-    REQUIRE(x && p && emb && z && col);
+    REQUIRE(x && p && emb && z && scr);
     memcpy(run0, run, sizeof run);
     esm_net_init_params(&net, 9, p, NULL);
-    esm_conv3x3_forward(x, p, p + net.block[0].b_off, n, 2, c, 6, 5, col, z);
+    esm_conv3x3_forward(x, p, p + net.block[0].b_off, n, 2, c, 6, 5, scr, z);
 
     esm_net_ws *ws;
     REQUIRE_OK(esm_net_ws_create(&net, n, 0, &ws, &err), &err);
@@ -162,7 +162,7 @@ TEST(model_bn_train_updates_running_stats)
         CHECK_NEAR(run[3 + ch], 0.9 * run0[3 + ch] + 0.1 * ss / (m - 1), 1e-6);
     }
     esm_net_ws_free(ws);
-    free(x), free(p), free(emb), free(z), free(col);
+    free(x), free(p), free(emb), free(z), free(scr);
 }
 
 TEST(model_bn_modes)

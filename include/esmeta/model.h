@@ -106,15 +106,17 @@ esm_status esm_net_backward(const esm_net *net, const float *params, esm_net_ws 
                             float *grad, esm_err *err);
 
 /* ---- single layers, exposed for tests and benchmarks ----
- * All are per batch, NCHW, no allocation; col is scratch of cin*9*h*w floats. */
+ * All are per batch, NCHW, no allocation. */
 
-/* inp (n,cin,h,w), wgt (cout,cin,3,3), bias (cout) -> out (n,cout,h,w) */
+/* Floats of scratch the conv layer needs (forward and backward alike). */
+size_t esm_conv3x3_scratch(int cin, int cout, int h, int w);
+/* inp (n,cin,h,w), wgt (cout,cin,3,3), bias (cout, or NULL for none) -> out (n,cout,h,w) */
 void esm_conv3x3_forward(const float *inp, const float *wgt, const float *bias, int n, int cin, int cout,
-                         int h, int w, float *col, float *out);
+                         int h, int w, float *scratch, float *out);
 /* d_out (n,cout,h,w) -> d_wgt (cout,cin,3,3) and d_bias (cout) overwritten; d_inp (n,cin,h,w)
- * overwritten unless NULL. col and dcol are scratch of cin*9*h*w floats each. */
+ * overwritten unless NULL. */
 void esm_conv3x3_backward(const float *inp, const float *wgt, const float *d_out, int n, int cin, int cout,
-                          int h, int w, float *col, float *dcol, float *d_inp, float *d_wgt, float *d_bias);
+                          int h, int w, float *scratch, float *d_inp, float *d_wgt, float *d_bias);
 
 /* Batch statistics of z (n,c,hw): per-channel mean and biased variance (c). */
 void esm_batchnorm_stats(const float *z, int n, int c, int hw, float *mean, float *var);

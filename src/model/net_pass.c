@@ -4,13 +4,14 @@
 #include <math.h>
 #include <string.h>
 
-/* PyTorch's running update: momentum 0.1 and the unbiased variance (m values per channel). */
-static void update_running(float *run_mean, float *run_var, const float *mean, const float *var, int c,
-                           double m)
+/* PyTorch's running update: momentum 0.1 and the unbiased variance (m values per channel).
+ * mean is that of the conv output without its bias. */
+static void update_running(float *run_mean, float *run_var, const float *mean, const float *bias, const float *var,
+                           int c, double m)
 {
     float unbias = (float)(m / (m - 1.0));
     for (int ch = 0; ch < c; ch++) {
-        run_mean[ch] = (1.0f - ESM_BN_MOMENTUM) * run_mean[ch] + ESM_BN_MOMENTUM * mean[ch];
+        run_mean[ch] = (1.0f - ESM_BN_MOMENTUM) * run_mean[ch] + ESM_BN_MOMENTUM * (mean[ch] + bias[ch]);
         run_var[ch] = (1.0f - ESM_BN_MOMENTUM) * run_var[ch] + ESM_BN_MOMENTUM * var[ch] * unbias;
     }
 }
@@ -54,15 +55,22 @@ esm_status esm_net_forward(const esm_net *net, const float *params, float *bn_ru
         size_t sb = (size_t)b * width;
         float *z = ws->z[b], *scale = ws->scale + sb, *shift = ws->shift + sb;
         const float *gamma = params + k->gamma_off, *beta = params + k->beta_off;
-        /* z is (n, cout, h, w) */
-        esm_conv3x3_forward(a, params + k->w_off, params + k->b_off, n, k->cin, k->cout, k->h, k->w, ws->col, z);
+        /* z is (n, cout, h, w), the conv output less its bias: batch norm subtracts the mean
+         * anyway, so the bias only enters through the running mean. That saves a pass. */
+        esm_conv3x3_forward(a, params + k->w_off, NULL, n, k->cin, k->cout, k->h, k->w, ws->conv_scratch, z);
+        const float *bias = params + k->b_off;
+        float *mean = ws->mean + sb, *var = ws->var + sb;
         if (mode == ESM_BN_EVAL) {
-            esm_batchnorm_fold(gamma, beta, bn_running + k->mean_off, bn_running + k->var_off, k->cout, scale, shift);
+            /* normalising z + bias by the running mean is normalising z by (mean - bias) */
+            const float *run_mean = bn_running + k->mean_off;
+            for (int c = 0; c < k->cout; c++)
+                mean[c] = run_mean[c] - bias[c];
+            esm_batchnorm_fold(gamma, beta, mean, bn_running + k->var_off, k->cout, scale, shift);
         } else {
-            float *mean = ws->mean + sb, *var = ws->var + sb;
             esm_batchnorm_stats(z, n, k->cout, hw, mean, var);
             if (mode == ESM_BN_TRAIN && bn_running)
-                update_running(bn_running + k->mean_off, bn_running + k->var_off, mean, var, k->cout, (double)n * hw);
+                update_running(bn_running + k->mean_off, bn_running + k->var_off, mean, bias, var, k->cout,
+                               (double)n * hw);
             esm_batchnorm_fold(gamma, beta, mean, var, k->cout, scale, shift);
         }
         /* out is (n, cout, ho, wo): the next block's input, or the embedding */
@@ -98,8 +106,8 @@ esm_status esm_net_backward(const esm_net *net, const float *params, esm_net_ws 
         esm_batchnorm_backward(ws->z[b], ws->mean + sb, ws->var + sb, params + k->gamma_off, n, k->cout,
                                k->h * k->w, ws->g_big, grad + k->gamma_off, grad + k->beta_off);
         /* g_small is (n, cin, h, w): d of this block's input, the previous block's pool output */
-        esm_conv3x3_backward(ws->in[b], params + k->w_off, ws->g_big, n, k->cin, k->cout, k->h, k->w, ws->col,
-                             ws->dcol, b > 0 ? ws->g_small : NULL, grad + k->w_off, grad + k->b_off);
+        esm_conv3x3_backward(ws->in[b], params + k->w_off, ws->g_big, n, k->cin, k->cout, k->h, k->w,
+                             ws->conv_scratch, b > 0 ? ws->g_small : NULL, grad + k->w_off, grad + k->b_off);
         d_pool = ws->g_small;
     }
     return ESM_OK;
