@@ -281,3 +281,34 @@ TEST(model_concurrent_matches_serial)
     }
     free(x);
 }
+
+/* Streaming the statistics in uneven chunks of images gives what one pass over the batch gives. */
+TEST(model_bn_moments_stream)
+{
+    enum { N = 7, C = 3, HW = 10 };
+    float z[N * C * HW], mean[C], var[C], mean2[C], var2[C];
+    esm_gauss_fill(4, 0, 0, z, N * C * HW);
+    for (int i = 0; i < N * C * HW; i++)
+        z[i] = 3.0f + 2.0f * z[i]; /* mean 3, variance 4 */
+    esm_batchnorm_stats(z, N, C, HW, mean, var);
+    double acc[3 * C] = {0};
+    esm_batchnorm_moments_add(z, 2, C, HW, acc);
+    esm_batchnorm_moments_add(z + 2 * C * HW, 1, C, HW, acc);
+    esm_batchnorm_moments_add(z + 3 * C * HW, 4, C, HW, acc);
+    esm_batchnorm_moments_get(acc, C, mean2, var2);
+    for (int c = 0; c < C; c++) {
+        double m = 0, v = 0;
+        for (int i = 0; i < N; i++)
+            for (int q = 0; q < HW; q++)
+                m += z[(i * C + c) * HW + q];
+        m /= N * HW;
+        for (int i = 0; i < N; i++)
+            for (int q = 0; q < HW; q++)
+                v += (z[(i * C + c) * HW + q] - m) * (z[(i * C + c) * HW + q] - m);
+        v /= N * HW;
+        CHECK_NEAR(mean[c], m, 1e-6 * (1 + fabs(m)));
+        CHECK_NEAR(var[c], v, 1e-6 * v);
+        CHECK_NEAR(mean2[c], mean[c], 1e-6 * (1 + fabs(m)));
+        CHECK_NEAR(var2[c], var[c], 1e-6 * v);
+    }
+}

@@ -17,7 +17,10 @@
  *     running mean (Cout), running var (Cout).
  *
  * All scratch memory of a call lives in a caller-owned workspace (esm_net_ws), so forward
- * and backward are re-entrant: threads may run concurrently with distinct workspaces. */
+ * and backward are re-entrant: threads may run concurrently with distinct workspaces (and
+ * distinct or shared read-only parameter vectors). The convolutions call cblas_sgemm; the
+ * library never changes BLAS threading, so a caller running one net per thread should make
+ * BLAS single-threaded itself (openblas_set_num_threads(1)). */
 #ifndef ESMETA_MODEL_H
 #define ESMETA_MODEL_H
 
@@ -120,6 +123,10 @@ void esm_conv3x3_backward(const float *inp, const float *wgt, const float *d_out
 
 /* Batch statistics of z (n,c,hw): per-channel mean and biased variance (c). */
 void esm_batchnorm_stats(const float *z, int n, int c, int hw, float *mean, float *var);
+/* The same, streamed: acc (3*c doubles: count, mean, M2 per channel) starts zeroed; add the
+ * batch in chunks of whole images (each chunk (n,c,hw)), then read mean and biased variance. */
+void esm_batchnorm_moments_add(const float *z, int n, int c, int hw, double *acc);
+void esm_batchnorm_moments_get(const double *acc, int c, float *mean, float *var);
 /* Folds normalisation with (mean, var) and the affine (gamma, beta) into one per-channel map
  * y = scale*z + shift; scale = gamma/sqrt(var + eps), shift = beta - mean*scale. */
 void esm_batchnorm_fold(const float *gamma, const float *beta, const float *mean, const float *var, int c,

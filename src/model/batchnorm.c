@@ -8,23 +8,40 @@
 
 #include <math.h>
 
+/* Chan et al.'s pairwise update: each image's segment contributes its own mean and centred
+ * sum of squares, so one pass over memory is as stable as two. m = (count, mean, M2). */
+static void merge_segment(double *m, const float *p, int hw)
+{
+    float seg_mu = esm_sum(p, hw) / (float)hw;
+    double seg_m2 = esm_sum_sq_dev(p, hw, seg_mu);
+    double delta = seg_mu - m[1], tot = m[0] + hw;
+    m[1] += delta * hw / tot;
+    m[2] += seg_m2 + delta * delta * m[0] * hw / tot;
+    m[0] = tot;
+}
+
+void esm_batchnorm_moments_add(const float *z, int n, int c, int hw, double *acc)
+{
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++)
+            merge_segment(acc + 3 * ch, z + ((size_t)i * c + ch) * hw, hw);
+}
+
+void esm_batchnorm_moments_get(const double *acc, int c, float *mean, float *var)
+{
+    for (int ch = 0; ch < c; ch++) {
+        mean[ch] = (float)acc[3 * ch + 1];
+        var[ch] = (float)(acc[3 * ch + 2] / acc[3 * ch]);
+    }
+}
+
 void esm_batchnorm_stats(const float *z, int n, int c, int hw, float *mean, float *var)
 {
     for (int ch = 0; ch < c; ch++) {
-        /* Chan et al.'s pairwise update: each image's segment contributes its own mean and
-         * centred sum of squares, so one pass over memory is as stable as two. */
-        double cnt = 0.0, mu = 0.0, m2 = 0.0;
-        for (int i = 0; i < n; i++) {
-            const float *p = z + ((size_t)i * c + ch) * hw;
-            float seg_mu = esm_sum(p, hw) / (float)hw;
-            double seg_m2 = esm_sum_sq_dev(p, hw, seg_mu);
-            double delta = seg_mu - mu, tot = cnt + hw;
-            mu += delta * hw / tot;
-            m2 += seg_m2 + delta * delta * cnt * hw / tot;
-            cnt = tot;
-        }
-        mean[ch] = (float)mu;
-        var[ch] = (float)(m2 / cnt);
+        double m[3] = {0.0, 0.0, 0.0};
+        for (int i = 0; i < n; i++)
+            merge_segment(m, z + ((size_t)i * c + ch) * hw, hw);
+        esm_batchnorm_moments_get(m, 1, mean + ch, var + ch);
     }
 }
 

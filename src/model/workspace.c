@@ -56,6 +56,7 @@ static void layout(const esm_net *net, int max_n, int with_backward, carver *c, 
     ws->var = carve(c, (size_t)depth * width);
     ws->scale = carve(c, (size_t)depth * width);
     ws->shift = carve(c, (size_t)depth * width);
+    ws->moments = (double *)carve(c, (size_t)6 * width); /* 3*width doubles; pieces are 64-byte aligned */
 }
 
 size_t esm_net_ws_bytes(const esm_net *net, int max_n, int with_backward)

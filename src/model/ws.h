@@ -16,6 +16,7 @@ struct esm_net_ws {
     float *z[ESM_NET_MAX_DEPTH];
     float *mean, *var;    /* (depth, width) batch statistics of the last forward */
     float *scale, *shift; /* (depth, width) batch norm folded into y = scale*z + shift */
+    double *moments;      /* (width, 3) streamed batch statistics */
     float *conv_scratch;  /* esm_conv3x3_scratch of the largest block */
     float *g_big, *g_small; /* backward: d of conv output, d of block input */
     void *mem;
