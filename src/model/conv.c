@@ -28,7 +28,7 @@ size_t esm_conv3x3_scratch(int cin, int cout, int h, int w)
 
 /* col row r = ci*9 + ky*3 + kx holds inp[ci, y+ky-1, x+kx-1] at column y*w + x (0 outside);
  * rows are ld apart. */
-static void im2col3x3(const float *inp, int cin, int h, int w, size_t ld, float *col)
+static void im2col3x3(const float *restrict inp, int cin, int h, int w, size_t ld, float *restrict col)
 {
     for (int ci = 0; ci < cin; ci++) {
         const float *src = inp + (size_t)ci * h * w;
@@ -60,7 +60,7 @@ static void im2col3x3(const float *inp, int cin, int h, int w, size_t ld, float 
 }
 
 /* Adjoint of im2col3x3: d_inp (cin, h, w) += scatter of dcol. */
-static void col2im3x3_add(const float *dcol, int cin, int h, int w, size_t ld, float *d_inp)
+static void col2im3x3_add(const float *restrict dcol, int cin, int h, int w, size_t ld, float *restrict d_inp)
 {
     for (int ci = 0; ci < cin; ci++) {
         float *dst = d_inp + (size_t)ci * h * w;
