@@ -136,12 +136,12 @@ TEST(model_bn_train_updates_running_stats)
     int n = 4, hw = 30, c = 3;
     float *x = random_images(n, net.in_size, 5);
     float *p = malloc(net.n_params * sizeof *p), *emb = malloc((size_t)n * net.emb_dim * sizeof *emb);
-    float *z = malloc((size_t)n * c * hw * sizeof *z), *col = malloc((size_t)2 * 9 * hw * sizeof *col);
+    float *z = malloc((size_t)n * c * hw * sizeof *z), *scr = malloc(esm_conv3x3_scratch(2, c, 6, 5) * sizeof *scr);
     float run[6] = {0.5f, -0.2f, 0.1f, 2.0f, 0.7f, 1.3f}, run0[6];
-    REQUIRE(x && p && emb && z && col);
+    REQUIRE(x && p && emb && z && scr);
     memcpy(run0, run, sizeof run);
     esm_net_init_params(&net, 9, p, NULL);
-    esm_conv3x3_forward(x, p, p + net.block[0].b_off, n, 2, c, 6, 5, col, z);
+    esm_conv3x3_forward(x, p, p + net.block[0].b_off, n, 2, c, 6, 5, scr, z);
 
     esm_net_ws *ws;
     REQUIRE_OK(esm_net_ws_create(&net, n, 0, &ws, &err), &err);
@@ -162,7 +162,7 @@ TEST(model_bn_train_updates_running_stats)
         CHECK_NEAR(run[3 + ch], 0.9 * run0[3 + ch] + 0.1 * ss / (m - 1), 1e-6);
     }
     esm_net_ws_free(ws);
-    free(x), free(p), free(emb), free(z), free(col);
+    free(x), free(p), free(emb), free(z), free(scr);
 }
 
 TEST(model_bn_modes)
@@ -280,4 +280,35 @@ TEST(model_concurrent_matches_serial)
         free(params[t]), free(grad[t]), free(grad_ser[t]), free(emb[t]), free(emb_ser[t]);
     }
     free(x);
+}
+
+/* Streaming the statistics in uneven chunks of images gives what one pass over the batch gives. */
+TEST(model_bn_moments_stream)
+{
+    enum { N = 7, C = 3, HW = 10 };
+    float z[N * C * HW], mean[C], var[C], mean2[C], var2[C];
+    esm_gauss_fill(4, 0, 0, z, N * C * HW);
+    for (int i = 0; i < N * C * HW; i++)
+        z[i] = 3.0f + 2.0f * z[i]; /* mean 3, variance 4 */
+    esm_batchnorm_stats(z, N, C, HW, mean, var);
+    double acc[3 * C] = {0};
+    esm_batchnorm_moments_add(z, 2, C, HW, acc);
+    esm_batchnorm_moments_add(z + 2 * C * HW, 1, C, HW, acc);
+    esm_batchnorm_moments_add(z + 3 * C * HW, 4, C, HW, acc);
+    esm_batchnorm_moments_get(acc, C, mean2, var2);
+    for (int c = 0; c < C; c++) {
+        double m = 0, v = 0;
+        for (int i = 0; i < N; i++)
+            for (int q = 0; q < HW; q++)
+                m += z[(i * C + c) * HW + q];
+        m /= N * HW;
+        for (int i = 0; i < N; i++)
+            for (int q = 0; q < HW; q++)
+                v += (z[(i * C + c) * HW + q] - m) * (z[(i * C + c) * HW + q] - m);
+        v /= N * HW;
+        CHECK_NEAR(mean[c], m, 1e-6 * (1 + fabs(m)));
+        CHECK_NEAR(var[c], v, 1e-6 * v);
+        CHECK_NEAR(mean2[c], mean[c], 1e-6 * (1 + fabs(m)));
+        CHECK_NEAR(var2[c], var[c], 1e-6 * v);
+    }
 }

@@ -17,7 +17,10 @@
  *     running mean (Cout), running var (Cout).
  *
  * All scratch memory of a call lives in a caller-owned workspace (esm_net_ws), so forward
- * and backward are re-entrant: threads may run concurrently with distinct workspaces. */
+ * and backward are re-entrant: threads may run concurrently with distinct workspaces (and
+ * distinct or shared read-only parameter vectors). The convolutions call cblas_sgemm; the
+ * library never changes BLAS threading, so a caller running one net per thread should make
+ * BLAS single-threaded itself (openblas_set_num_threads(1)). */
 #ifndef ESMETA_MODEL_H
 #define ESMETA_MODEL_H
 
@@ -106,32 +109,40 @@ esm_status esm_net_backward(const esm_net *net, const float *params, esm_net_ws 
                             float *grad, esm_err *err);
 
 /* ---- single layers, exposed for tests and benchmarks ----
- * All are per batch, NCHW, no allocation; col is scratch of cin*9*h*w floats. */
+ * All are per batch, NCHW, no allocation. */
 
-/* inp (n,cin,h,w), wgt (cout,cin,3,3), bias (cout) -> out (n,cout,h,w) */
+/* Floats of scratch the conv layer needs (forward and backward alike). */
+size_t esm_conv3x3_scratch(int cin, int cout, int h, int w);
+/* inp (n,cin,h,w), wgt (cout,cin,3,3), bias (cout, or NULL for none) -> out (n,cout,h,w) */
 void esm_conv3x3_forward(const float *inp, const float *wgt, const float *bias, int n, int cin, int cout,
-                         int h, int w, float *col, float *out);
+                         int h, int w, float *scratch, float *out);
 /* d_out (n,cout,h,w) -> d_wgt (cout,cin,3,3) and d_bias (cout) overwritten; d_inp (n,cin,h,w)
- * overwritten unless NULL. col and dcol are scratch of cin*9*h*w floats each. */
+ * overwritten unless NULL. */
 void esm_conv3x3_backward(const float *inp, const float *wgt, const float *d_out, int n, int cin, int cout,
-                          int h, int w, float *col, float *dcol, float *d_inp, float *d_wgt, float *d_bias);
+                          int h, int w, float *scratch, float *d_inp, float *d_wgt, float *d_bias);
 
-/* In place: z (n,c,hw) -> xhat = (z - mean) * invstd with batch statistics (biased variance);
- * mean and invstd (c) are written. batch_var (c, may be NULL) gets the biased variance. */
-void esm_batchnorm_normalize_batch(float *z, int n, int c, int hw, float *mean, float *invstd, float *batch_var);
-/* In place with given statistics: xhat = (z - mean) / sqrt(var + eps). */
-void esm_batchnorm_normalize_with(float *z, int n, int c, int hw, const float *mean, const float *var);
-/* y = relu(gamma*xhat + beta), then 2x2 floor max-pool: xhat (n,c,h,w) -> out (n,c,h/2,w/2). */
-void esm_bn_relu_pool_forward(const float *xhat, const float *gamma, const float *beta, int n, int c, int h,
-                              int w, float *out);
-/* d_out (n,c,h/2,w/2) -> d_y (n,c,h,w), the gradient w.r.t. the batch-norm output
- * gamma*xhat+beta (pool routes to the first maximum, ReLU masks). */
-void esm_bn_relu_pool_backward(const float *xhat, const float *gamma, const float *beta, const float *d_out,
-                               int n, int c, int h, int w, float *d_y);
-/* Batch-statistics batch norm backward, in place: d (n,c,hw) holds dloss/dy on entry and
- * dloss/dz on return; d_gamma and d_beta (c) are overwritten. */
-void esm_batchnorm_backward(const float *xhat, const float *gamma, const float *invstd, int n, int c, int hw,
-                            float *d, float *d_gamma, float *d_beta);
+/* Batch statistics of z (n,c,hw): per-channel mean and biased variance (c). */
+void esm_batchnorm_stats(const float *z, int n, int c, int hw, float *mean, float *var);
+/* The same, streamed: acc (3*c doubles: count, mean, M2 per channel) starts zeroed; add the
+ * batch in chunks of whole images (each chunk (n,c,hw)), then read mean and biased variance. */
+void esm_batchnorm_moments_add(const float *z, int n, int c, int hw, double *acc);
+void esm_batchnorm_moments_get(const double *acc, int c, float *mean, float *var);
+/* Folds normalisation with (mean, var) and the affine (gamma, beta) into one per-channel map
+ * y = scale*z + shift; scale = gamma/sqrt(var + eps), shift = beta - mean*scale. */
+void esm_batchnorm_fold(const float *gamma, const float *beta, const float *mean, const float *var, int c,
+                        float *scale, float *shift);
+/* out = maxpool2x2(relu(scale*z + shift)), floor: z (n,c,h,w) -> out (n,c,h/2,w/2). */
+void esm_affine_relu_pool_forward(const float *z, const float *scale, const float *shift, int n, int c, int h,
+                                  int w, float *out);
+/* d_out (n,c,h/2,w/2) -> d_y (n,c,h,w), the gradient w.r.t. y = scale*z + shift (the pool
+ * routes to the first maximum of its window, ReLU masks; rows and columns the floor drops get 0). */
+void esm_affine_relu_pool_backward(const float *z, const float *scale, const float *shift, const float *d_out,
+                                   int n, int c, int h, int w, float *d_y);
+/* Batch-statistics batch norm backward, in place: d (n,c,hw) holds dloss/dy for
+ * y = gamma*(z - mean)/sqrt(var + eps) + beta on entry and dloss/dz on return; d_gamma and
+ * d_beta (c) are overwritten. mean and var are the batch statistics of z. */
+void esm_batchnorm_backward(const float *z, const float *mean, const float *var, const float *gamma, int n, int c,
+                            int hw, float *d, float *d_gamma, float *d_beta);
 
 #ifdef __cplusplus
 }

@@ -20,15 +20,15 @@ static float *carve(carver *c, size_t n_floats)
 
 static void layout(const esm_net *net, int max_n, int with_backward, carver *c, struct esm_net_ws *ws)
 {
-    size_t n = (size_t)max_n, max_z = 0, max_in = 0, max_col = 0;
+    size_t n = (size_t)max_n, max_z = 0, max_in = 0, max_scratch = 0;
     int depth = net->cfg.depth, width = net->cfg.width;
     for (int b = 0; b < depth; b++) {
         const esm_block *k = &net->block[b];
         size_t zs = n * k->cout * k->h * k->w, is = n * k->cin * k->h * k->w;
-        size_t cs = (size_t)k->cin * 9 * k->h * k->w;
+        size_t cs = esm_conv3x3_scratch(k->cin, k->cout, k->h, k->w);
         max_z = zs > max_z ? zs : max_z;
         max_in = is > max_in ? is : max_in;
-        max_col = cs > max_col ? cs : max_col;
+        max_scratch = cs > max_scratch ? cs : max_scratch;
     }
     if (with_backward) {
         for (int b = 0; b < depth; b++) {
@@ -36,7 +36,6 @@ static void layout(const esm_net *net, int max_n, int with_backward, carver *c, 
             ws->in[b] = carve(c, n * k->cin * k->h * k->w);
             ws->z[b] = carve(c, n * k->cout * k->h * k->w);
         }
-        ws->dcol = carve(c, max_col);
         ws->g_big = carve(c, max_z);
         ws->g_small = carve(c, max_in);
     } else {
@@ -50,13 +49,14 @@ static void layout(const esm_net *net, int max_n, int with_backward, carver *c, 
             if (b > 0)
                 ws->in[b] = shared_in;
         }
-        ws->dcol = NULL;
         ws->g_big = ws->g_small = NULL;
     }
-    ws->col = carve(c, max_col);
+    ws->conv_scratch = carve(c, max_scratch);
     ws->mean = carve(c, (size_t)depth * width);
-    ws->invstd = carve(c, (size_t)depth * width);
-    ws->batch_var = carve(c, (size_t)width);
+    ws->var = carve(c, (size_t)depth * width);
+    ws->scale = carve(c, (size_t)depth * width);
+    ws->shift = carve(c, (size_t)depth * width);
+    ws->moments = (double *)carve(c, (size_t)6 * width); /* 3*width doubles; pieces are 64-byte aligned */
 }
 
 size_t esm_net_ws_bytes(const esm_net *net, int max_n, int with_backward)

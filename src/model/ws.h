@@ -12,11 +12,12 @@ struct esm_net_ws {
     /* in[b]: block b's input (n, cin, h, w). in[0] is a copy of x only with_backward;
      * without it all in[b > 0] share one buffer. */
     float *in[ESM_NET_MAX_DEPTH];
-    /* z[b]: conv output, normalised in place to xhat (n, cout, h, w); shared without backward. */
+    /* z[b]: conv output (n, cout, h, w); shared without backward. */
     float *z[ESM_NET_MAX_DEPTH];
-    float *mean, *invstd; /* (depth, width) batch statistics of the last forward */
-    float *batch_var;     /* (width) */
-    float *col, *dcol;    /* im2col scratch: max cin*9*h*w */
+    float *mean, *var;    /* (depth, width) batch statistics of the last forward */
+    float *scale, *shift; /* (depth, width) batch norm folded into y = scale*z + shift */
+    double *moments;      /* (width, 3) streamed batch statistics */
+    float *conv_scratch;  /* esm_conv3x3_scratch of the largest block */
     float *g_big, *g_small; /* backward: d of conv output, d of block input */
     void *mem;
 };
