@@ -13,6 +13,8 @@ static const struct {
     {"info", cmd_info, "describe a split of the data as one JSON line"},
     {"sample", cmd_sample, "show the classes and drawings of seeded episodes as JSON lines"},
     {"train", cmd_train, "train a few-shot model by backprop or evolution strategies"},
+    {"eval", cmd_eval, "evaluate a saved model on seeded test episodes (mean accuracy, 95% CI)"},
+    {"embed", cmd_embed, "embed your own images with a saved model"},
     {NULL, NULL, NULL},
 };
 

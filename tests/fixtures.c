@@ -74,3 +74,20 @@ int esm_test_run_cli(const char *args, char *out, size_t out_cap, char *errbuf, 
         fprintf(stderr, "    [cli %s] stderr: %s\n", args, errbuf);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+/* Runs esmeta with args; checks exit != 0, exactly one stderr line, containing each needle. */
+void esm_test_expect_cli_error(esm_tctx *t_, const char *args, const char *n1, const char *n2)
+{
+    char out[4096], err[4096];
+    int rc = esm_test_run_cli(args, out, sizeof out, err, sizeof err);
+    CHECKF(rc > 0, "esmeta %s: exit %d, expected an error", args, rc);
+    size_t len = strlen(err);
+    int lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += err[i] == '\n';
+    CHECKF(lines == 1 && len > 0 && err[len - 1] == '\n', "esmeta %s: stderr is not one line: [%s]", args, err);
+    CHECKF(!n1 || strstr(err, n1), "esmeta %s: error [%s] does not mention '%s'", args, err, n1);
+    CHECKF(!n2 || strstr(err, n2), "esmeta %s: error [%s] does not mention '%s'", args, err, n2);
+    CHECKF(out[0] == 0, "esmeta %s: printed a result despite failing: %s", args, out);
+}
+

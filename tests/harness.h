@@ -47,6 +47,10 @@ int esm_test_run_cli(const char *args, char *out, size_t out_cap, char *errbuf, 
 
 
 
+/* Runs esmeta with args; checks a non-zero exit, exactly one stderr line containing n1 and
+ * n2 (either may be NULL), and nothing on stdout. */
+void esm_test_expect_cli_error(esm_tctx *t_, const char *args, const char *n1, const char *n2);
+
 /* Data fixtures (tests/fixture_data.c). */
 #include "esmeta/data.h"
 /* The full data set, from the shared cache (NULL on failure, with a message). */

@@ -8,22 +8,6 @@
 #include "esmeta.h"
 #include "harness.h"
 
-/* Runs esmeta with args; checks exit != 0, exactly one stderr line, containing each needle. */
-static void expect_one_line_error(esm_tctx *t_, const char *args, const char *n1, const char *n2)
-{
-    char out[4096], err[4096];
-    int rc = esm_test_run_cli(args, out, sizeof out, err, sizeof err);
-    CHECKF(rc > 0, "esmeta %s: exit %d, expected an error", args, rc);
-    size_t len = strlen(err);
-    int lines = 0;
-    for (size_t i = 0; i < len; i++)
-        lines += err[i] == '\n';
-    CHECKF(lines == 1 && len > 0 && err[len - 1] == '\n', "esmeta %s: stderr is not one line: [%s]", args, err);
-    CHECKF(!n1 || strstr(err, n1), "esmeta %s: error [%s] does not mention '%s'", args, err, n1);
-    CHECKF(!n2 || strstr(err, n2), "esmeta %s: error [%s] does not mention '%s'", args, err, n2);
-    CHECKF(out[0] == 0, "esmeta %s: printed a result despite failing: %s", args, out);
-}
-
 static const char *mini(esm_tctx *t_, const char *name, esm_mini_layout layout)
 {
     static char dir[4200];
@@ -37,12 +21,12 @@ static const char *mini(esm_tctx *t_, const char *name, esm_mini_layout layout)
 
 TEST(bad_missing_data_path)
 {
-    expect_one_line_error(t_, "info --data /nonexistent/omniglot", "/nonexistent/omniglot", NULL);
+    esm_test_expect_cli_error(t_, "info --data /nonexistent/omniglot", "/nonexistent/omniglot", NULL);
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "info --data %s", esm_test_tmpdir()); /* exists, but holds no Omniglot */
-    expect_one_line_error(t_, cmd, "images_background", "fetch-omniglot");
+    esm_test_expect_cli_error(t_, cmd, "images_background", "fetch-omniglot");
     CHECK(setenv("ESMETA_DATA", "/nonexistent/env-data", 1) == 0);
-    expect_one_line_error(t_, "info", "ESMETA_DATA", "/nonexistent/env-data");
+    esm_test_expect_cli_error(t_, "info", "ESMETA_DATA", "/nonexistent/env-data");
 }
 
 static void expect_prepare_fails_cleanly(esm_tctx *t_, const char *dir, const char *n1, const char *n2)
@@ -50,7 +34,7 @@ static void expect_prepare_fails_cleanly(esm_tctx *t_, const char *dir, const ch
     char out[4200], cmd[8600];
     snprintf(out, sizeof out, "%s/out.esmc", dir);
     snprintf(cmd, sizeof cmd, "prepare --data %s --out %s", dir, out);
-    expect_one_line_error(t_, cmd, n1, n2);
+    esm_test_expect_cli_error(t_, cmd, n1, n2);
     CHECK(access(out, F_OK) != 0);
     CHECK(esm_test_count_files(dir, "out.esmc") == 0);
 }
@@ -130,15 +114,15 @@ TEST(bad_split_lines)
     snprintf(path, sizeof path, "%s/split.txt", esm_test_tmpdir());
     write_text(t_, path, "Latin/character01/rot000\nLatin/character99/rot000\n");
     snprintf(cmd, sizeof cmd, "info --data %s --split %s", cache, path);
-    expect_one_line_error(t_, cmd, "line 2", "Latin/character99");
+    esm_test_expect_cli_error(t_, cmd, "line 2", "Latin/character99");
     write_text(t_, path, "Latin/character01/rot045\n");
-    expect_one_line_error(t_, cmd, "line 1", "rotDDD");
+    esm_test_expect_cli_error(t_, cmd, "line 1", "rotDDD");
     write_text(t_, path, "just-garbage\n");
-    expect_one_line_error(t_, cmd, "line 1", "malformed");
+    esm_test_expect_cli_error(t_, cmd, "line 1", "malformed");
     write_text(t_, path, "Latin/character01/rot000\nLatin/character01/rot000\n");
-    expect_one_line_error(t_, cmd, "line 2", "twice");
+    esm_test_expect_cli_error(t_, cmd, "line 2", "twice");
     snprintf(cmd, sizeof cmd, "info --data %s --split no-such-split", cache);
-    expect_one_line_error(t_, cmd, "no-such-split", "trainval");
+    esm_test_expect_cli_error(t_, cmd, "no-such-split", "trainval");
 }
 
 /* Copies the shared cache and damages the copy with f(). */
@@ -158,7 +142,7 @@ static void expect_bad_cache(esm_tctx *t_, const char *name, long keep, long pok
         fclose(f);
     }
     snprintf(cmd, sizeof cmd, "info --data %s --split test", path);
-    expect_one_line_error(t_, cmd, n1, n2);
+    esm_test_expect_cli_error(t_, cmd, n1, n2);
 }
 
 TEST(bad_cache_files)
@@ -171,7 +155,7 @@ TEST(bad_cache_files)
     snprintf(path, sizeof path, "%s/plain.txt", esm_test_tmpdir());
     write_text(t_, path, "hello\n");
     snprintf(cmd, sizeof cmd, "info --data %s", path);
-    expect_one_line_error(t_, cmd, "plain.txt", "not an esmeta cache");
+    esm_test_expect_cli_error(t_, cmd, "plain.txt", "not an esmeta cache");
 }
 
 TEST(bad_episode_shapes_cli)
@@ -180,15 +164,15 @@ TEST(bad_episode_shapes_cli)
     REQUIRE(cache);
     char cmd[4600];
     snprintf(cmd, sizeof cmd, "sample --data %s --split test --way 1693", cache);
-    expect_one_line_error(t_, cmd, "--way 1693", "1692 classes");
+    esm_test_expect_cli_error(t_, cmd, "--way 1693", "1692 classes");
     snprintf(cmd, sizeof cmd, "sample --data %s --split test --shot 15 --query 6", cache);
-    expect_one_line_error(t_, cmd, "--shot 15", "only 20");
+    esm_test_expect_cli_error(t_, cmd, "--shot 15", "only 20");
     snprintf(cmd, sizeof cmd, "sample --data %s --split test --query 0", cache);
-    expect_one_line_error(t_, cmd, "query=0", "at least 1");
+    esm_test_expect_cli_error(t_, cmd, "query=0", "at least 1");
     snprintf(cmd, sizeof cmd, "sample --data %s --split test --way -3", cache);
-    expect_one_line_error(t_, cmd, "way=-3", "at least 1");
+    esm_test_expect_cli_error(t_, cmd, "way=-3", "at least 1");
     snprintf(cmd, sizeof cmd, "sample --data %s --way five", cache);
-    expect_one_line_error(t_, cmd, "--way", "not an integer");
+    esm_test_expect_cli_error(t_, cmd, "--way", "not an integer");
 }
 
 TEST(bad_prepare_keeps_existing_cache)
@@ -201,13 +185,13 @@ TEST(bad_prepare_keeps_existing_cache)
     REQUIRE(esm_test_run_cli(cmd, NULL, 0, NULL, 0) == 0);
     char bad_out[9000];
     snprintf(bad_out, sizeof bad_out, "prepare --data %s --out /nonexistent-folder/x.esmc", dir);
-    expect_one_line_error(t_, bad_out, "/nonexistent-folder/x.esmc", "does not exist");
+    esm_test_expect_cli_error(t_, bad_out, "/nonexistent-folder/x.esmc", "does not exist");
     snprintf(copy, sizeof copy, "%s.before", out);
     REQUIRE(esm_test_copy_file(out, copy, -1));
     char zip[4300];
     snprintf(zip, sizeof zip, "%s/images_evaluation.zip", dir);
     write_text(t_, zip, "not a zip\n");
-    expect_one_line_error(t_, cmd, "images_evaluation.zip", NULL);
+    esm_test_expect_cli_error(t_, cmd, "images_evaluation.zip", NULL);
     snprintf(cmd, sizeof cmd, "cmp -s %s %s", out, copy);
     CHECK(system(cmd) == 0);
     CHECK(esm_test_count_files(dir, "cache.esmc.tmp") == 0);

@@ -60,6 +60,9 @@ int esm_cache_is_cache(const char *path);
 esm_status esm_png_preprocess(const unsigned char *png, size_t len, int expect_size, int out_size, uint8_t *out,
                               const char *origin, esm_err *err);
 
+/* The same for a file on disk. */
+esm_status esm_png_preprocess_file(const char *path, int expect_size, int out_size, uint8_t *out, esm_err *err);
+
 /* A class is a character seen at one rotation (quarter turns counter-clockwise). */
 typedef struct {
     int chr;

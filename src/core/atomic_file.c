@@ -15,8 +15,10 @@ esm_status esm_afile_open(esm_afile *af, const char *path, esm_err *err)
     if (strlen(path) + 16 > sizeof af->tmp_path)
         return esm_fail(err, ESM_EINVAL, "%s: path too long", path);
     snprintf(af->final_path, sizeof af->final_path, "%s", path);
-    snprintf(af->tmp_path, sizeof af->tmp_path, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(af->tmp_path);
+    /* A fixed name, so a temporary left by a process killed mid-write is reused and replaced by
+     * the next save instead of piling up. One writer per target is assumed. */
+    snprintf(af->tmp_path, sizeof af->tmp_path, "%s.tmp", path);
+    int fd = open(af->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return esm_fail(err, ESM_EIO, "%s: cannot create a file there (%s); check the folder exists and is writable",
                         path, strerror(errno));

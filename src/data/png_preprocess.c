@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/read_file.h"
 #include "esmeta/data.h"
 
 /* Area-averaging weights for shrinking n source samples to m: output i covers
@@ -102,4 +103,16 @@ esm_status esm_png_preprocess(const unsigned char *png, size_t len, int expect_s
     if (st != ESM_OK)
         return esm_fail(err, st, "%s: out of memory resizing", origin);
     return ESM_OK;
+}
+
+esm_status esm_png_preprocess_file(const char *path, int expect_size, int out_size, uint8_t *out, esm_err *err)
+{
+    unsigned char *png;
+    size_t len;
+    esm_status st = esm_read_file(path, "image", &png, &len, err);
+    if (st != ESM_OK)
+        return st;
+    st = esm_png_preprocess(png, len, expect_size, out_size, out, path, err);
+    free(png);
+    return st;
 }
