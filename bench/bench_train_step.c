@@ -1,0 +1,118 @@
+/* One backprop training step of the conv-4 ProtoNet (forward, backward, Adam) on a synthetic
+ * episode, with T threads, next to OpenBLAS SGEMM GFLOP/s measured in the same run: the
+ * ceiling the step's convolutions (im2col GEMMs) could reach.
+ * usage: build/bench_train_step [way shot query reps threads]; prints JSON lines. */
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "esmeta.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Multiply-adds of the convolutions for one image's forward pass, doubled to FLOPs. */
+static double conv_flops_per_image(const esm_net *net)
+{
+    double f = 0;
+    for (int b = 0; b < net->cfg.depth; b++) {
+        const esm_block *k = &net->block[b];
+        f += 2.0 * k->cout * k->cin * 9 * k->h * k->w;
+    }
+    return f;
+}
+
+/* SGEMM shaped like block 2's im2col product: (64 x 576) * (576 x N). */
+static double sgemm_gflops(int reps)
+{
+    int m = 64, k = 576, n = 8192;
+    float *a = malloc(sizeof(float) * (size_t)m * k), *b = malloc(sizeof(float) * (size_t)k * n);
+    float *c = malloc(sizeof(float) * (size_t)m * n);
+    esm_gauss_fill(3, 0, 0, a, (size_t)m * k);
+    esm_gauss_fill(3, 1, 0, b, (size_t)k * n);
+    double best = 0;
+    for (int r = 0; r <= reps; r++) {
+        double t0 = now_s();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
+        double g = 2.0 * m * k * n / (now_s() - t0) / 1e9;
+        if (r > 0 && g > best)
+            best = g;
+    }
+    free(a), free(b), free(c);
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    int way = argc > 1 ? atoi(argv[1]) : 60, shot = argc > 2 ? atoi(argv[2]) : 5;
+    int query = argc > 3 ? atoi(argv[3]) : 5, reps = argc > 4 ? atoi(argv[4]) : 7;
+    int threads = argc > 5 ? atoi(argv[5]) : omp_get_num_procs();
+    if (way < 1 || shot < 1 || query < 1 || reps < 1 || reps > 100 || threads < 1) {
+        fprintf(stderr, "usage: bench_train_step [way shot query reps threads]\n");
+        return 2;
+    }
+    omp_set_num_threads(threads);
+    esm_net net;
+    esm_err err = {0};
+    esm_net_config cfg = esm_net_config_default();
+    esm_adam adam;
+    esm_adam_config ac = esm_adam_config_default(1e-3f);
+    if (esm_net_init(&net, &cfg, &err) != ESM_OK || esm_adam_init(&adam, net.n_params, &ac, &err) != ESM_OK) {
+        fprintf(stderr, "bench_train_step: %s\n", err.msg);
+        return 1;
+    }
+    int ns = way * shot, nq = way * query;
+    float *sup = malloc((size_t)ns * net.in_size * sizeof(float)), *qry = malloc((size_t)nq * net.in_size * sizeof(float));
+    float *p = malloc(net.n_params * sizeof(float)), *g = malloc(net.n_params * sizeof(float));
+    float *bn = malloc(net.n_bn * sizeof(float));
+    int *labels = malloc((size_t)nq * sizeof(int));
+    for (size_t i = 0; i < (size_t)ns * net.in_size; i++)
+        sup[i] = (float)((i * 2654435761u) % 1000) / 1000.0f;
+    for (size_t i = 0; i < (size_t)nq * net.in_size; i++)
+        qry[i] = (float)((i * 40503u) % 1000) / 1000.0f;
+    for (int i = 0; i < nq; i++)
+        labels[i] = i / query;
+    esm_net_init_params(&net, 1, p, bn);
+    esm_protonet_ws *ws;
+    if (esm_protonet_ws_create(&net, way, shot, nq, 1, &ws, &err) != ESM_OK) {
+        fprintf(stderr, "bench_train_step: %s\n", err.msg);
+        return 1;
+    }
+    double t[101];
+    float loss, acc;
+    for (int r = 0; r <= reps; r++) {
+        double t0 = now_s();
+        if (esm_protonet_loss_grad(&net, p, bn, ESM_BN_TRAIN, ws, sup, way, shot, qry, labels, nq, &loss, &acc, g,
+                                   &err) != ESM_OK) {
+            fprintf(stderr, "bench_train_step: %s\n", err.msg);
+            return 1;
+        }
+        esm_adam_step(&adam, p, g);
+        t[r] = now_s() - t0;
+    }
+    qsort(t + 1, (size_t)reps, sizeof(double), cmp_d); /* rep 0 warms up */
+    double step = t[1 + reps / 2];
+    /* Training convolutions: forward, input gradient (not for block 1) and weight gradient. */
+    double f1 = conv_flops_per_image(&net), first = 2.0 * net.block[0].cout * net.block[0].cin * 9 * 28 * 28;
+    double flops = (double)(ns + nq) * (3 * f1 - first);
+    double peak = sgemm_gflops(5);
+    printf("{\"bench\":\"esmeta_train_step\",\"way\":%d,\"shot\":%d,\"query\":%d,\"threads\":%d,\"median_ms\":%.1f,"
+           "\"images_per_s\":%.0f,\"conv_gflops\":%.1f,\"sgemm_gflops\":%.1f,\"fraction_of_sgemm\":%.2f}\n",
+           way, shot, query, threads, step * 1e3, (ns + nq) / step, flops / step / 1e9, peak, flops / step / 1e9 / peak);
+    esm_protonet_ws_free(ws);
+    esm_adam_free(&adam);
+    free(sup), free(qry), free(p), free(g), free(bn), free(labels);
+    return 0;
+}

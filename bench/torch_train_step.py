@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""The same training step as bench/bench_train_step.c, in PyTorch on the CPU: conv-4 ProtoNet
+(conv3x3+bias, BatchNorm2d, ReLU, MaxPool2d) x 4, prototypes, squared distances, cross-entropy,
+backward and Adam, on one 60-way 5-shot 5-query episode. Used only for reports.
+
+usage: python3 bench/torch_train_step.py [way shot query reps threads]  -> one JSON line
+"""
+import json
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def block(cin, cout):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2))
+
+
+def main():
+    a = [int(x) for x in sys.argv[1:]]
+    way, shot, query, reps, threads = (a + [60, 5, 5, 7, 2][len(a):])[:5]
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net = nn.Sequential(block(1, 64), block(64, 64), block(64, 64), block(64, 64), nn.Flatten())
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = torch.rand(way * (shot + query), 1, 28, 28)
+    labels = torch.arange(way).repeat_interleave(query)
+    times = []
+    for r in range(reps + 1):
+        t0 = time.perf_counter()
+        emb = net(x)
+        s, q = emb[: way * shot], emb[way * shot:]
+        protos = s.view(way, shot, -1).mean(1)
+        logits = -torch.cdist(q, protos).pow(2)
+        loss = F.cross_entropy(logits, labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if r > 0:
+            times.append(time.perf_counter() - t0)
+    step = statistics.median(times)
+    print(json.dumps({"bench": "torch_train_step", "torch": torch.__version__, "way": way, "shot": shot,
+                      "query": query, "threads": threads, "median_ms": round(step * 1e3, 1),
+                      "images_per_s": round(way * (shot + query) / step)}))
+
+
+if __name__ == "__main__":
+    main()
