@@ -96,17 +96,30 @@ static esm_status run_gens(esm_trainer *t, int gens, esm_train_stats *last, esm_
     return st;
 }
 
-/* Creates a trainer, runs gens generations and saves it to path. */
-static esm_status run_and_save(const fixture *f, const esm_train_config *c, int gens, const char *path, esm_err *err)
+/* Creates a trainer, runs gens generations and saves it to path; last (may be NULL) gets the
+ * last step's statistics. */
+static esm_status run_and_save(const fixture *f, const esm_train_config *c, int gens, const char *path,
+                               esm_train_stats *last, esm_err *err)
 {
     esm_trainer *t = NULL;
     esm_status st = esm_trainer_create(c, f->ds, &f->sp, &t, err);
     if (st == ESM_OK)
-        st = run_gens(t, gens, NULL, err);
+        st = run_gens(t, gens, last, err);
     if (st == ESM_OK)
         st = esm_trainer_save(t, path, err);
     esm_trainer_free(t);
     return st;
+}
+
+/* Field by field: bitwise equality of every number a step reports. */
+static int same_stats(const esm_train_stats *a, const esm_train_stats *b)
+{
+    float fa[5] = {a->loss, a->acc, a->lr, a->centre_loss, a->centre_acc};
+    float fb[5] = {b->loss, b->acc, b->lr, b->centre_loss, b->centre_acc};
+    double da[4] = {a->fitness_mean, a->fitness_max, a->update_norm, a->sigma};
+    double db[4] = {b->fitness_mean, b->fitness_max, b->update_norm, b->sigma};
+    return a->step == b->step && a->images == b->images && a->n_nonfinite == b->n_nonfinite &&
+           a->has_centre == b->has_centre && !memcmp(fa, fb, sizeof fa) && !memcmp(da, db, sizeof da);
 }
 
 TEST(es_trainer_thread_count_changes_nothing)
@@ -120,11 +133,14 @@ TEST(es_trainer_thread_count_changes_nothing)
     char one[4096], two[4096];
     tmp_path(one, sizeof one, "threads1.ckpt");
     tmp_path(two, sizeof two, "threads2.ckpt");
+    esm_train_stats s1, s2;
     omp_set_num_threads(1);
-    REQUIRE_OK(run_and_save(&f, &c, 3, one, &err), &err);
+    REQUIRE_OK(run_and_save(&f, &c, 3, one, &s1, &err), &err);
     omp_set_num_threads(2);
-    REQUIRE_OK(run_and_save(&f, &c, 3, two, &err), &err);
+    REQUIRE_OK(run_and_save(&f, &c, 3, two, &s2, &err), &err);
     CHECK(same_file(one, two));
+    /* The reported statistics too: member losses are reduced in member order. */
+    CHECK(s1.has_centre && same_stats(&s1, &s2));
     fixture_close(&f);
 }
 
@@ -139,8 +155,8 @@ TEST(es_trainer_resume_is_bit_identical)
     tmp_path(straight, sizeof straight, "straight.ckpt");
     tmp_path(half, sizeof half, "half.ckpt");
     tmp_path(resumed, sizeof resumed, "resumed.ckpt");
-    REQUIRE_OK(run_and_save(&f, &c, 4, straight, &err), &err);
-    REQUIRE_OK(run_and_save(&f, &c, 2, half, &err), &err);
+    REQUIRE_OK(run_and_save(&f, &c, 4, straight, NULL, &err), &err);
+    REQUIRE_OK(run_and_save(&f, &c, 2, half, NULL, &err), &err);
     esm_trainer *t = NULL;
     REQUIRE_OK(esm_trainer_resume(half, f.ds, &f.sp, &t, &err), &err);
     CHECK(esm_trainer_steps_done(t) == 2);
@@ -349,6 +365,8 @@ TEST(es_trainer_bad_config_errors)
     expect_fail(t_, &f, &c, ESM_EINVAL, "--lr 0 must be a positive number");
     c = base, c.lr = -1;
     expect_fail(t_, &f, &c, ESM_EINVAL, "--lr -1");
+    c = base, c.lr_halve_every = 1000;
+    expect_fail(t_, &f, &c, ESM_EINVAL, "--lr-halve-every 1000: the ES trainer keeps --lr constant");
     c = base, c.episodes_per_gen = 0;
     expect_fail(t_, &f, &c, ESM_EINVAL, "--episodes-per-gen 0");
     c = base, c.centre_every = -1;

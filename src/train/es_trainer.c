@@ -76,6 +76,9 @@ static esm_status check_es_config(const esm_train_config *c, const esm_es_config
         return esm_fail(err, ESM_EINVAL, "--sigma %g must be a positive number (try 0.02)", (double)c->sigma);
     if (!(c->lr > 0) || !isfinite(c->lr))
         return esm_fail(err, ESM_EINVAL, "--lr %g must be a positive number", (double)c->lr);
+    if (c->lr_halve_every != 0)
+        return esm_fail(err, ESM_EINVAL, "--lr-halve-every %lld: the ES trainer keeps --lr constant; use 0",
+                        (long long)c->lr_halve_every);
     if (c->episodes_per_gen < 1)
         return esm_fail(err, ESM_EINVAL, "--episodes-per-gen %d: score members on at least one episode",
                         c->episodes_per_gen);
@@ -275,6 +278,10 @@ static esm_status es_step(esm_trainer *t, esm_train_stats *stats, esm_err *err)
                         "update was not applied; try a smaller --sigma or --lr", (long long)t->done + 1, c->pop);
     if (st != ESM_OK)
         return st;
+    /* Inside a team of nt threads BLAS runs single-threaded, as it does for the members, so no
+     * BLAS thread split can make the centre depend on the thread count. */
+#pragma omp parallel num_threads(nt)
+#pragma omp single
     st = follow_centre(t, s, esm_es_mean(s->es), stats, err);
     if (st != ESM_OK) {
         /* The snapshot came from this very object, so loading it cannot fail. */
