@@ -244,16 +244,24 @@ static esm_status follow_centre(esm_trainer *t, es_state *s, const float *centre
     return score(t, s, centre, s->bn_new, ESM_BN_EVAL, ws, &stats->centre_loss, &stats->centre_acc, err);
 }
 
-/* Member-order means over the finite members. */
-static void member_means(const es_state *s, int pop, esm_train_stats *stats)
+/* The step's report; member means are taken in member order over the finite members. */
+static void fill_stats(const esm_trainer *t, const es_state *s, const esm_es_report *rep, esm_train_stats *stats)
 {
+    const esm_train_config *c = &t->cfg;
     double ls = 0, as = 0;
     int n = 0;
-    for (int i = 0; i < pop; i++)
+    for (int i = 0; i < c->pop; i++)
         if (isfinite(s->fitness[i]))
             ls += s->loss[i], as += s->acc[i], n++;
     stats->loss = n ? (float)(ls / n) : NAN;
     stats->acc = n ? (float)(as / n) : NAN;
+    stats->lr = c->lr;
+    stats->images = (int64_t)c->pop * c->episodes_per_gen * c->shape.way * (c->shape.shot + c->shape.query);
+    stats->fitness_mean = rep->fitness_mean;
+    stats->fitness_max = rep->fitness_max;
+    stats->update_norm = rep->update_norm;
+    stats->sigma = rep->sigma_mean;
+    stats->n_nonfinite = rep->n_nonfinite;
 }
 
 static esm_status es_step(esm_trainer *t, esm_train_stats *stats, esm_err *err)
@@ -291,14 +299,7 @@ static esm_status es_step(esm_trainer *t, esm_train_stats *stats, esm_err *err)
     }
     memcpy(t->params, esm_es_mean(s->es), t->net.n_params * sizeof(float));
     memcpy(t->bn_running, s->bn_new, t->net.n_bn * sizeof(float));
-    member_means(s, c->pop, stats);
-    stats->lr = c->lr;
-    stats->images = (int64_t)c->pop * c->episodes_per_gen * c->shape.way * (c->shape.shot + c->shape.query);
-    stats->fitness_mean = rep.fitness_mean;
-    stats->fitness_max = rep.fitness_max;
-    stats->update_norm = rep.update_norm;
-    stats->sigma = rep.sigma_mean;
-    stats->n_nonfinite = rep.n_nonfinite;
+    fill_stats(t, s, &rep, stats);
     return ESM_OK;
 }
 
