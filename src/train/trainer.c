@@ -10,6 +10,7 @@ static const esm_trainer_ops *ops_for(esm_trainer_kind kind)
 {
     switch (kind) {
     case ESM_TRAINER_BACKPROP: return &esm_backprop_ops;
+    case ESM_TRAINER_ES: return &esm_es_trainer_ops;
     default: return NULL;
     }
 }

@@ -32,6 +32,7 @@ struct esm_trainer {
 };
 
 extern const esm_trainer_ops esm_backprop_ops;
+extern const esm_trainer_ops esm_es_trainer_ops;
 
 int esm_config_to_text(const esm_train_config *c, char *buf, size_t cap);
 esm_status esm_config_from_text(const char *text, size_t len, esm_train_config *c, const char *origin, esm_err *err);

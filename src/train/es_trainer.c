@@ -1,0 +1,351 @@
+/* The ES trainer: Prototypical Networks trained by evolution strategies (Sheng & He 2020).
+ *
+ * One step is one generation g: episodes g*E .. g*E+E-1 (E = episodes_per_gen) are sampled once
+ * and every member is scored on the same ones (common random numbers, so members differ only
+ * by their parameters). Fitness = minus the member's mean ProtoNet cross-entropy, as in the
+ * paper. Members are evaluated in parallel, one per thread; each thread owns one parameter
+ * vector rebuilt from the ES's (seed, generation, member) noise, so memory does not grow with
+ * the population. Member losses are reduced in member order after the parallel loop, and the
+ * ES update is itself thread-count invariant, so results do not depend on the thread count.
+ *
+ * Batch norm. Members are scored with batch statistics (ESM_BN_BATCH), like backprop training
+ * episodes, and never touch the running statistics: P members writing one buffer would make the
+ * result depend on their order. Evaluation, though, must use running statistics (ESM_BN_EVAL)
+ * so that test queries never influence each other through batch statistics. So after each tell
+ * the NEW centre makes one ESM_BN_TRAIN forward per generation episode (support + query, as the
+ * loss does; PyTorch momentum 0.1), and the running statistics track the centre network as
+ * they track the trained network in backprop training.
+ *
+ * A step that fails (every member non-finite, or a non-finite centre) leaves the trainer as it
+ * was: the ES state is snapshotted before tell and restored on failure. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "esmeta/es.h"
+#include "esmeta/protonet.h"
+#include "train/trainer_internal.h"
+
+/* What one thread needs to score a member. */
+typedef struct {
+    esm_protonet_ws *ws;
+    float *theta; /* (n_params) the member's parameters */
+} member_slot;
+
+typedef struct {
+    esm_es *es;
+    esm_episode *eps;    /* [episodes_per_gen] this generation's episodes, shared read-only */
+    member_slot *slots;  /* [n_slots], grown to the thread count on demand */
+    int n_slots;
+    float *fitness, *loss, *acc; /* [pop] per member */
+    float *bn_new;       /* (n_bn) running statistics being updated, committed on success */
+    unsigned char *es_buf; /* esm_es_state_size bytes: checkpoint section and pre-tell snapshot */
+    size_t es_bytes;
+} es_state;
+
+/* SplitMix64's finaliser: the ES noise key must differ from the episode and init streams,
+ * which use cfg.seed itself. */
+static uint64_t derive_seed(uint64_t seed)
+{
+    uint64_t z = seed + 0x9e3779b97f4a7c15ull * 0x4553ull; /* "ES" */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static esm_status unknown_strategy(const char *name, esm_err *err)
+{
+    char list[256] = "";
+    size_t len = 0;
+    const char *const *names = esm_es_strategy_names();
+    for (int i = 0; names[i] && len < sizeof list; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
+    return esm_fail(err, ESM_ENOTFOUND, "--strategy '%s' is unknown: valid strategies are %s", name, list);
+}
+
+static esm_status check_es_config(const esm_train_config *c, const esm_es_config *ec, esm_err *err)
+{
+    if (c->pop < 2)
+        return esm_fail(err, ESM_EINVAL, "--pop %d: ES needs a population of at least 2 to rank members", c->pop);
+    if (ec->antithetic && c->pop % 2)
+        return esm_fail(err, ESM_EINVAL, "--pop %d is odd but %s samples antithetic pairs: use an even --pop (e.g. %d)",
+                        c->pop, c->strategy, c->pop + 1);
+    if (!(c->sigma > 0) || !isfinite(c->sigma))
+        return esm_fail(err, ESM_EINVAL, "--sigma %g must be a positive number (try 0.02)", (double)c->sigma);
+    if (!(c->lr > 0) || !isfinite(c->lr))
+        return esm_fail(err, ESM_EINVAL, "--lr %g must be a positive number", (double)c->lr);
+    if (c->lr_halve_every != 0)
+        return esm_fail(err, ESM_EINVAL, "--lr-halve-every %lld: the ES trainer keeps --lr constant; use 0",
+                        (long long)c->lr_halve_every);
+    if (c->episodes_per_gen < 1)
+        return esm_fail(err, ESM_EINVAL, "--episodes-per-gen %d: score members on at least one episode",
+                        c->episodes_per_gen);
+    if (c->centre_every < 0)
+        return esm_fail(err, ESM_EINVAL, "--centre-every %d must be 0 (never) or positive", c->centre_every);
+    return ESM_OK;
+}
+
+static esm_status make_es(esm_trainer *t, es_state *s, esm_err *err)
+{
+    const esm_train_config *c = &t->cfg;
+    esm_es_config ec;
+    if (esm_es_config_init(&ec, c->strategy, t->net.n_params, NULL) != ESM_OK)
+        return unknown_strategy(c->strategy, err);
+    esm_status st = check_es_config(c, &ec, err);
+    if (st != ESM_OK)
+        return st;
+    /* Only what the run's config names; every other setting keeps the strategy's default. */
+    ec.popsize = c->pop;
+    ec.seed = derive_seed(c->seed);
+    ec.sigma0 = c->sigma;
+    ec.optim.lr = c->lr;
+    ec.optim.weight_decay = c->weight_decay;
+    st = esm_es_create(&s->es, &ec, t->params, err);
+    if (st == ESM_OK) {
+        s->es_bytes = esm_es_state_size(s->es);
+        s->es_buf = malloc(s->es_bytes);
+        if (!s->es_buf)
+            st = esm_fail(err, ESM_ENOMEM, "out of memory for the ES state (%zu bytes)", s->es_bytes);
+    }
+    return st;
+}
+
+static esm_status alloc_buffers(esm_trainer *t, es_state *s, esm_err *err)
+{
+    const esm_train_config *c = &t->cfg;
+    size_t p = (size_t)c->pop;
+    s->fitness = malloc(p * sizeof(float));
+    s->loss = malloc(p * sizeof(float));
+    s->acc = malloc(p * sizeof(float));
+    s->bn_new = malloc(t->net.n_bn * sizeof(float) + 1);
+    s->eps = calloc((size_t)c->episodes_per_gen, sizeof *s->eps);
+    if (!s->fitness || !s->loss || !s->acc || !s->bn_new || !s->eps)
+        return esm_fail(err, ESM_ENOMEM, "out of memory for a population of %d", c->pop);
+    esm_status st = ESM_OK;
+    for (int j = 0; j < c->episodes_per_gen && st == ESM_OK; j++)
+        st = esm_episode_init(&s->eps[j], t->ds, c->shape, err);
+    return st;
+}
+
+static esm_status es_init(esm_trainer *t, esm_err *err)
+{
+    es_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return esm_fail(err, ESM_ENOMEM, "out of memory");
+    t->impl = s;
+    esm_status st = make_es(t, s, err);
+    return st == ESM_OK ? alloc_buffers(t, s, err) : st;
+}
+
+/* One slot per thread that will run; kept between generations. */
+static esm_status ensure_slots(esm_trainer *t, es_state *s, int n, esm_err *err)
+{
+    if (n <= s->n_slots)
+        return ESM_OK;
+    member_slot *grown = realloc(s->slots, (size_t)n * sizeof *grown);
+    if (!grown)
+        return esm_fail(err, ESM_ENOMEM, "out of memory for %d evaluation threads", n);
+    s->slots = grown;
+    esm_episode_shape sh = t->cfg.shape;
+    for (; s->n_slots < n; s->n_slots++) {
+        member_slot *m = &s->slots[s->n_slots];
+        m->theta = malloc(t->net.n_params * sizeof(float));
+        if (!m->theta)
+            return esm_fail(err, ESM_ENOMEM, "out of memory for member parameters");
+        esm_status st = esm_protonet_ws_create(&t->net, sh.way, sh.shot, sh.way * sh.query, 0, &m->ws, err);
+        if (st != ESM_OK) {
+            free(m->theta);
+            return st;
+        }
+    }
+    return ESM_OK;
+}
+
+/* Mean loss and accuracy of params over the generation's episodes. A non-finite network is
+ * not an error here: it yields a NaN loss, which the caller turns into a non-finite fitness. */
+static esm_status score(const esm_trainer *t, const es_state *s, const float *params, float *bn, esm_bn_mode mode,
+                        esm_protonet_ws *ws, float *loss, float *acc, esm_err *err)
+{
+    esm_episode_shape sh = t->cfg.shape;
+    double ls = 0, as = 0;
+    for (int j = 0; j < t->cfg.episodes_per_gen; j++) {
+        const esm_episode *ep = &s->eps[j];
+        float l = NAN, a = NAN;
+        esm_status st = esm_protonet_loss(&t->net, params, bn, mode, ws, ep->support, sh.way, sh.shot, ep->query,
+                                          ep->query_label, sh.way * sh.query, &l, &a, err);
+        if (st == ESM_ENONFINITE)
+            l = a = NAN;
+        else if (st != ESM_OK)
+            return st;
+        ls += l, as += a;
+    }
+    *loss = (float)(ls / t->cfg.episodes_per_gen);
+    *acc = (float)(as / t->cfg.episodes_per_gen);
+    return ESM_OK;
+}
+
+/* Fills s->loss, s->acc and s->fitness for every member, one member per thread. */
+static esm_status evaluate_population(esm_trainer *t, es_state *s, int nt, esm_err *err)
+{
+    int pop = t->cfg.pop;
+    esm_status *stat = calloc((size_t)nt, sizeof *stat);
+    esm_err *errs = calloc((size_t)nt, sizeof *errs);
+    if (!stat || !errs) {
+        free(stat), free(errs);
+        return esm_fail(err, ESM_ENOMEM, "out of memory");
+    }
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int i = 0; i < pop; i++) {
+        int tid = omp_get_thread_num();
+        member_slot *m = &s->slots[tid];
+        if (stat[tid] != ESM_OK)
+            continue;
+        esm_es_member(s->es, i, m->theta);
+        stat[tid] = score(t, s, m->theta, NULL, ESM_BN_BATCH, m->ws, &s->loss[i], &s->acc[i], &errs[tid]);
+        s->fitness[i] = -s->loss[i];
+    }
+    esm_status st = ESM_OK;
+    for (int k = 0; k < nt && st == ESM_OK; k++)
+        if (stat[k] != ESM_OK) {
+            st = stat[k];
+            if (err)
+                *err = errs[k];
+        }
+    free(stat), free(errs);
+    return st;
+}
+
+/* Running statistics of the new centre (into s->bn_new) and, when due, its evaluation-mode
+ * loss and accuracy. Fails if the centre is not finite. */
+static esm_status follow_centre(esm_trainer *t, es_state *s, const float *centre, esm_train_stats *stats,
+                                esm_err *err)
+{
+    int64_t gen = t->done + 1;
+    esm_protonet_ws *ws = s->slots[0].ws;
+    memcpy(s->bn_new, t->bn_running, t->net.n_bn * sizeof(float));
+    float l, a;
+    esm_status st = ESM_OK;
+    for (int j = 0; j < t->cfg.episodes_per_gen && st == ESM_OK; j++) {
+        const esm_episode *ep = &s->eps[j];
+        esm_episode_shape sh = t->cfg.shape;
+        st = esm_protonet_loss(&t->net, centre, s->bn_new, ESM_BN_TRAIN, ws, ep->support, sh.way, sh.shot,
+                               ep->query, ep->query_label, sh.way * sh.query, &l, &a, err);
+    }
+    if (st == ESM_OK && (!esm_all_finite(centre, t->net.n_params) || !esm_all_finite(s->bn_new, t->net.n_bn)))
+        st = ESM_ENONFINITE;
+    if (st == ESM_ENONFINITE)
+        return esm_fail(err, ESM_ENONFINITE, "generation %lld: the new centre network is not finite; the update was "
+                        "not applied; try a smaller --lr or --sigma", (long long)gen);
+    if (st != ESM_OK || t->cfg.centre_every <= 0 || gen % t->cfg.centre_every)
+        return st;
+    stats->has_centre = 1;
+    return score(t, s, centre, s->bn_new, ESM_BN_EVAL, ws, &stats->centre_loss, &stats->centre_acc, err);
+}
+
+/* The step's report; member means are taken in member order over the finite members. */
+static void fill_stats(const esm_trainer *t, const es_state *s, const esm_es_report *rep, esm_train_stats *stats)
+{
+    const esm_train_config *c = &t->cfg;
+    double ls = 0, as = 0;
+    int n = 0;
+    for (int i = 0; i < c->pop; i++)
+        if (isfinite(s->fitness[i]))
+            ls += s->loss[i], as += s->acc[i], n++;
+    stats->loss = n ? (float)(ls / n) : NAN;
+    stats->acc = n ? (float)(as / n) : NAN;
+    stats->lr = c->lr;
+    stats->images = (int64_t)c->pop * c->episodes_per_gen * c->shape.way * (c->shape.shot + c->shape.query);
+    stats->fitness_mean = rep->fitness_mean;
+    stats->fitness_max = rep->fitness_max;
+    stats->update_norm = rep->update_norm;
+    stats->sigma = rep->sigma_mean;
+    stats->n_nonfinite = rep->n_nonfinite;
+}
+
+static esm_status es_step(esm_trainer *t, esm_train_stats *stats, esm_err *err)
+{
+    es_state *s = t->impl;
+    const esm_train_config *c = &t->cfg;
+    int nt = omp_get_max_threads() < c->pop ? omp_get_max_threads() : c->pop;
+    esm_status st = ensure_slots(t, s, nt, err);
+    if (st != ESM_OK)
+        return st;
+    uint64_t first = (uint64_t)t->done * (uint64_t)c->episodes_per_gen;
+    for (int j = 0; j < c->episodes_per_gen; j++)
+        esm_episode_sample(&s->eps[j], t->ds, t->sp, c->seed, first + (uint64_t)j);
+    st = evaluate_population(t, s, nt, err);
+    if (st == ESM_OK)
+        st = esm_es_save(s->es, s->es_buf, s->es_bytes, err);
+    esm_es_report rep;
+    if (st == ESM_OK)
+        st = esm_es_tell(s->es, s->fitness, &rep, err);
+    if (st == ESM_ENONFINITE)
+        return esm_fail(err, ESM_ENONFINITE, "generation %lld: all %d members' losses are NaN or infinite; the "
+                        "update was not applied; try a smaller --sigma or --lr", (long long)t->done + 1, c->pop);
+    if (st != ESM_OK)
+        return st;
+    /* Inside a team of nt threads BLAS runs single-threaded, as it does for the members, so no
+     * BLAS thread split can make the centre depend on the thread count. */
+#pragma omp parallel num_threads(nt)
+#pragma omp single
+    st = follow_centre(t, s, esm_es_mean(s->es), stats, err);
+    if (st != ESM_OK) {
+        /* The snapshot came from this very object, so loading it cannot fail. */
+        esm_es_load(s->es, s->es_buf, s->es_bytes, NULL);
+        stats->has_centre = 0;
+        return st;
+    }
+    memcpy(t->params, esm_es_mean(s->es), t->net.n_params * sizeof(float));
+    memcpy(t->bn_running, s->bn_new, t->net.n_bn * sizeof(float));
+    fill_stats(t, s, &rep, stats);
+    return ESM_OK;
+}
+
+static int es_sections(const esm_trainer *t, esm_ckpt_section *out, int cap)
+{
+    es_state *s = t->impl;
+    if (cap < 1 || esm_es_save(s->es, s->es_buf, s->es_bytes, NULL) != ESM_OK)
+        return 0;
+    out[0] = (esm_ckpt_section){"es_state", s->es_buf, s->es_bytes};
+    return 1;
+}
+
+static esm_status es_restore(esm_trainer *t, const esm_ckpt *c, esm_err *err)
+{
+    es_state *s = t->impl;
+    const void *buf;
+    esm_status st = esm_ckpt_get(c, "es_state", s->es_bytes, &buf, NULL, err);
+    if (st == ESM_OK)
+        st = esm_es_load(s->es, buf, s->es_bytes, err);
+    if (st == ESM_OK && (int64_t)esm_es_generation(s->es) != t->done)
+        st = esm_fail(err, ESM_EFORMAT, "checkpoint %s: its ES state is at generation %u but the run at %lld; the "
+                      "file is inconsistent, resume from another checkpoint", c->path, esm_es_generation(s->es),
+                      (long long)t->done);
+    return st;
+}
+
+static void es_free(esm_trainer *t)
+{
+    es_state *s = t->impl;
+    esm_es_free(s->es);
+    for (int k = 0; k < s->n_slots; k++) {
+        esm_protonet_ws_free(s->slots[k].ws);
+        free(s->slots[k].theta);
+    }
+    for (int j = 0; s->eps && j < t->cfg.episodes_per_gen; j++)
+        esm_episode_free(&s->eps[j]);
+    free(s->slots), free(s->eps), free(s->fitness), free(s->loss), free(s->acc), free(s->bn_new), free(s->es_buf);
+    free(s);
+    t->impl = NULL;
+}
+
+const esm_trainer_ops esm_es_trainer_ops = {
+    .name = "es",
+    .init = es_init,
+    .step = es_step,
+    .sections = es_sections,
+    .restore = es_restore,
+    .free = es_free,
+};
