@@ -1,4 +1,10 @@
-/* esmeta train: runs a trainer, writes metrics.jsonl and checkpoint.bin into a run folder. */
+/* esmeta train: runs a trainer, writes metrics.jsonl and checkpoint.bin into a run folder.
+ *
+ * Under mpirun every rank runs this same command: each loads the data and creates (or
+ * resumes) the same trainer, the trainer spreads each step over the ranks, and only rank 0
+ * (the lead) writes files and prints. Failures every rank sees alike (a non-finite step,
+ * diverged ranks) end every rank normally; a failure only one rank sees (a save, a missing
+ * file) aborts the whole job, since the others would otherwise wait for it forever. */
 #include <getopt.h>
 #include <math.h>
 #include <omp.h>
@@ -42,14 +48,18 @@ static void help(void)
         "  --eval-every N            validation accuracy every N steps (default 0 = never) on --eval-split\n"
         "                            (default val) with --eval-episodes (100) of --eval-way/--eval-shot/--eval-query\n"
         "                            (5/5/15)\n"
-        "  --threads T               OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+        "  backprop:  --episodes-per-step E  episodes averaged into each Adam step (default 1); under\n"
+        "             mpirun they are spread over the ranks\n"
+        "  --threads T               OpenMP threads (default: OMP_NUM_THREADS or all cores; per rank under mpirun)\n"
         "  --quiet                   no progress lines on stderr\n"
-        "Writes RUN_DIR/metrics.jsonl (one JSON line per step) and RUN_DIR/checkpoint.bin; prints a JSON summary.\n");
+        "Writes RUN_DIR/metrics.jsonl (one JSON line per step) and RUN_DIR/checkpoint.bin; prints a JSON summary.\n"
+        "Distributed: mpirun -np N esmeta train ... gives bit-identical results for any N (and --resume may use\n"
+        "another N); rank 0 writes the files; metrics' comm_bytes counts the bytes rank 0 sent in each step.\n");
 }
 
 typedef struct {
     const char *data, *split, *out, *resume, *trainer, *strategy, *eval_split;
-    long way, shot, query, width, depth, pop, episodes_per_gen, centre_every, threads;
+    long way, shot, query, width, depth, pop, episodes_per_gen, centre_every, threads, episodes_per_step;
     long long steps, lr_halve_every, checkpoint_every, eval_every, eval_episodes, eval_way, eval_shot, eval_query;
     uint64_t seed;
     float lr, sigma, weight_decay;
@@ -58,7 +68,7 @@ typedef struct {
 
 enum { O_DATA = 1000, O_SPLIT, O_OUT, O_RESUME, O_TRAINER, O_STRATEGY, O_WAY, O_SHOT, O_QUERY, O_WIDTH, O_DEPTH,
        O_POP, O_EPG, O_CENTRE, O_THREADS, O_EPISODES, O_GENS, O_HALVE, O_CKPT, O_EVAL_EVERY, O_EVAL_EPISODES,
-       O_EVAL_SPLIT, O_EVAL_WAY, O_EVAL_SHOT, O_EVAL_QUERY, O_SEED, O_LR, O_SIGMA, O_WD, O_QUIET, O_HELP };
+       O_EVAL_SPLIT, O_EVAL_WAY, O_EVAL_SHOT, O_EVAL_QUERY, O_SEED, O_LR, O_SIGMA, O_WD, O_QUIET, O_HELP, O_EPS };
 
 static const struct option OPTS[] = {
     {"data", 1, 0, O_DATA}, {"split", 1, 0, O_SPLIT}, {"out", 1, 0, O_OUT}, {"resume", 1, 0, O_RESUME},
@@ -69,7 +79,8 @@ static const struct option OPTS[] = {
     {"checkpoint-every", 1, 0, O_CKPT}, {"eval-every", 1, 0, O_EVAL_EVERY}, {"eval-episodes", 1, 0, O_EVAL_EPISODES},
     {"eval-split", 1, 0, O_EVAL_SPLIT}, {"eval-way", 1, 0, O_EVAL_WAY}, {"eval-shot", 1, 0, O_EVAL_SHOT},
     {"eval-query", 1, 0, O_EVAL_QUERY}, {"seed", 1, 0, O_SEED}, {"lr", 1, 0, O_LR}, {"sigma", 1, 0, O_SIGMA},
-    {"weight-decay", 1, 0, O_WD}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    {"weight-decay", 1, 0, O_WD}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
+    {"episodes-per-step", 1, 0, O_EPS}, {0, 0, 0, 0}};
 
 #define BIG 1000000000L
 
@@ -92,6 +103,7 @@ static int parse_long_opt(int c, const char *v, train_args *a)
     case O_EPG: l = &a->episodes_per_gen; break;
     case O_CENTRE: l = &a->centre_every; break;
     case O_THREADS: l = &a->threads; break;
+    case O_EPS: l = &a->episodes_per_step; break;
     case O_EPISODES: ll = &a->steps; a->steps_flag = 1; break;
     case O_GENS: ll = &a->steps; a->steps_flag = 2; break;
     case O_HALVE: ll = &a->lr_halve_every; break;
@@ -118,6 +130,7 @@ static int parse_args(int argc, char **argv, train_args *a)
 {
     memset(a, 0, sizeof *a);
     a->way = a->shot = a->query = a->width = a->depth = a->pop = a->episodes_per_gen = a->centre_every = -1;
+    a->episodes_per_step = -1;
     a->steps = a->lr_halve_every = -1;
     a->checkpoint_every = 500;
     a->eval_episodes = 100, a->eval_way = 5, a->eval_shot = 5, a->eval_query = 15;
@@ -162,7 +175,7 @@ static int check_resume_flags(const train_args *a)
 {
     if (a->split || a->way >= 0 || a->shot >= 0 || a->query >= 0 || a->width >= 0 || a->depth >= 0 ||
         a->pop >= 0 || a->episodes_per_gen >= 0 || a->has_seed || a->has_lr || a->has_sigma || a->has_wd ||
-        a->lr_halve_every >= 0 || a->centre_every >= 0) {
+        a->lr_halve_every >= 0 || a->centre_every >= 0 || a->episodes_per_step >= 0) {
         cli_usage_error("train", "--resume continues a run with the configuration saved in its checkpoint; only "
                         "--data, --episodes/--generations, --checkpoint-every, --eval-*, --threads and --quiet may "
                         "be given with it");
@@ -188,6 +201,11 @@ static int build_config(const train_args *a, esm_train_config *cfg)
         cli_usage_error("train", "--strategy, --pop, --sigma and --episodes-per-gen are for --trainer es");
         return 0;
     }
+    if (kind == ESM_TRAINER_ES && a->episodes_per_step >= 0) {
+        cli_usage_error("train", "--episodes-per-step is for --trainer backprop (es: --episodes-per-gen)");
+        return 0;
+    }
+    if (a->episodes_per_step >= 0) cfg->episodes_per_step = (int)a->episodes_per_step;
     if (a->split)
         snprintf(cfg->split, sizeof cfg->split, "%s", a->split);
     if (a->strategy && snprintf(cfg->strategy, sizeof cfg->strategy, "%s", a->strategy) >= (int)sizeof cfg->strategy) {
@@ -218,12 +236,34 @@ typedef struct {
     const esm_dataset *ds;
     esm_split eval_sp;
     int has_eval_sp;
+    esm_dist *dist;
+    int lead;     /* rank 0: the one rank that writes files and prints results */
+    int stopped;  /* some rank was asked to stop (agreed by all ranks) */
     double start, last_progress;
 } train_loop;
 
+/* Prints this rank's error (naming the rank when there are several) and returns 1. */
+static int rank_error(const train_loop *L, const esm_err *err)
+{
+    if (esm_dist_size(L->dist) <= 1)
+        return cli_error(err);
+    esm_err e = *err;
+    snprintf(e.msg, sizeof e.msg, "rank %d of %d: %.480s", esm_dist_rank(L->dist), esm_dist_size(L->dist),
+             err->msg[0] ? err->msg : esm_status_name(err->code));
+    return cli_error(&e);
+}
+
+/* A failure only this rank sees: the others would wait for it forever, so end the job. */
+static int local_error(const train_loop *L, const esm_err *err)
+{
+    int rc = rank_error(L, err);
+    esm_dist_abort(L->dist, rc);
+    return rc;
+}
+
 static double elapsed(const train_loop *L) { return L->rd.elapsed_offset + cli_now() - L->start; }
 
-static void write_step(train_loop *L, const esm_train_stats *s, double step_s)
+static void write_step(train_loop *L, const esm_train_stats *s, double step_s, uint64_t comm_bytes)
 {
     FILE *f = L->rd.mf;
     int es = esm_trainer_config(L->t)->trainer == ESM_TRAINER_ES;
@@ -245,6 +285,7 @@ static void write_step(train_loop *L, const esm_train_stats *s, double step_s)
             fputs(",\"centre_acc\":", f), cli_json_num(f, s->centre_acc);
         }
     }
+    fprintf(f, ",\"comm_bytes\":%llu", (unsigned long long)comm_bytes);
     fputs(",\"images_per_s\":", f);
     cli_json_num(f, step_s > 0 ? s->images / step_s : NAN);
     fprintf(f, ",\"elapsed_s\":%.3f}\n", elapsed(L));
@@ -254,7 +295,7 @@ static void write_step(train_loop *L, const esm_train_stats *s, double step_s)
 static void progress(train_loop *L, const esm_train_stats *s, double step_s, int force)
 {
     double now = cli_now();
-    if (L->a->quiet || (!force && now - L->last_progress < 2.0))
+    if (!L->lead || L->a->quiet || (!force && now - L->last_progress < 2.0))
         return;
     L->last_progress = now;
     int64_t total = esm_trainer_config(L->t)->steps;
@@ -286,46 +327,84 @@ static int run_eval(train_loop *L, esm_err *err)
     return 1;
 }
 
-/* Returns the exit status. */
+/* Collective: compares the ranks' states, then the lead saves. 0 and a message on failure. */
+static int save_point(train_loop *L, int *rc, esm_err *err)
+{
+    if (esm_trainer_check_dist(L->t, err) != ESM_OK) {
+        *rc = rank_error(L, err);
+        return 0;
+    }
+    if (L->lead && esm_trainer_save(L->t, L->rd.ckpt, err) != ESM_OK) {
+        *rc = local_error(L, err);
+        return 0;
+    }
+    return 1;
+}
+
+/* Writes what the lead writes after a step; 0 (after aborting the job) if the eval failed. */
+static int after_step(train_loop *L, const esm_train_stats *s, double dt, uint64_t comm, esm_err *err)
+{
+    if (!L->lead)
+        return 1;
+    write_step(L, s, dt, comm);
+    progress(L, s, dt, 0);
+    int64_t done = esm_trainer_steps_done(L->t);
+    if (L->has_eval_sp && L->a->eval_every > 0 && done % L->a->eval_every == 0 && !run_eval(L, err)) {
+        local_error(L, err);
+        return 0;
+    }
+    return 1;
+}
+
+static void summary(train_loop *L, const esm_train_stats *s)
+{
+    const esm_train_config *cfg = esm_trainer_config(L->t);
+    if (s->step > 0)
+        progress(L, s, 0, 1);
+    printf("{\"run\":");
+    cli_json_str(stdout, L->rd.dir);
+    printf(",\"trainer\":\"%s\",\"steps\":%lld,\"of\":%lld,\"ranks\":%d,\"loss\":",
+           esm_trainer_kind_name(cfg->trainer), (long long)esm_trainer_steps_done(L->t), (long long)cfg->steps,
+           esm_dist_size(L->dist));
+    cli_json_num(stdout, s->loss);
+    printf(",\"acc\":");
+    cli_json_num(stdout, s->acc);
+    printf(",\"elapsed_s\":%.3f,\"interrupted\":%s}\n", elapsed(L), L->stopped ? "true" : "false");
+}
+
+/* Returns the exit status. Every rank runs the same iterations: the stop flag is agreed on. */
 static int loop(train_loop *L, esm_err *err)
 {
     const esm_train_config *cfg = esm_trainer_config(L->t);
     esm_train_stats s = {0};
-    while (esm_trainer_steps_done(L->t) < cfg->steps && !stop_requested) {
+    int rc = 0;
+    for (;;) {
+        uint64_t bytes0 = esm_dist_bytes_sent(L->dist);
+        if (esm_dist_max_int(L->dist, stop_requested, &L->stopped, err) != ESM_OK)
+            return rank_error(L, err);
+        if (L->stopped || esm_trainer_steps_done(L->t) >= cfg->steps)
+            break;
         double t0 = cli_now();
         esm_status st = esm_trainer_step(L->t, &s, err);
-        if (st == ESM_ENONFINITE) {
+        if (st == ESM_ENONFINITE && L->lead) {
             /* The failed step changed nothing, so the state saved here is the last good one. */
             esm_err serr;
             if (esm_trainer_save(L->t, L->rd.ckpt, &serr) != ESM_OK)
                 fprintf(stderr, "esmeta: could not save %s: %s\n", L->rd.ckpt, serr.msg);
-            return cli_error(err);
         }
         if (st != ESM_OK)
-            return cli_error(err);
-        double dt = cli_now() - t0;
-        write_step(L, &s, dt);
-        progress(L, &s, dt, 0);
-        int64_t done = esm_trainer_steps_done(L->t);
-        if (L->has_eval_sp && L->a->eval_every > 0 && done % L->a->eval_every == 0 && !run_eval(L, err))
-            return cli_error(err);
-        if (L->a->checkpoint_every > 0 && done % L->a->checkpoint_every == 0 &&
-            esm_trainer_save(L->t, L->rd.ckpt, err) != ESM_OK)
-            return cli_error(err);
+            return rank_error(L, err); /* every rank saw the same failure */
+        if (!after_step(L, &s, cli_now() - t0, esm_dist_bytes_sent(L->dist) - bytes0, err))
+            return 1;
+        if (L->a->checkpoint_every > 0 && esm_trainer_steps_done(L->t) % L->a->checkpoint_every == 0 &&
+            !save_point(L, &rc, err))
+            return rc;
     }
-    if (esm_trainer_save(L->t, L->rd.ckpt, err) != ESM_OK)
-        return cli_error(err);
-    if (s.step > 0)
-        progress(L, &s, 0, 1);
-    printf("{\"run\":");
-    cli_json_str(stdout, L->rd.dir);
-    printf(",\"trainer\":\"%s\",\"steps\":%lld,\"of\":%lld,\"loss\":", esm_trainer_kind_name(cfg->trainer),
-           (long long)esm_trainer_steps_done(L->t), (long long)cfg->steps);
-    cli_json_num(stdout, s.loss);
-    printf(",\"acc\":");
-    cli_json_num(stdout, s.acc);
-    printf(",\"elapsed_s\":%.3f,\"interrupted\":%s}\n", elapsed(L), stop_requested ? "true" : "false");
-    return stop_requested ? 130 : 0;
+    if (!save_point(L, &rc, err))
+        return rc;
+    if (L->lead)
+        summary(L, &s);
+    return L->stopped ? 130 : 0;
 }
 
 static int check_eval_args(const train_args *a)
@@ -359,14 +438,33 @@ static int open_run(train_loop *L, const train_args *a, esm_split *sp, esm_err *
             return 0;
         if (a->steps >= 0 && esm_trainer_set_steps(L->t, a->steps, err) != ESM_OK)
             return 0;
-        return run_dir_resume(&L->rd, a->resume, esm_trainer_steps_done(L->t), err);
+        return !L->lead || run_dir_resume(&L->rd, a->resume, esm_trainer_steps_done(L->t), err);
     }
     esm_train_config cfg;
     if (!build_config(a, &cfg))
         return -1;
     if (!cli_load_split(L->ds, cfg.split, sp, err) || esm_trainer_create(&cfg, L->ds, sp, &L->t, err) != ESM_OK)
         return 0;
-    return run_dir_create(&L->rd, a->out, err);
+    return !L->lead || run_dir_create(&L->rd, a->out, err);
+}
+
+/* Everything after the data is loaded; returns the exit status. */
+static int train(train_loop *L, esm_split *sp, esm_err *err)
+{
+    const train_args *a = L->a;
+    int opened = open_run(L, a, sp, err);
+    if (opened < 0)
+        return 2; /* a usage error: every rank saw the same arguments */
+    if (opened == 0)
+        return local_error(L, err);
+    if (esm_trainer_set_dist(L->t, L->dist, err) != ESM_OK)
+        return rank_error(L, err);
+    if (L->lead && a->eval_every > 0 && !(L->has_eval_sp = cli_load_split(L->ds, a->eval_split, &L->eval_sp, err)))
+        return local_error(L, err);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    L->start = L->last_progress = cli_now();
+    return loop(L, err);
 }
 
 int cmd_train(int argc, char **argv)
@@ -377,27 +475,20 @@ int cmd_train(int argc, char **argv)
     if (a.threads > 0)
         omp_set_num_threads((int)a.threads);
     esm_err err = {0};
-    esm_dataset *ds = NULL;
-    esm_split sp = {0};
     train_loop L;
     memset(&L, 0, sizeof L);
     L.a = &a;
+    if (esm_dist_init(&L.dist, &err) != ESM_OK)
+        return cli_error(&err);
+    L.lead = esm_dist_rank(L.dist) == 0;
+    esm_dataset *ds = NULL;
+    esm_split sp = {0};
     int rc;
     if (!cli_load_dataset(a.data, &ds, &err)) {
-        rc = cli_error(&err);
+        rc = local_error(&L, &err);
     } else {
         L.ds = ds;
-        int opened = open_run(&L, &a, &sp, &err);
-        if (opened <= 0)
-            rc = opened < 0 ? 2 : cli_error(&err);
-        else if (a.eval_every > 0 && !(L.has_eval_sp = cli_load_split(ds, a.eval_split, &L.eval_sp, &err)))
-            rc = cli_error(&err);
-        else {
-            signal(SIGINT, on_signal);
-            signal(SIGTERM, on_signal);
-            L.start = L.last_progress = cli_now();
-            rc = loop(&L, &err);
-        }
+        rc = train(&L, &sp, &err);
     }
     run_dir_close(&L.rd);
     esm_trainer_free(L.t);
@@ -405,5 +496,6 @@ int cmd_train(int argc, char **argv)
         esm_split_free(&L.eval_sp);
     esm_split_free(&sp);
     esm_dataset_free(ds);
+    esm_dist_free(L.dist);
     return rc;
 }

@@ -4,6 +4,7 @@
 
 #include "esmeta/core.h"
 #include "esmeta/data.h"
+#include "esmeta/dist.h"
 #include "esmeta/es.h"
 #include "esmeta/model.h"
 #include "esmeta/optim.h"

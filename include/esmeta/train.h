@@ -11,6 +11,7 @@
 
 #include "esmeta/core.h"
 #include "esmeta/data.h"
+#include "esmeta/dist.h"
 #include "esmeta/model.h"
 
 #ifdef __cplusplus
@@ -31,6 +32,9 @@ typedef struct {
     float lr;
     int64_t lr_halve_every;    /* 0 = constant */
     float weight_decay;
+    /* backprop only: episodes per step, spread over the ranks; their gradients are averaged in
+     * episode order and the batch-norm running statistics follow their mean batch statistics */
+    int episodes_per_step;
     /* ES only */
     char strategy[32];         /* "openai-es", "pgpe", "snes", "sep-cma" */
     int pop;                   /* population size */
@@ -76,6 +80,19 @@ const esm_train_config *esm_trainer_config(const esm_trainer *t);
 /* Saves atomically; a crash mid-save leaves the previous file intact. */
 esm_status esm_trainer_save(const esm_trainer *t, const char *path, esm_err *err);
 void esm_trainer_free(esm_trainer *t);
+
+/* Spreads the trainer's steps over the ranks of d (NULL: this process alone); d must outlive
+ * the trainer. Every rank creates or resumes the same run and then calls this (collective):
+ * it fails with ESM_EDIST unless all ranks hold the same state. Results are bit-identical for
+ * any number of ranks. ES: each rank scores its share of the members and only per-member
+ * fitness, loss and accuracy cross the wire; backprop: each rank takes its share of the
+ * step's episodes and their gradients are gathered. Every 10 steps the ranks also compare a
+ * hash of their state (ESM_EDIST if it differs). */
+esm_status esm_trainer_set_dist(esm_trainer *t, esm_dist *d, esm_err *err);
+/* Collective: ESM_EDIST unless every rank holds the same state (call before each save). */
+esm_status esm_trainer_check_dist(esm_trainer *t, esm_err *err);
+/* How often esm_trainer_step compares the ranks' states by itself. */
+#define ESM_TRAINER_DIST_CHECK_EVERY 10
 
 /* The model a trainer holds (the ES trainer's centre network), with the batch-norm
  * statistics used at evaluation. Pointers stay valid until the next step or free. */

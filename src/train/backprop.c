@@ -1,4 +1,11 @@
-/* The backprop trainer: ProtoNet episodes, exact gradients, Adam (Snell et al. 2017). */
+/* The backprop trainer: ProtoNet episodes, exact gradients, Adam (Snell et al. 2017).
+ *
+ * A step takes E = episodes_per_step episodes (E*done .. E*done+E-1). Each rank computes its
+ * contiguous share of them; the ranks allgather one block per episode, [status, loss, acc,
+ * gradient, running statistics], and every rank sums the gradients in episode order (so the
+ * sum has the same bits for any rank count), divides by E and takes the same Adam step. Every
+ * episode updates its own copy of the step's starting running statistics, and the new running
+ * statistics are the mean of those copies: for E = 1 that is exactly the sequential update. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,14 +15,20 @@
 #include "esmeta/protonet.h"
 #include "train/trainer_internal.h"
 
+/* Floats of an episode block besides the gradient and statistics: status, loss, acc. */
+#define HEAD 3
+
 typedef struct {
     esm_adam adam;
     esm_protonet_ws *ws;
     esm_episode ep;
-    float *grad;       /* (n_params) */
-    float *bn_backup;  /* (n_bn) running statistics before the step, to undo a failed one */
+    float *send, *recv;  /* exchange blocks: [slice * block] and [E * block] */
+    int *counts;         /* [ranks] floats each rank contributes */
+    int x_ranks;         /* the rank count the exchange is sized for (0 = none yet) */
     unsigned char adam_step[8];
 } backprop_state;
+
+static size_t block_floats(const esm_trainer *t) { return HEAD + t->net.n_params + t->net.n_bn; }
 
 static esm_status bp_init(esm_trainer *t, esm_err *err)
 {
@@ -31,40 +44,115 @@ static esm_status bp_init(esm_trainer *t, esm_err *err)
         st = esm_protonet_ws_create(&t->net, s.way, s.shot, s.way * s.query, 1, &b->ws, err);
     if (st == ESM_OK)
         st = esm_episode_init(&b->ep, t->ds, s, err);
-    if (st == ESM_OK) {
-        b->grad = malloc(t->net.n_params * sizeof(float));
-        b->bn_backup = malloc(t->net.n_bn * sizeof(float) + 1);
-        if (!b->grad || !b->bn_backup)
-            st = esm_fail(err, ESM_ENOMEM, "out of memory");
-    }
     return st;
+}
+
+static esm_status ensure_exchange(const esm_trainer *t, backprop_state *b, esm_err *err)
+{
+    int n = esm_dist_size(t->dist), e = t->cfg.episodes_per_step;
+    if (b->x_ranks == n)
+        return ESM_OK;
+    free(b->send), free(b->recv), free(b->counts);
+    size_t block = block_floats(t);
+    b->send = malloc((size_t)(e / n + 1) * block * sizeof(float));
+    b->recv = malloc((size_t)e * block * sizeof(float));
+    b->counts = malloc((size_t)n * sizeof(int));
+    b->x_ranks = 0;
+    if (!b->send || !b->recv || !b->counts)
+        return esm_fail(err, ESM_ENOMEM, "out of memory for the gradients of %d episodes", e);
+    for (int r = 0; r < n; r++) {
+        int lo, hi;
+        esm_dist_slice(e, r, n, &lo, &hi);
+        b->counts[r] = (int)((size_t)(hi - lo) * block);
+    }
+    b->x_ranks = n;
+    return ESM_OK;
+}
+
+/* Episode j of this step into block: status, loss, acc, gradient, updated running stats. */
+static void run_episode(esm_trainer *t, backprop_state *b, int j, float *block, esm_err *err)
+{
+    esm_episode_shape s = t->cfg.shape;
+    uint64_t index = (uint64_t)t->done * (uint64_t)t->cfg.episodes_per_step + (uint64_t)j;
+    esm_episode_sample(&b->ep, t->ds, t->sp, t->cfg.seed, index);
+    float *grad = block + HEAD, *bn = grad + t->net.n_params;
+    memcpy(bn, t->bn_running, t->net.n_bn * sizeof(float));
+    float loss = NAN, acc = NAN;
+    esm_status st = esm_protonet_loss_grad(&t->net, t->params, bn, ESM_BN_TRAIN, b->ws, b->ep.support, s.way, s.shot,
+                                           b->ep.query, b->ep.query_label, s.way * s.query, &loss, &acc, grad, err);
+    block[0] = (float)st, block[1] = loss, block[2] = acc;
+}
+
+/* The first failure in episode order, the same on every rank; own: this rank's error. */
+static esm_status check_blocks(const esm_trainer *t, const backprop_state *b, esm_status own, esm_err *err)
+{
+    size_t block = block_floats(t);
+    int e = t->cfg.episodes_per_step;
+    for (int j = 0; j < e; j++) {
+        const float *p = b->recv + (size_t)j * block;
+        esm_status st = (esm_status)p[0];
+        if (st != ESM_OK && own != ESM_OK)
+            return own;
+        if (st != ESM_OK)
+            return esm_fail(err, ESM_EDIST, "step %lld: another rank failed on episode %d of the step (%s; its own "
+                            "message is on its stderr)", (long long)t->done + 1, j, esm_status_name(st));
+        if (!isfinite(p[1]) || !esm_all_finite(p + HEAD, t->net.n_params))
+            return esm_fail(err, ESM_ENONFINITE, "step %lld (episode %lld): the loss or its gradient is not finite "
+                            "(loss %g); the update was not applied; try a smaller --lr", (long long)t->done + 1,
+                            (long long)t->done * e + j + 1, (double)p[1]);
+    }
+    return own;
+}
+
+/* Gradient (into the first block) and running statistics (into t) averaged in episode order. */
+static void combine(esm_trainer *t, backprop_state *b, esm_train_stats *stats)
+{
+    size_t block = block_floats(t), n = t->net.n_params + t->net.n_bn;
+    int e = t->cfg.episodes_per_step;
+    float *sum = b->recv + HEAD;
+    double ls = b->recv[1], as = b->recv[2];
+    for (int j = 1; j < e; j++) {
+        const float *p = b->recv + (size_t)j * block;
+        for (size_t k = 0; k < n; k++)
+            sum[k] += p[HEAD + k];
+        ls += p[1], as += p[2];
+    }
+    if (e > 1)
+        for (size_t k = 0; k < n; k++)
+            sum[k] /= (float)e;
+    memcpy(t->bn_running, sum + t->net.n_params, t->net.n_bn * sizeof(float));
+    stats->loss = (float)(ls / e);
+    stats->acc = (float)(as / e);
 }
 
 static esm_status bp_step(esm_trainer *t, esm_train_stats *stats, esm_err *err)
 {
     backprop_state *b = t->impl;
-    esm_episode_shape s = t->cfg.shape;
-    int n_query = s.way * s.query;
-    esm_episode_sample(&b->ep, t->ds, t->sp, t->cfg.seed, (uint64_t)t->done);
-    memcpy(b->bn_backup, t->bn_running, t->net.n_bn * sizeof(float));
-    float loss = 0, acc = 0;
-    esm_status st = esm_protonet_loss_grad(&t->net, t->params, t->bn_running, ESM_BN_TRAIN, b->ws, b->ep.support,
-                                           s.way, s.shot, b->ep.query, b->ep.query_label, n_query, &loss, &acc,
-                                           b->grad, err);
-    if (st == ESM_OK && (!isfinite(loss) || !esm_all_finite(b->grad, t->net.n_params)))
-        st = esm_fail(err, ESM_ENONFINITE, "episode %lld: the loss or its gradient is not finite (loss %g); the "
-                      "update was not applied; try a smaller --lr", (long long)t->done + 1, (double)loss);
-    if (st != ESM_OK) {
-        memcpy(t->bn_running, b->bn_backup, t->net.n_bn * sizeof(float));
+    esm_status st = ensure_exchange(t, b, err);
+    if (st != ESM_OK)
         return st;
+    int lo, hi;
+    size_t block = block_floats(t);
+    esm_dist_slice(t->cfg.episodes_per_step, esm_dist_rank(t->dist), esm_dist_size(t->dist), &lo, &hi);
+    esm_status own = ESM_OK;
+    for (int j = lo; j < hi; j++) {
+        float *blk = b->send + (size_t)(j - lo) * block;
+        run_episode(t, b, j, blk, own == ESM_OK ? err : NULL);
+        if (own == ESM_OK && blk[0] != (float)ESM_OK)
+            own = (esm_status)blk[0];
     }
+    st = esm_dist_allgather_f32(t->dist, b->send, b->recv, b->counts, err);
+    if (st == ESM_OK)
+        st = check_blocks(t, b, own, err);
+    if (st != ESM_OK)
+        return st; /* nothing of t has changed yet */
+    combine(t, b, stats);
     float lr = esm_lr_at(&t->cfg, t->done);
     b->adam.cfg.lr = lr;
-    esm_adam_step(&b->adam, t->params, b->grad);
-    stats->loss = loss;
-    stats->acc = acc;
+    esm_adam_step(&b->adam, t->params, b->recv + HEAD);
+    esm_episode_shape s = t->cfg.shape;
     stats->lr = lr;
-    stats->images = (int64_t)s.way * (s.shot + s.query);
+    stats->images = (int64_t)t->cfg.episodes_per_step * s.way * (s.shot + s.query);
     return ESM_OK;
 }
 
@@ -101,8 +189,7 @@ static void bp_free(esm_trainer *t)
     esm_adam_free(&b->adam);
     esm_protonet_ws_free(b->ws);
     esm_episode_free(&b->ep);
-    free(b->grad);
-    free(b->bn_backup);
+    free(b->send), free(b->recv), free(b->counts);
     free(b);
     t->impl = NULL;
 }

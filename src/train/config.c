@@ -19,6 +19,7 @@ esm_train_config esm_train_config_default(esm_trainer_kind kind)
     c.net = esm_net_config_default();
     c.lr = 1e-3f;
     c.lr_halve_every = 2000;
+    c.episodes_per_step = 1;
     if (kind == ESM_TRAINER_ES) {
         /* A starting point from a small numpy OpenAI-ES study (issue 4): 5-way 5-shot 5-query
          * episodes, population 32, sigma 0.02, Adam 0.002. */
@@ -57,11 +58,11 @@ int esm_config_to_text(const esm_train_config *c, char *buf, size_t cap)
                     "trainer=%s\nsplit=%s\nsplit_hash=%" PRIu64 "\nway=%d\nshot=%d\nquery=%d\nsteps=%" PRId64
                     "\nseed=%" PRIu64 "\nin_channels=%d\nin_height=%d\nin_width=%d\nwidth=%d\ndepth=%d\nlr=%a\n"
                     "lr_halve_every=%" PRId64 "\nweight_decay=%a\nstrategy=%s\npop=%d\nsigma=%a\n"
-                    "episodes_per_gen=%d\ncentre_every=%d\n",
+                    "episodes_per_gen=%d\ncentre_every=%d\nepisodes_per_step=%d\n",
                     esm_trainer_kind_name(c->trainer), c->split, c->split_hash, c->shape.way, c->shape.shot,
                     c->shape.query, c->steps, c->seed, c->net.in_channels, c->net.in_height, c->net.in_width,
                     c->net.width, c->net.depth, (double)c->lr, c->lr_halve_every, (double)c->weight_decay,
-                    c->strategy, c->pop, (double)c->sigma, c->episodes_per_gen, c->centre_every);
+                    c->strategy, c->pop, (double)c->sigma, c->episodes_per_gen, c->centre_every, c->episodes_per_step);
 }
 
 static int set_field(esm_train_config *c, const char *key, const char *v)
@@ -104,6 +105,7 @@ static int set_field(esm_train_config *c, const char *key, const char *v)
     INT_FIELD("pop", c->pop)
     INT_FIELD("episodes_per_gen", c->episodes_per_gen)
     INT_FIELD("centre_every", c->centre_every)
+    INT_FIELD("episodes_per_step", c->episodes_per_step)
 #undef INT_FIELD
     return 1; /* keys from newer versions are ignored */
 }
@@ -111,6 +113,7 @@ static int set_field(esm_train_config *c, const char *key, const char *v)
 esm_status esm_config_from_text(const char *text, size_t len, esm_train_config *c, const char *origin, esm_err *err)
 {
     memset(c, 0, sizeof *c);
+    c->episodes_per_step = 1; /* checkpoints from before the key existed: one episode a step */
     char line[512];
     size_t i = 0;
     while (i < len) {

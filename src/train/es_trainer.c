@@ -17,7 +17,14 @@
  * they track the trained network in backprop training.
  *
  * A step that fails (every member non-finite, or a non-finite centre) leaves the trainer as it
- * was: the ES state is snapshotted before tell and restored on failure. */
+ * was: the ES state is snapshotted before tell and restored on failure.
+ *
+ * Ranks (esm_trainer_set_dist). Rank r scores only its contiguous slice of the members and
+ * the ranks allgather one block per rank: [status, then (fitness, loss, acc) per member], so
+ * O(P) floats cross the wire and no parameter ever does. Each member's numbers do not depend on
+ * where it was scored, and every rank then runs the same tell and centre pass on the same full
+ * vectors, so every rank holds the same bits as a single process would. The status word lets
+ * a rank that failed (out of memory, say) stop everyone instead of leaving them waiting. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -43,6 +50,9 @@ typedef struct {
     float *bn_new;       /* (n_bn) running statistics being updated, committed on success */
     unsigned char *es_buf; /* esm_es_state_size bytes: checkpoint section and pre-tell snapshot */
     size_t es_bytes;
+    float *send, *recv;  /* exchange blocks: [1 + 3 * slice] and [ranks + 3 * pop] */
+    int *counts;         /* [ranks] floats each rank contributes */
+    int x_ranks;         /* the rank count the exchange buffers are sized for (0 = none yet) */
 } es_state;
 
 /* SplitMix64's finaliser: the ES noise key must differ from the episode and init streams,
@@ -186,10 +196,9 @@ static esm_status score(const esm_trainer *t, const es_state *s, const float *pa
     return ESM_OK;
 }
 
-/* Fills s->loss, s->acc and s->fitness for every member, one member per thread. */
-static esm_status evaluate_population(esm_trainer *t, es_state *s, int nt, esm_err *err)
+/* Fills s->loss, s->acc and s->fitness for members [lo, hi), one member per thread. */
+static esm_status evaluate_members(esm_trainer *t, es_state *s, int lo, int hi, int nt, esm_err *err)
 {
-    int pop = t->cfg.pop;
     esm_status *stat = calloc((size_t)nt, sizeof *stat);
     esm_err *errs = calloc((size_t)nt, sizeof *errs);
     if (!stat || !errs) {
@@ -197,7 +206,7 @@ static esm_status evaluate_population(esm_trainer *t, es_state *s, int nt, esm_e
         return esm_fail(err, ESM_ENOMEM, "out of memory");
     }
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (int i = 0; i < pop; i++) {
+    for (int i = lo; i < hi; i++) {
         int tid = omp_get_thread_num();
         member_slot *m = &s->slots[tid];
         if (stat[tid] != ESM_OK)
@@ -264,18 +273,74 @@ static void fill_stats(const esm_trainer *t, const es_state *s, const esm_es_rep
     stats->n_nonfinite = rep->n_nonfinite;
 }
 
+/* Sizes the exchange buffers for the current rank count. */
+static esm_status ensure_exchange(const esm_trainer *t, es_state *s, esm_err *err)
+{
+    int n = esm_dist_size(t->dist), pop = t->cfg.pop;
+    if (s->x_ranks == n)
+        return ESM_OK;
+    free(s->send), free(s->recv), free(s->counts);
+    s->send = malloc((size_t)(1 + 3 * (pop / n + 1)) * sizeof(float));
+    s->recv = malloc((size_t)(n + 3 * pop) * sizeof(float));
+    s->counts = malloc((size_t)n * sizeof(int));
+    s->x_ranks = 0;
+    if (!s->send || !s->recv || !s->counts)
+        return esm_fail(err, ESM_ENOMEM, "out of memory for the member exchange of %d ranks", n);
+    for (int r = 0; r < n; r++) {
+        int lo, hi;
+        esm_dist_slice(pop, r, n, &lo, &hi);
+        s->counts[r] = 1 + 3 * (hi - lo);
+    }
+    s->x_ranks = n;
+    return ESM_OK;
+}
+
+/* Every rank's member numbers into s->fitness/loss/acc; own_st is this rank's evaluation
+ * status. Fails on every rank if any rank failed. */
+static esm_status exchange_members(esm_trainer *t, es_state *s, esm_status own_st, esm_err *err)
+{
+    int n = esm_dist_size(t->dist), me = esm_dist_rank(t->dist), lo, hi;
+    esm_dist_slice(t->cfg.pop, me, n, &lo, &hi);
+    s->send[0] = (float)own_st;
+    for (int i = lo; i < hi; i++) {
+        float *b = s->send + 1 + 3 * (i - lo);
+        b[0] = s->fitness[i], b[1] = s->loss[i], b[2] = s->acc[i];
+    }
+    esm_status st = esm_dist_allgather_f32(t->dist, s->send, s->recv, s->counts, err);
+    if (st != ESM_OK)
+        return st;
+    const float *p = s->recv;
+    for (int r = 0; r < n; p += s->counts[r], r++) {
+        esm_dist_slice(t->cfg.pop, r, n, &lo, &hi);
+        if (p[0] != (float)ESM_OK && own_st == ESM_OK)
+            return esm_fail(err, ESM_EDIST, "generation %lld: rank %d failed to score its members (%s; its own "
+                            "message is on its stderr)", (long long)t->done + 1, r, esm_status_name((esm_status)p[0]));
+        for (int i = lo; i < hi; i++) {
+            const float *b = p + 1 + 3 * (i - lo);
+            s->fitness[i] = b[0], s->loss[i] = b[1], s->acc[i] = b[2];
+        }
+    }
+    return own_st;
+}
+
 static esm_status es_step(esm_trainer *t, esm_train_stats *stats, esm_err *err)
 {
     es_state *s = t->impl;
     const esm_train_config *c = &t->cfg;
-    int nt = omp_get_max_threads() < c->pop ? omp_get_max_threads() : c->pop;
+    int lo, hi;
+    esm_dist_slice(c->pop, esm_dist_rank(t->dist), esm_dist_size(t->dist), &lo, &hi);
+    /* At least one slot: the centre pass needs one even on a rank without members. */
+    int nt = omp_get_max_threads() < hi - lo ? omp_get_max_threads() : hi - lo > 1 ? hi - lo : 1;
     esm_status st = ensure_slots(t, s, nt, err);
+    if (st == ESM_OK)
+        st = ensure_exchange(t, s, err);
     if (st != ESM_OK)
         return st;
     uint64_t first = (uint64_t)t->done * (uint64_t)c->episodes_per_gen;
     for (int j = 0; j < c->episodes_per_gen; j++)
         esm_episode_sample(&s->eps[j], t->ds, t->sp, c->seed, first + (uint64_t)j);
-    st = evaluate_population(t, s, nt, err);
+    st = evaluate_members(t, s, lo, hi, nt, err);
+    st = exchange_members(t, s, st, err);
     if (st == ESM_OK)
         st = esm_es_save(s->es, s->es_buf, s->es_bytes, err);
     esm_es_report rep;
@@ -337,6 +402,7 @@ static void es_free(esm_trainer *t)
     for (int j = 0; s->eps && j < t->cfg.episodes_per_gen; j++)
         esm_episode_free(&s->eps[j]);
     free(s->slots), free(s->eps), free(s->fitness), free(s->loss), free(s->acc), free(s->bn_new), free(s->es_buf);
+    free(s->send), free(s->recv), free(s->counts);
     free(s);
     t->impl = NULL;
 }

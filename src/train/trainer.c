@@ -51,6 +51,8 @@ static esm_status check_config(const esm_train_config *c, const esm_split *sp, e
         return esm_fail(err, ESM_EINVAL, "--lr %g must be a positive number", (double)c->lr);
     if (!(c->weight_decay >= 0) || !isfinite(c->weight_decay))
         return esm_fail(err, ESM_EINVAL, "--weight-decay %g must be zero or positive", (double)c->weight_decay);
+    if (c->trainer == ESM_TRAINER_BACKPROP && c->episodes_per_step < 1)
+        return esm_fail(err, ESM_EINVAL, "--episodes-per-step %d must be at least 1", c->episodes_per_step);
     if (c->lr_halve_every < 0)
         return esm_fail(err, ESM_EINVAL, "--lr-halve-every %lld must not be negative", (long long)c->lr_halve_every);
     return esm_episode_check(sp, c->shape, err);
@@ -166,6 +168,13 @@ esm_status esm_trainer_step(esm_trainer *t, esm_train_stats *stats, esm_err *err
         return st;
     t->done++;
     s.step = t->done;
+    /* Cheap insurance against silent divergence (a different binary, library or config on
+     * one rank): the state hash costs O(params) locally and 16 bytes per rank on the wire. */
+    if (esm_dist_size(t->dist) > 1 && t->done % ESM_TRAINER_DIST_CHECK_EVERY == 0) {
+        st = esm_trainer_check_dist(t, err);
+        if (st != ESM_OK)
+            return st;
+    }
     if (stats)
         *stats = s;
     return ESM_OK;
@@ -204,6 +213,41 @@ esm_status esm_trainer_save(const esm_trainer *t, const char *path, esm_err *err
     };
     int k = 4 + t->ops->sections(t, s + 4, ESM_TRAINER_MAX_SECTIONS - 4);
     return esm_ckpt_write(path, s, k, err);
+}
+
+/* Everything a checkpoint would hold, hashed in section order. */
+static uint64_t state_hash(const esm_trainer *t)
+{
+    unsigned char prog[8];
+    esm_put_u64(prog, (uint64_t)t->done);
+    esm_ckpt_section s[ESM_TRAINER_MAX_SECTIONS] = {
+        {"params", t->params, t->net.n_params * sizeof(float)},
+        {"bn_running", t->bn_running, t->net.n_bn * sizeof(float)},
+        {"progress", prog, sizeof prog},
+    };
+    int k = 3 + t->ops->sections(t, s + 3, ESM_TRAINER_MAX_SECTIONS - 3);
+    uint64_t h = ESM_DIST_HASH_INIT;
+    for (int i = 0; i < k; i++)
+        h = esm_dist_hash(h, s[i].data, s[i].len);
+    return h;
+}
+
+esm_status esm_trainer_check_dist(esm_trainer *t, esm_err *err)
+{
+    if (esm_dist_size(t->dist) <= 1)
+        return ESM_OK;
+    esm_status st = esm_dist_check_same(t->dist, state_hash(t), "the trained state", err);
+    if (st == ESM_EDIST)
+        return esm_fail(err, ESM_EDIST, "after step %lld the %d ranks hold different states (a different build, "
+                        "library, data or configuration on some rank?); stopped", (long long)t->done,
+                        esm_dist_size(t->dist));
+    return st;
+}
+
+esm_status esm_trainer_set_dist(esm_trainer *t, esm_dist *d, esm_err *err)
+{
+    t->dist = d;
+    return esm_trainer_check_dist(t, err);
 }
 
 void esm_trainer_free(esm_trainer *t)

@@ -28,6 +28,7 @@ struct esm_trainer {
     float *params;       /* (net.n_params) the model (for ES: the centre) */
     float *bn_running;   /* (net.n_bn) evaluation statistics */
     int64_t done;        /* steps completed */
+    esm_dist *dist;      /* the ranks sharing each step; NULL = this process alone */
     void *impl;          /* the trainer's own state */
 };
 

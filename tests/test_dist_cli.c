@@ -1,0 +1,330 @@
+/* Distributed training through mpirun: bit-identity across rank counts, resumes with another
+ * rank count, a killed rank, diverged ranks, and the bytes each generation puts on the wire.
+ * Loopback TCP only and one thread per rank, so CI (2 cores, root, no network) can run them. */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "esmeta.h"
+#include "harness.h"
+
+#define TINY_ES "--trainer es --width 8 --depth 2 --way 5 --shot 1 --query 2 --pop 6 --seed 3 --quiet"
+#define TINY_BP "--width 8 --depth 2 --way 5 --shot 1 --query 2 --seed 3 --quiet"
+/* Leaks inside Open MPI's own initialisation are not ours; the serial tests keep leak checks. */
+#define MPI_ENV "OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE OMPI_ALLOW_RUN_AS_ROOT=1 " \
+                "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ASAN_OPTIONS=detect_leaks=0"
+#define MPI_FLAGS "--oversubscribe --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo"
+
+static int have_mpirun(void) { return system("command -v mpirun >/dev/null 2>&1") == 0; }
+
+#define NEED_MPIRUN()                                                                                       \
+    REQUIREF(have_mpirun(), "mpirun is not installed: the distributed tests need Open MPI's openmpi-bin "   \
+             "(scripts/install-deps installs it)")
+
+/* "mpirun -np n ..." with its command line built from fmt; stderr goes to TMP/mpirun.err and the
+ * run is bounded so that a hang fails the test instead of the suite. Returns the exit status. */
+static int mpirun(int n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int mpirun(int n, const char *fmt, ...)
+{
+    char args[8192], cmd[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "env " MPI_ENV " timeout -k 5 180 mpirun " MPI_FLAGS " -np %d %s %s >%s/mpirun.out "
+             "2>%s/mpirun.err", n, esm_test_cli(), args, esm_test_tmpdir(), esm_test_tmpdir());
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void show_stderr(void)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "tail -n 8 %s/mpirun.err >&2", esm_test_tmpdir());
+    if (system(cmd) != 0)
+        fputs("    (no stderr)\n", stderr);
+}
+
+static int serial(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int serial(const char *fmt, ...)
+{
+    char args[8192], err[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    setenv("OMP_NUM_THREADS", "1", 1);
+    int rc = esm_test_run_cli(args, NULL, 0, err, sizeof err);
+    if (rc != 0)
+        fprintf(stderr, "    esmeta %s -> %d: %s\n", args, rc, err);
+    return rc;
+}
+
+static int same_ckpt(const char *dir_a, const char *dir_b)
+{
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s/%s/checkpoint.bin' '%s/%s/checkpoint.bin'", esm_test_tmpdir(), dir_a,
+             esm_test_tmpdir(), dir_b);
+    return system(cmd) == 0;
+}
+
+static int count_lines(const char *dir, const char *needle)
+{
+    char path[4200], line[4096];
+    snprintf(path, sizeof path, "%s/%s/metrics.jsonl", esm_test_tmpdir(), dir);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static int file_has(const char *name, const char *needle)
+{
+    char path[4200], buf[16384];
+    snprintf(path, sizeof path, "%s/%s", esm_test_tmpdir(), name);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    return strstr(buf, needle) != NULL;
+}
+
+TEST(dist_es_is_bit_identical_for_1_to_4_ranks)
+{
+    NEED_MPIRUN();
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    /* P = 6 over 4 ranks is 2,2,1,1; 12 generations pass the rank check at 10 and two saves. */
+    const char *run = "train --data %s " TINY_ES " --generations 12 --checkpoint-every 5 --out %s/np%d";
+    REQUIRE(serial(run, cache, tmp, 0) == 0);
+    for (int n = 1; n <= 4; n++) {
+        int rc = mpirun(n, run, cache, tmp, n);
+        if (rc != 0)
+            show_stderr();
+        REQUIREF(rc == 0, "%d ranks: exit %d", n, rc);
+        char name[16];
+        snprintf(name, sizeof name, "np%d", n);
+        CHECKF(same_ckpt("np0", name), "%d ranks end with other bits than one process", n);
+        CHECK(count_lines(name, "\"generation\":") == 12);
+        CHECKF(file_has("mpirun.out", "\"ranks\":") && file_has("mpirun.out", "\"steps\":12"), "%d ranks: one summary",
+               n);
+    }
+}
+
+TEST(dist_es_more_ranks_than_members)
+{
+    NEED_MPIRUN();
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    /* P = 2 over 3 ranks: the last rank scores nobody but still follows the centre. */
+    const char *run = "train --data %s " TINY_ES " --pop 2 --generations 4 --out %s/np%d";
+    REQUIRE(serial(run, cache, tmp, 0) == 0);
+    int rc = mpirun(3, run, cache, tmp, 3);
+    if (rc != 0)
+        show_stderr();
+    REQUIRE(rc == 0);
+    CHECK(same_ckpt("np0", "np3"));
+}
+
+TEST(dist_resume_with_another_rank_count)
+{
+    NEED_MPIRUN();
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    REQUIRE(serial("train --data %s " TINY_ES " --generations 12 --out %s/straight", cache, tmp) == 0);
+    REQUIRE(mpirun(2, "train --data %s " TINY_ES " --generations 5 --out %s/split", cache, tmp) == 0);
+    int rc = mpirun(3, "train --data %s --resume %s/split --generations 9 --quiet", cache, tmp);
+    if (rc == 0)
+        rc = serial("train --data %s --resume %s/split --generations 12 --quiet", cache, tmp);
+    if (rc != 0)
+        show_stderr();
+    REQUIRE(rc == 0);
+    CHECK(same_ckpt("straight", "split"));
+    CHECK(count_lines("split", "\"generation\":") == 12);
+}
+
+TEST(dist_backprop_is_bit_identical_across_rank_counts)
+{
+    NEED_MPIRUN();
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    /* 3 episodes a step: 2 ranks take 2 and 1, 4 ranks leave one rank idle. */
+    const char *run = "train --data %s " TINY_BP " --episodes 4 --episodes-per-step 3 --out %s/np%d";
+    REQUIRE(serial(run, cache, tmp, 0) == 0);
+    for (int n = 2; n <= 4; n += 2) {
+        int rc = mpirun(n, run, cache, tmp, n);
+        if (rc != 0)
+            show_stderr();
+        REQUIREF(rc == 0, "%d ranks: exit %d", n, rc);
+        char name[16];
+        snprintf(name, sizeof name, "np%d", n);
+        CHECKF(same_ckpt("np0", name), "%d ranks end with other bits than one process", n);
+    }
+    /* More episodes a step are really a different run. */
+    REQUIRE(serial("train --data %s " TINY_BP " --episodes 4 --out %s/one", cache, tmp) == 0);
+    CHECK(!same_ckpt("np0", "one"));
+}
+
+/* comm_bytes of every generation line of a run, in order; returns how many. */
+static int comm_bytes(const char *dir, long long *out, int cap)
+{
+    char path[4200], line[4096];
+    snprintf(path, sizeof path, "%s/%s/metrics.jsonl", esm_test_tmpdir(), dir);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    while (f && fgets(line, sizeof line, f) && n < cap) {
+        const char *p = strstr(line, "\"comm_bytes\":");
+        if (p)
+            out[n++] = atoll(p + 13);
+    }
+    if (f)
+        fclose(f);
+    return n;
+}
+
+TEST(dist_es_sends_o_pop_bytes_whatever_the_model_size)
+{
+    NEED_MPIRUN();
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    const char *run = "train --data %s " TINY_ES " --generations 11 --checkpoint-every 0 --width %d --pop %d "
+                      "--out %s/%s";
+    REQUIRE(mpirun(2, run, cache, 8, 6, tmp, "w8") == 0);
+    REQUIRE(mpirun(2, run, cache, 32, 6, tmp, "w32") == 0);
+    REQUIRE(mpirun(2, run, cache, 8, 12, tmp, "p12") == 0);
+    long long a[16], b[16], c[16];
+    REQUIRE(comm_bytes("w8", a, 16) == 11 && comm_bytes("w32", b, 16) == 11 && comm_bytes("p12", c, 16) == 11);
+    for (int g = 0; g < 11; g++) {
+        CHECKF(a[g] == b[g], "generation %d: width 8 sent %lld bytes, width 32 %lld", g + 1, a[g], b[g]);
+        /* Rank 0 of 2 holds P/2 members: 3 floats each and a status, plus the 8-byte stop flag
+         * (and the 16-byte state check every 10 generations). Parameters never travel. */
+        long long expect6 = 4 * (1 + 3 * 3) + 8 + (g + 1 == 10 ? 16 : 0);
+        long long expect12 = 4 * (1 + 3 * 6) + 8 + (g + 1 == 10 ? 16 : 0);
+        CHECKF(a[g] == expect6, "generation %d: %lld bytes, expected %lld", g + 1, a[g], expect6);
+        CHECKF(c[g] == expect12, "generation %d with P = 12: %lld bytes, expected %lld", g + 1, c[g], expect12);
+    }
+    /* And the serial run puts nothing on a wire. */
+    REQUIRE(serial(run, cache, 8, 6, tmp, "serial") == 0);
+    REQUIRE(comm_bytes("serial", a, 16) == 11);
+    CHECK(a[0] == 0 && a[10] == 0);
+}
+
+TEST(dist_diverged_ranks_stop_with_a_clear_error)
+{
+    NEED_MPIRUN();
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    /* Two programs (MPMD) whose learning rates differ: equal at the start, apart after one
+     * generation, caught by the check every 10 generations. */
+    char other[8192];
+    snprintf(other, sizeof other, "train --data %s " TINY_ES " --generations 30 --out %s/div --lr 0.002 : -np 1 %s "
+             "train --data %s " TINY_ES " --generations 30 --out %s/div --lr 0.003", cache, tmp, esm_test_cli(), cache,
+             tmp);
+    int rc = mpirun(1, "%s", other);
+    CHECKF(rc != 0, "diverged ranks exited %d", rc);
+    CHECKF(file_has("mpirun.err", "after step 10") && file_has("mpirun.err", "hold different states"),
+           "no divergence message");
+    CHECK(count_lines("div", "\"generation\":") == 9); /* the 10th is where they were caught */
+    /* Ranks that start apart (another seed) stop before the first step. */
+    snprintf(other, sizeof other, "train --data %s " TINY_ES " --generations 3 --out %s/seed : -np 1 %s "
+             "train --data %s " TINY_ES " --generations 3 --out %s/seed --seed 9", cache, tmp, esm_test_cli(), cache,
+             tmp);
+    rc = mpirun(1, "%s", other);
+    CHECK(rc != 0 && file_has("mpirun.err", "after step 0"));
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The pid of the rank process whose command line mentions tag, or 0. */
+static pid_t find_rank(const char *tag, int rank)
+{
+    char cmd[4600];
+    snprintf(cmd, sizeof cmd, "for p in $(pgrep -f '%s'); do tr '\\0' '\\n' </proc/$p/environ 2>/dev/null | "
+             "grep -qx OMPI_COMM_WORLD_RANK=%d && echo $p; done", tag, rank);
+    FILE *f = popen(cmd, "r");
+    long pid = 0;
+    if (f && fscanf(f, "%ld", &pid) != 1)
+        pid = 0;
+    if (f)
+        pclose(f);
+    return (pid_t)pid;
+}
+
+/* Waits up to limit seconds for child; its wait status, or -1 if it is still running. */
+static int wait_bounded(pid_t child, double limit)
+{
+    double t0 = now_s();
+    int st = 0;
+    while (now_s() - t0 < limit) {
+        if (waitpid(child, &st, WNOHANG) == child)
+            return st;
+        usleep(50000);
+    }
+    return -1;
+}
+
+TEST(dist_killed_rank_ends_the_job_and_the_checkpoint_resumes)
+{
+    NEED_MPIRUN();
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    char dir[4200], cmd[16384];
+    snprintf(dir, sizeof dir, "%s/killed", tmp);
+    snprintf(cmd, sizeof cmd, "exec env " MPI_ENV " mpirun " MPI_FLAGS " -np 2 %s train --data %s " TINY_ES
+             " --generations 1000000 --checkpoint-every 1 --out %s >/dev/null 2>%s/mpirun.err", esm_test_cli(), cache,
+             dir, tmp);
+    fflush(stdout), fflush(stderr);
+    pid_t job = fork();
+    REQUIRE(job >= 0);
+    if (job == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    /* A few generations in (and so mid-way through saving at some point), kill -9 rank 1. */
+    double t0 = now_s();
+    while (count_lines("killed", "\"generation\":") < 3 && now_s() - t0 < 60)
+        usleep(20000);
+    pid_t victim = find_rank(dir, 1);
+    if (victim > 0)
+        kill(victim, SIGKILL);
+    int st = wait_bounded(job, 20);
+    if (st == -1) { /* a hang: clean up what we started, then fail */
+        pid_t r0 = find_rank(dir, 0);
+        if (r0 > 0)
+            kill(r0, SIGKILL);
+        kill(job, SIGKILL);
+        waitpid(job, NULL, 0);
+    }
+    REQUIREF(victim > 0, "rank 1 was never found running");
+    REQUIREF(st != -1, "the job was still running 20 s after rank 1 was killed");
+    CHECKF(!(WIFEXITED(st) && WEXITSTATUS(st) == 0), "the job exited 0 although a rank was killed");
+    CHECKF(file_has("mpirun.err", "rank 1") && file_has("mpirun.err", "signal 9"), "mpirun did not say what died");
+    /* The checkpoint left behind loads and resumes (alone this time) to the bits of a straight
+     * run; 300 generations is far beyond where the kill landed. */
+    char ckpt[4300];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", dir);
+    esm_model m;
+    esm_err err = {0};
+    REQUIRE_OK(esm_model_load(ckpt, &m, &err), &err);
+    esm_model_free(&m);
+    int done = count_lines("killed", "\"generation\":");
+    REQUIREF(done < 300, "the run got to generation %d before it was killed", done);
+    REQUIRE(serial("train --data %s --resume %s --generations 300 --quiet", cache, dir) == 0);
+    REQUIRE(serial("train --data %s " TINY_ES " --generations 300 --out %s/straight", cache, tmp) == 0);
+    CHECK(same_ckpt("killed", "straight"));
+}
