@@ -239,6 +239,7 @@ typedef struct {
     esm_dist *dist;
     int lead;     /* rank 0: the one rank that writes files and prints results */
     int stopped;  /* some rank was asked to stop (agreed by all ranks) */
+    uint64_t bytes_logged; /* esm_dist_bytes_sent when the last metrics line was written */
     double start, last_progress;
 } train_loop;
 
@@ -342,11 +343,14 @@ static int save_point(train_loop *L, int *rc, esm_err *err)
 }
 
 /* Writes what the lead writes after a step; 0 (after aborting the job) if the eval failed. */
-static int after_step(train_loop *L, const esm_train_stats *s, double dt, uint64_t comm, esm_err *err)
+static int after_step(train_loop *L, const esm_train_stats *s, double dt, esm_err *err)
 {
     if (!L->lead)
         return 1;
-    write_step(L, s, dt, comm);
+    /* Everything since the last line: the step, the stop flag and any state check or save. */
+    uint64_t bytes = esm_dist_bytes_sent(L->dist);
+    write_step(L, s, dt, bytes - L->bytes_logged);
+    L->bytes_logged = bytes;
     progress(L, s, dt, 0);
     int64_t done = esm_trainer_steps_done(L->t);
     if (L->has_eval_sp && L->a->eval_every > 0 && done % L->a->eval_every == 0 && !run_eval(L, err)) {
@@ -378,8 +382,8 @@ static int loop(train_loop *L, esm_err *err)
     const esm_train_config *cfg = esm_trainer_config(L->t);
     esm_train_stats s = {0};
     int rc = 0;
+    L->bytes_logged = esm_dist_bytes_sent(L->dist);
     for (;;) {
-        uint64_t bytes0 = esm_dist_bytes_sent(L->dist);
         if (esm_dist_max_int(L->dist, stop_requested, &L->stopped, err) != ESM_OK)
             return rank_error(L, err);
         if (L->stopped || esm_trainer_steps_done(L->t) >= cfg->steps)
@@ -394,7 +398,7 @@ static int loop(train_loop *L, esm_err *err)
         }
         if (st != ESM_OK)
             return rank_error(L, err); /* every rank saw the same failure */
-        if (!after_step(L, &s, cli_now() - t0, esm_dist_bytes_sent(L->dist) - bytes0, err))
+        if (!after_step(L, &s, cli_now() - t0, err))
             return 1;
         if (L->a->checkpoint_every > 0 && esm_trainer_steps_done(L->t) % L->a->checkpoint_every == 0 &&
             !save_point(L, &rc, err))

@@ -2,6 +2,8 @@
  * rank count, a killed rank, diverged ranks, and the bytes each generation puts on the wire.
  * Loopback TCP only and one thread per rank, so CI (2 cores, root, no network) can run them. */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -151,6 +153,20 @@ TEST(dist_resume_with_another_rank_count)
     REQUIRE(rc == 0);
     CHECK(same_ckpt("straight", "split"));
     CHECK(count_lines("split", "\"generation\":") == 12);
+    /* A failure only rank 0 sees (--out holds a run already) must end the job, not hang it. */
+    rc = mpirun(2, "train --data %s " TINY_ES " --generations 3 --out %s/straight", cache, tmp);
+    CHECK(rc != 0 && file_has("mpirun.err", "already holds a run"));
+    CHECK(same_ckpt("straight", "split"));
+}
+
+static int all_finite_model(const esm_model *m)
+{
+    int ok = 1;
+    for (size_t i = 0; i < m->net.n_params; i++)
+        ok &= isfinite(m->params[i]);
+    for (size_t i = 0; i < m->net.n_bn; i++)
+        ok &= isfinite(m->bn_running[i]);
+    return ok;
 }
 
 TEST(dist_backprop_is_bit_identical_across_rank_counts)
@@ -170,6 +186,17 @@ TEST(dist_backprop_is_bit_identical_across_rank_counts)
         snprintf(name, sizeof name, "np%d", n);
         CHECKF(same_ckpt("np0", name), "%d ranks end with other bits than one process", n);
     }
+    /* A non-finite step stops every rank alike; rank 0 keeps the last good state. */
+    int rc = mpirun(2, "train --data %s " TINY_BP " --episodes 20 --episodes-per-step 2 --lr 1e30 --out %s/nan", cache,
+                    tmp);
+    CHECK(rc != 0 && file_has("mpirun.err", "not finite"));
+    char ckpt[4300];
+    snprintf(ckpt, sizeof ckpt, "%s/nan/checkpoint.bin", tmp);
+    esm_model m;
+    esm_err err = {0};
+    REQUIRE_OK(esm_model_load(ckpt, &m, &err), &err);
+    CHECK(all_finite_model(&m));
+    esm_model_free(&m);
     /* More episodes a step are really a different run. */
     REQUIRE(serial("train --data %s " TINY_BP " --episodes 4 --out %s/one", cache, tmp) == 0);
     CHECK(!same_ckpt("np0", "one"));
@@ -250,19 +277,43 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* The pid of the rank process whose command line mentions tag, or 0. */
+/* /proc/<pid>/<what> with NULs turned into newlines (so strstr sees every entry). */
+static size_t read_proc(const char *pid, const char *what, char *buf, size_t cap)
+{
+    char path[300];
+    snprintf(path, sizeof path, "/proc/%s/%s", pid, what);
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, cap - 2, f) : 0;
+    if (f)
+        fclose(f);
+    for (size_t i = 0; i < n; i++)
+        if (!buf[i])
+            buf[i] = '\n';
+    buf[n] = '\n', buf[n + 1] = 0;
+    return n;
+}
+
+/* The pid of the rank process whose command line mentions tag, or 0 (reads /proc: no procps). */
 static pid_t find_rank(const char *tag, int rank)
 {
-    char cmd[4600];
-    snprintf(cmd, sizeof cmd, "for p in $(pgrep -f '%s'); do tr '\\0' '\\n' </proc/$p/environ 2>/dev/null | "
-             "grep -qx OMPI_COMM_WORLD_RANK=%d && echo $p; done", tag, rank);
-    FILE *f = popen(cmd, "r");
-    long pid = 0;
-    if (f && fscanf(f, "%ld", &pid) != 1)
-        pid = 0;
-    if (f)
-        pclose(f);
-    return (pid_t)pid;
+    char want[64], cmdline[8192];
+    static char env[1 << 16];
+    snprintf(want, sizeof want, "\nOMPI_COMM_WORLD_RANK=%d\n", rank);
+    DIR *d = opendir("/proc");
+    pid_t found = 0;
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        if (!read_proc(e->d_name, "cmdline", cmdline, sizeof cmdline) || !strstr(cmdline, tag))
+            continue;
+        env[0] = '\n';
+        read_proc(e->d_name, "environ", env + 1, sizeof env - 1);
+        if (strstr(env, want))
+            found = (pid_t)atol(e->d_name);
+    }
+    if (d)
+        closedir(d);
+    return found;
 }
 
 /* Waits up to limit seconds for child; its wait status, or -1 if it is still running. */
