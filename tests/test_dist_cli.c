@@ -121,6 +121,11 @@ TEST(dist_es_is_bit_identical_for_1_to_4_ranks)
         CHECKF(file_has("mpirun.out", "\"ranks\":") && file_has("mpirun.out", "\"steps\":12"), "%d ranks: one summary",
                n);
     }
+    /* Threads inside the ranks change nothing either (slices of 2 and 1 members on 2 threads). */
+    char threaded[8192];
+    snprintf(threaded, sizeof threaded, "%s --threads 2", run);
+    REQUIRE(mpirun(4, threaded, cache, tmp, 5) == 0);
+    CHECK(same_ckpt("np0", "np5"));
 }
 
 TEST(dist_es_more_ranks_than_members)
