@@ -1,11 +1,30 @@
 /* The MPI back end: the only code that includes mpi.h. Only the thread that created the
  * handle calls MPI (MPI_THREAD_FUNNELED); OpenMP threads never do. */
 #include <stdlib.h>
+#include <time.h>
 
 #include "dist/dist_internal.h"
 
 #if ESM_HAVE_MPI
 #include <mpi.h>
+
+/* Waits for a non-blocking collective without spinning. A blocking collective busy-polls a
+ * core while this rank waits for slower ones; with ranks (and their OpenMP threads) sharing
+ * cores that steals the very CPU the slow rank needs. Polling with short sleeps costs at most
+ * ~1 ms against generations that take tens of milliseconds or more. */
+static int wait_gently(MPI_Request *req)
+{
+    long ns = 20000;
+    for (;;) {
+        int done = 0;
+        int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS || done)
+            return rc;
+        struct timespec ts = {0, ns};
+        nanosleep(&ts, NULL);
+        ns = ns < 1000000 ? ns * 2 : ns;
+    }
+}
 
 static esm_status mpi_fail(esm_err *err, int rc, const char *call)
 {
@@ -54,7 +73,11 @@ esm_status esm_mpi_allgather_f32(esm_dist *d, const float *send, float *recv, co
     int off = 0;
     for (int r = 0; r < d->size; r++)
         d->displs[r] = off, off += counts[r];
-    int rc = MPI_Allgatherv(send, counts[d->rank], MPI_FLOAT, recv, counts, d->displs, MPI_FLOAT, MPI_COMM_WORLD);
+    MPI_Request req;
+    int rc = MPI_Iallgatherv(send, counts[d->rank], MPI_FLOAT, recv, counts, d->displs, MPI_FLOAT, MPI_COMM_WORLD,
+                             &req);
+    if (rc == MPI_SUCCESS)
+        rc = wait_gently(&req);
     if (rc != MPI_SUCCESS)
         return mpi_fail(err, rc, "MPI_Allgatherv");
     d->sent += (uint64_t)counts[d->rank] * sizeof(float) * (uint64_t)(d->size - 1);
@@ -63,7 +86,10 @@ esm_status esm_mpi_allgather_f32(esm_dist *d, const float *send, float *recv, co
 
 esm_status esm_mpi_min_u64(esm_dist *d, const uint64_t *in, uint64_t *out, int n, esm_err *err)
 {
-    int rc = MPI_Allreduce(in, out, n, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Request req;
+    int rc = MPI_Iallreduce(in, out, n, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD, &req);
+    if (rc == MPI_SUCCESS)
+        rc = wait_gently(&req);
     if (rc != MPI_SUCCESS)
         return mpi_fail(err, rc, "MPI_Allreduce");
     d->sent += (uint64_t)n * 8u * (uint64_t)(d->size - 1);
