@@ -57,10 +57,18 @@ LIB := $(BUILD)/libesmeta.a
 BIN := $(BUILD)/esmeta
 TESTBIN := $(BUILD)/esmeta-tests
 
+# Objects depend on the flags they were built with: when configuration changes (MPI appears,
+# a sanitizer build, ...), everything is rebuilt rather than mixing old and new objects.
+FLAGS_NOW := $(CC) $(CPPFLAGS) $(CFLAGS) $(MPI_CFLAGS) $(LDLIBS)
+ifneq ($(FLAGS_NOW),$(file < $(BUILD)/flags.txt))
+$(shell mkdir -p $(BUILD))
+$(file > $(BUILD)/flags.txt,$(FLAGS_NOW))
+endif
+
 .PHONY: all deps test test-asan check clean run bench
 all: $(LIB) $(BIN)
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c $(BUILD)/flags.txt
 	@mkdir -p $(dir $@)
 	@echo "CC $<"
 	@$(CC) $(CPPFLAGS) $(CFLAGS) $(if $(findstring src/dist/,$<),$(MPI_CFLAGS)) -MMD -MP -c $< -o $@
