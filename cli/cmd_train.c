@@ -38,6 +38,8 @@ static void help(void)
         "  es:        --generations N (default 1000)  --strategy openai-es|pgpe|snes|sep-cma (default openai-es)\n"
         "             --pop P (default 32)  --sigma S (default 0.02)  --episodes-per-gen E (default 1)\n"
         "             --centre-every K  centre-network loss/accuracy every K generations (default 10)\n"
+        "             --device cpu|cuda|cuda-tf32  where members are scored (default cpu; cuda needs a CUDA build\n"
+        "                            and a GPU; cuda-tf32 lets the conv GEMMs use TF32 tensor cores)\n"
         "  --checkpoint-every N      save every N steps (default 500) and at the end\n"
         "  --eval-every N            validation accuracy every N steps (default 0 = never) on --eval-split\n"
         "                            (default val) with --eval-episodes (100) of --eval-way/--eval-shot/--eval-query\n"
@@ -48,7 +50,7 @@ static void help(void)
 }
 
 typedef struct {
-    const char *data, *split, *out, *resume, *trainer, *strategy, *eval_split;
+    const char *data, *split, *out, *resume, *trainer, *strategy, *eval_split, *device;
     long way, shot, query, width, depth, pop, episodes_per_gen, centre_every, threads;
     long long steps, lr_halve_every, checkpoint_every, eval_every, eval_episodes, eval_way, eval_shot, eval_query;
     uint64_t seed;
@@ -58,7 +60,7 @@ typedef struct {
 
 enum { O_DATA = 1000, O_SPLIT, O_OUT, O_RESUME, O_TRAINER, O_STRATEGY, O_WAY, O_SHOT, O_QUERY, O_WIDTH, O_DEPTH,
        O_POP, O_EPG, O_CENTRE, O_THREADS, O_EPISODES, O_GENS, O_HALVE, O_CKPT, O_EVAL_EVERY, O_EVAL_EPISODES,
-       O_EVAL_SPLIT, O_EVAL_WAY, O_EVAL_SHOT, O_EVAL_QUERY, O_SEED, O_LR, O_SIGMA, O_WD, O_QUIET, O_HELP };
+       O_EVAL_SPLIT, O_EVAL_WAY, O_EVAL_SHOT, O_EVAL_QUERY, O_SEED, O_LR, O_SIGMA, O_WD, O_QUIET, O_HELP, O_DEVICE };
 
 static const struct option OPTS[] = {
     {"data", 1, 0, O_DATA}, {"split", 1, 0, O_SPLIT}, {"out", 1, 0, O_OUT}, {"resume", 1, 0, O_RESUME},
@@ -69,7 +71,7 @@ static const struct option OPTS[] = {
     {"checkpoint-every", 1, 0, O_CKPT}, {"eval-every", 1, 0, O_EVAL_EVERY}, {"eval-episodes", 1, 0, O_EVAL_EPISODES},
     {"eval-split", 1, 0, O_EVAL_SPLIT}, {"eval-way", 1, 0, O_EVAL_WAY}, {"eval-shot", 1, 0, O_EVAL_SHOT},
     {"eval-query", 1, 0, O_EVAL_QUERY}, {"seed", 1, 0, O_SEED}, {"lr", 1, 0, O_LR}, {"sigma", 1, 0, O_SIGMA},
-    {"weight-decay", 1, 0, O_WD}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    {"weight-decay", 1, 0, O_WD}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {"device", 1, 0, O_DEVICE}, {0, 0, 0, 0}};
 
 #define BIG 1000000000L
 
@@ -133,6 +135,7 @@ static int parse_args(int argc, char **argv, train_args *a)
         case O_TRAINER: a->trainer = optarg; break;
         case O_STRATEGY: a->strategy = optarg; break;
         case O_EVAL_SPLIT: a->eval_split = optarg; break;
+        case O_DEVICE: a->device = optarg; break;
         case O_SEED: ok = cli_parse_u64("train", "--seed", optarg, &a->seed), a->has_seed = 1; break;
         case O_LR: ok = cli_parse_float("train", "--lr", optarg, &a->lr), a->has_lr = 1; break;
         case O_SIGMA: ok = cli_parse_float("train", "--sigma", optarg, &a->sigma), a->has_sigma = 1; break;
@@ -162,7 +165,7 @@ static int check_resume_flags(const train_args *a)
 {
     if (a->split || a->way >= 0 || a->shot >= 0 || a->query >= 0 || a->width >= 0 || a->depth >= 0 ||
         a->pop >= 0 || a->episodes_per_gen >= 0 || a->has_seed || a->has_lr || a->has_sigma || a->has_wd ||
-        a->lr_halve_every >= 0 || a->centre_every >= 0) {
+        a->lr_halve_every >= 0 || a->centre_every >= 0 || a->device) {
         cli_usage_error("train", "--resume continues a run with the configuration saved in its checkpoint; only "
                         "--data, --episodes/--generations, --checkpoint-every, --eval-*, --threads and --quiet may "
                         "be given with it");
@@ -184,14 +187,19 @@ static int build_config(const train_args *a, esm_train_config *cfg)
                         kind == ESM_TRAINER_ES ? "--generations" : "--episodes");
         return 0;
     }
-    if (kind == ESM_TRAINER_BACKPROP && (a->strategy || a->pop >= 0 || a->has_sigma || a->episodes_per_gen >= 0)) {
-        cli_usage_error("train", "--strategy, --pop, --sigma and --episodes-per-gen are for --trainer es");
+    if (kind == ESM_TRAINER_BACKPROP &&
+        (a->strategy || a->pop >= 0 || a->has_sigma || a->episodes_per_gen >= 0 || a->device)) {
+        cli_usage_error("train", "--strategy, --pop, --sigma, --episodes-per-gen and --device are for --trainer es");
         return 0;
     }
     if (a->split)
         snprintf(cfg->split, sizeof cfg->split, "%s", a->split);
     if (a->strategy && snprintf(cfg->strategy, sizeof cfg->strategy, "%s", a->strategy) >= (int)sizeof cfg->strategy) {
         cli_usage_error("train", "--strategy '%s' is not a strategy name", a->strategy);
+        return 0;
+    }
+    if (a->device && snprintf(cfg->device, sizeof cfg->device, "%s", a->device) >= (int)sizeof cfg->device) {
+        cli_usage_error("train", "--device '%s' is unknown: use cpu, cuda or cuda-tf32", a->device);
         return 0;
     }
     if (a->way >= 0) cfg->shape.way = (int)a->way;

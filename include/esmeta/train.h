@@ -37,6 +37,7 @@ typedef struct {
     float sigma;               /* (initial) perturbation scale */
     int episodes_per_gen;      /* training episodes every member is scored on (the same for all) */
     int centre_every;          /* centre-network loss/accuracy every k generations; 0 = never */
+    char device[16];           /* where members are scored: "cpu" (default), "cuda", "cuda-tf32" */
 } esm_train_config;
 
 /* Snell et al.'s defaults for backprop: 60-way 5-shot 5-query, Adam 1e-3 halved every 2000. */

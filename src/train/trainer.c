@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/bytes.h"
+#include "train/popeval.h"
 #include "train/trainer_internal.h"
 
 static const esm_trainer_ops *ops_for(esm_trainer_kind kind)
@@ -53,6 +54,11 @@ static esm_status check_config(const esm_train_config *c, const esm_split *sp, e
         return esm_fail(err, ESM_EINVAL, "--weight-decay %g must be zero or positive", (double)c->weight_decay);
     if (c->lr_halve_every < 0)
         return esm_fail(err, ESM_EINVAL, "--lr-halve-every %lld must not be negative", (long long)c->lr_halve_every);
+    if (!esm_popeval_device_known(c->device))
+        return esm_fail(err, ESM_EINVAL, "--device '%s' is unknown: use cpu, cuda or cuda-tf32", c->device);
+    if (c->trainer != ESM_TRAINER_ES && c->device[0] && strcmp(c->device, "cpu"))
+        return esm_fail(err, ESM_EINVAL, "--device %s: the backprop trainer runs on the CPU; --device is for "
+                        "--trainer es", c->device);
     return esm_episode_check(sp, c->shape, err);
 }
 
