@@ -165,10 +165,10 @@ static int check_resume_flags(const train_args *a)
 {
     if (a->split || a->way >= 0 || a->shot >= 0 || a->query >= 0 || a->width >= 0 || a->depth >= 0 ||
         a->pop >= 0 || a->episodes_per_gen >= 0 || a->has_seed || a->has_lr || a->has_sigma || a->has_wd ||
-        a->lr_halve_every >= 0 || a->centre_every >= 0 || a->device) {
+        a->lr_halve_every >= 0 || a->centre_every >= 0) {
         cli_usage_error("train", "--resume continues a run with the configuration saved in its checkpoint; only "
-                        "--data, --episodes/--generations, --checkpoint-every, --eval-*, --threads and --quiet may "
-                        "be given with it");
+                        "--data, --episodes/--generations, --device, --checkpoint-every, --eval-*, --threads and "
+                        "--quiet may be given with it");
         return 0;
     }
     return 1;
@@ -363,7 +363,7 @@ static int open_run(train_loop *L, const train_args *a, esm_split *sp, esm_err *
                      m.cfg.trainer == ESM_TRAINER_ES ? m.cfg.strategy : "");
             return 0;
         }
-        if (!cli_load_split(L->ds, m.cfg.split, sp, err) || esm_trainer_resume(ckpt, L->ds, sp, &L->t, err) != ESM_OK)
+        if (!cli_load_split(L->ds, m.cfg.split, sp, err) || esm_trainer_resume_on(ckpt, a->device, L->ds, sp, &L->t, err) != ESM_OK)
             return 0;
         if (a->steps >= 0 && esm_trainer_set_steps(L->t, a->steps, err) != ESM_OK)
             return 0;

@@ -55,10 +55,21 @@ TEST(cuda_train_without_device_fails_cleanly)
     snprintf(args, sizeof args, "train --data %s --width 8 --depth 2 --episodes 1 --device cuda --out %s/a", cache,
              tmp);
     esm_test_expect_cli_error(t_, args, "--device", "--trainer es");
+    /* A CPU run can be resumed on another device, and only on a known one. */
+    char out[4096], errbuf[4096];
+    snprintf(args, sizeof args, "train --data %s " TINY_ES " --generations 1 --device cpu --out %s/c", cache, tmp);
+    REQUIRE(esm_test_run_cli(args, out, sizeof out, errbuf, sizeof errbuf) == 0);
+    snprintf(args, sizeof args, "train --data %s --resume %s/c --generations 2 --device tpu", cache, tmp);
+    esm_test_expect_cli_error(t_, args, "--device 'tpu' is unknown", NULL);
+    snprintf(args, sizeof args, "train --data %s --resume %s/c --generations 2 --device cpu", cache, tmp);
+    CHECKF(esm_test_run_cli(args, out, sizeof out, errbuf, sizeof errbuf) == 0 && strstr(out, "\"steps\":2"),
+           "resume --device cpu: %s %s", out, errbuf);
     if (esm_popeval_cuda_devices() > 0) {
         printf("    skipped: a CUDA device is present (the no-GPU error cannot be provoked)\n");
         return;
     }
+    snprintf(args, sizeof args, "train --data %s --resume %s/c --generations 3 --device cuda", cache, tmp);
+    esm_test_expect_cli_error(t_, args, "--device cuda", "use --device cpu");
     for (int tf32 = 0; tf32 < 2; tf32++) {
         snprintf(args, sizeof args, "train --data %s " TINY_ES " --generations 1 --device %s --out %s/b", cache,
                  tf32 ? "cuda-tf32" : "cuda", tmp);
@@ -100,24 +111,50 @@ static void compare_noise(esm_tctx *t_)
     free(host), free(dev);
 }
 
+/* Episodes from the real data when it is here, else synthetic ones (sparse random "ink" on 28x28,
+ * labels class-major), so that the comparison runs on a GPU machine without the data too. */
+static int make_episodes(esm_dataset *ds, esm_episode_shape shape, int n_eps, esm_episode *eps, esm_err *err)
+{
+    esm_split sp;
+    if (ds && esm_split_get(ds, "trainval", &sp, err) != ESM_OK)
+        return 0;
+    esm_dataset fake;
+    memset(&fake, 0, sizeof fake);
+    fake.channels = 1, fake.height = 28, fake.width = 28;
+    for (int j = 0; j < n_eps; j++) {
+        if (esm_episode_init(&eps[j], ds ? ds : &fake, shape, err) != ESM_OK)
+            return 0;
+        if (ds) {
+            esm_episode_sample(&eps[j], ds, &sp, 21, (uint64_t)j);
+            continue;
+        }
+        esm_stream r = esm_stream_make(99, (uint32_t)j, 0, 0);
+        size_t ns = (size_t)shape.way * shape.shot * 784, nq = (size_t)shape.way * shape.query * 784;
+        for (size_t i = 0; i < ns; i++)
+            eps[j].support[i] = esm_stream_below(&r, 5) == 0 ? esm_stream_uniform(&r) : 0.0f;
+        for (size_t i = 0; i < nq; i++)
+            eps[j].query[i] = esm_stream_below(&r, 5) == 0 ? esm_stream_uniform(&r) : 0.0f;
+        for (int q = 0; q < shape.way * shape.query; q++)
+            eps[j].query_label[q] = q / shape.query;
+    }
+    if (ds)
+        esm_split_free(&sp);
+    return 1;
+}
+
 /* The mean loss and accuracy of members [begin, begin + count) on the CPU and on the GPU;
  * budget forces the GPU to split them into several batches. */
 static void compare_fitness(esm_tctx *t_, const esm_net_config *nc, esm_episode_shape shape, int n_eps, int begin,
                             int count, int antithetic, int tf32, size_t budget, double tol)
 {
     esm_err err = {0};
-    esm_dataset *ds = esm_test_dataset();
-    esm_split sp;
-    REQUIRE(ds);
-    REQUIRE_OK(esm_split_get(ds, "trainval", &sp, &err), &err);
+    esm_dataset *ds = getenv("ESM_TEST_SYNTHETIC") ? NULL : esm_test_dataset();
     esm_net net;
     REQUIRE_OK(esm_net_init(&net, nc, &err), &err);
     esm_episode eps[4];
+    memset(eps, 0, sizeof eps);
     REQUIRE(n_eps <= 4);
-    for (int j = 0; j < n_eps; j++) {
-        REQUIRE_OK(esm_episode_init(&eps[j], ds, shape, &err), &err);
-        esm_episode_sample(&eps[j], ds, &sp, 21, (uint64_t)j);
-    }
+    REQUIRE_OK(make_episodes(ds, shape, n_eps, eps, &err) ? ESM_OK : err.code, &err);
     float *mean = malloc(net.n_params * sizeof *mean), *scale = malloc(net.n_params * sizeof *scale);
     float *res = malloc(6 * (size_t)count * sizeof *res);
     REQUIRE(mean && scale && res);
@@ -152,15 +189,14 @@ static void compare_fitness(esm_tctx *t_, const esm_net_config *nc, esm_episode_
         acc_diff += ag[k] != ac[k];
     }
     CHECKF(acc_diff <= (tf32 ? count / 2 : count / 8), "%d of %d members' accuracies differ", acc_diff, count);
-    printf("    width %d depth %d, %d-way %d-shot %d-query x %d, members %d..%d, tf32 %d: worst relative loss "
-           "difference %.3g, %d accuracies differ\n", nc->width, nc->depth, shape.way, shape.shot, shape.query, n_eps,
+    printf("    %s data, width %d depth %d, %d-way %d-shot %d-query x %d, members %d..%d, tf32 %d: worst relative loss "
+           "difference %.3g, %d accuracies differ\n", ds ? "Omniglot" : "synthetic", nc->width, nc->depth, shape.way, shape.shot, shape.query, n_eps,
            begin, begin + count - 1, tf32, worst, acc_diff);
     esm_popeval_cuda_ops.free(gpu);
     esm_popeval_cpu_ops.free(cpu);
     free(mean), free(scale), free(res), free(again);
     for (int j = 0; j < n_eps; j++)
         esm_episode_free(&eps[j]);
-    esm_split_free(&sp);
     esm_dataset_free(ds);
 }
 #endif

@@ -184,11 +184,13 @@ static int grid_for(size_t total)
     return (int)(g < 65535 ? (g > 0 ? g : 1) : 65535);
 }
 
-/* in (nb, cin, nimg, h, w) with member stride in_stride (0: shared) -> col (nb, cin*9, nimg*h*w).
- * Row r = ci*9 + ky*3 + kx holds in[ci, n, y+ky-1, x+kx-1] at column (n*h + y)*w + x, 0 outside
- * the image: the CPU's im2col3x3, with images side by side. */
-__global__ static void im2col_kernel(const float *__restrict__ in, size_t in_stride, float *__restrict__ col, int nb,
-                                     int cin, int nimg, int h, int w)
+/* in (cin, nimg, h, w) per member, members in_stride apart (0: shared) -> col (cin*9, nimg*h*w)
+ * per member, members col_stride apart. Row r = ci*9 + ky*3 + kx holds in[ci, n, y+ky-1, x+kx-1]
+ * at column (n*h + y)*w + x, 0 outside the image: the CPU's im2col3x3 with the images side by
+ * side. A gather this simple is memory-bound either way; writing it out keeps the GEMM a plain
+ * cuBLAS call. */
+__global__ static void im2col_kernel(const float *__restrict__ in, size_t in_stride, float *__restrict__ col,
+                                     size_t col_stride, int nb, int cin, int nimg, int h, int w)
 {
     size_t L = (size_t)nimg * h * w, per = (size_t)cin * 9 * L, total = per * nb;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
@@ -202,7 +204,7 @@ __global__ static void im2col_kernel(const float *__restrict__ in, size_t in_str
         float v = 0.0f;
         if (sy >= 0 && sy < h && sx >= 0 && sx < w)
             v = in[m * in_stride + (((size_t)ci * nimg + img) * h + sy) * w + sx];
-        col[i] = v;
+        col[m * col_stride + rem] = v;
     }
 }
 
@@ -521,13 +523,13 @@ static esm_status forward_episode(cuda_eval *c, int nb, int j, esm_err *err)
         long long col_stride;
         if (b == 0) {
             /* The episode is the same for every member: one im2col, read with stride 0. */
-            im2col_kernel<<<grid_for((size_t)K * L), THREADS, 0, c->stream>>>(x, 0, c->col0, 1, k->cin, c->nimg,
+            im2col_kernel<<<grid_for((size_t)K * L), THREADS, 0, c->stream>>>(x, 0, c->col0, 0, 1, k->cin, c->nimg,
                                                                               k->h, k->w);
             CKL("im2col");
             col = c->col0, col_stride = 0;
         } else {
             im2col_kernel<<<grid_for((size_t)nb * K * L), THREADS, 0, c->stream>>>(
-                c->act, c->act_floats, c->col, nb, k->cin, c->nimg, k->h, k->w);
+                c->act, c->act_floats, c->col, c->col_floats, nb, k->cin, c->nimg, k->h, k->w);
             CKL("im2col");
             col = c->col, col_stride = (long long)c->col_floats;
         }
