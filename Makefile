@@ -34,7 +34,9 @@ endif
 # CUDA is optional: src/cuda/*.cu are compiled by nvcc when nvcc is on PATH (or in /usr/local/cuda),
 # and the GPU population evaluator (--device cuda) is linked in; `make NVCC=` builds without it.
 # sm_90 SASS for the H100/H200 plus compute_90 PTX, which the driver JIT-compiles on newer GPUs.
-NVCC       ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+ifeq ($(origin NVCC),undefined)
+NVCC       := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+endif
 HAVE_CUDA  := $(if $(strip $(NVCC)),1,0)
 CUDA_SRC   := $(sort $(wildcard src/cuda/*.cu))
 ifeq ($(HAVE_CUDA),1)

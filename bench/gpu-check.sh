@@ -9,9 +9,12 @@
 #   5. a short ES-ProtoNet run with --device cuda (and its first generations on the CPU, to set
 #      the two trajectories side by side).
 # Every result is one JSON line on stdout; logs and run folders go to $OUT (or ./gpu-check-out).
-# usage: bench/gpu-check.sh            (from anywhere; data from $ESMETA_DATA, ../shared/data/omniglot
-#                                       or shared/data/omniglot; without data, 3 runs on synthetic
-#                                       episodes and 4-5 are skipped)
+# usage: bench/gpu-check.sh   (from anywhere)
+# Data: $ESMETA_DATA, ../shared/data/omniglot, shared/data/omniglot, data/omniglot.esmc or
+# data/omniglot. The device machine gets only the working tree, so carry the data: e.g.
+#   build/esmeta prepare --out data/omniglot.esmc      (25 MB; data/ is git-ignored)
+# and pass carry ["data"] to the device run. Without data, 3 and 4 run on synthetic episodes
+# and 5 is skipped.
 # Environment: GENS (timed generations per P, default 5), RUN_GENS (ES run length, default 40),
 #              FULL_SUITE=0 to skip the whole test suite.
 set -u
@@ -52,11 +55,15 @@ echo "{\"step\":\"version\",\"esmeta\":$(build/esmeta --version)}"
 
 # ---- data: a cache file makes every later load fast
 DATA=""
-for d in "${ESMETA_DATA:-}" ../shared/data/omniglot shared/data/omniglot; do
+for d in "${ESMETA_DATA:-}" ../shared/data/omniglot shared/data/omniglot data/omniglot.esmc data/omniglot; do
     [ -n "$d" ] && [ -e "$d" ] && { DATA=$d; break; }
 done
 CACHE=""
-if [ -n "$DATA" ]; then
+if [ -n "$DATA" ] && [ -f "$DATA" ]; then
+    CACHE=$DATA
+    echo "{\"step\":\"data\",\"ok\":true,\"source\":\"$(jstr "$DATA")\"}"
+    export ESMETA_DATA="$DATA"
+elif [ -n "$DATA" ]; then
     CACHE=/tmp/esmeta-gpu-check.esmc
     t0=$(now)
     if build/esmeta prepare --data "$DATA" --out "$CACHE" >"$OUT/prepare.log" 2>&1; then
@@ -67,7 +74,7 @@ if [ -n "$DATA" ]; then
         CACHE=""
     fi
 else
-    echo "{\"step\":\"data\",\"ok\":false,\"note\":\"no Omniglot data: comparisons use synthetic episodes; timing and the ES run are skipped\"}"
+    echo "{\"step\":\"data\",\"ok\":false,\"note\":\"no Omniglot data: comparisons and timing use synthetic episodes; the ES run is skipped\"}"
     export ESM_TEST_SYNTHETIC=1
 fi
 
@@ -84,14 +91,14 @@ if [ "$FULL_SUITE" = 1 ]; then
     echo "{\"step\":\"test_all\",\"rc\":$rc,\"s\":$(since "$t0"),\"summary\":\"$(jstr "$(grep -E 'passed, |^FAIL|^    [a-z_/.]+:[0-9]+: ' "$OUT/test-all.log" | tail -n 12)")\"}"
 fi
 
-[ -n "$CACHE" ] || exit 0
-
 # ---- 4. generation timing, P = 64 .. 1024
 for dev in cuda cuda-tf32; do
     g=$GENS
     [ "$dev" = cuda-tf32 ] && g=3
-    timeout 200 build/bench_cuda_gen "$CACHE" "$g" "$dev" 2>>"$OUT/bench.log" || echo "{\"step\":\"bench\",\"device\":\"$dev\",\"rc\":$?}"
+    timeout 200 build/bench_cuda_gen "${CACHE:-synthetic}" "$g" "$dev" 2>>"$OUT/bench.log" ||
+        echo "{\"step\":\"bench\",\"device\":\"$dev\",\"rc\":$?}"
 done
+[ -n "$CACHE" ] || exit 0
 
 # ---- 5. a short ES-ProtoNet run on the GPU, and its first generations on the CPU
 run_es() { # device gens dir
