@@ -31,6 +31,23 @@ MPI_CFLAGS := $(shell pkg-config --cflags ompi-c)
 MPI_LIBS   := $(shell pkg-config --libs ompi-c)
 endif
 
+# CUDA is optional: src/cuda/*.cu are compiled by nvcc when nvcc is on PATH (or in /usr/local/cuda),
+# and the GPU population evaluator (--device cuda) is linked in; `make NVCC=` builds without it.
+# sm_90 SASS for the H100/H200 plus compute_90 PTX, which the driver JIT-compiles on newer GPUs.
+ifeq ($(origin NVCC),undefined)
+NVCC       := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+endif
+HAVE_CUDA  := $(if $(strip $(NVCC)),1,0)
+CUDA_SRC   := $(sort $(wildcard src/cuda/*.cu))
+ifeq ($(HAVE_CUDA),1)
+CUDA_HOME  := $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
+CUDA_LIBDIR := $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/targets/x86_64-linux/lib) $(CUDA_HOME)/lib64)
+CUDA_ARCH  ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+# nvcc's kernel-launch stubs are C++ (static guards, personality): link libstdc++ too.
+CUDA_LIBS  := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart -lstdc++
+CUDA_OBJ   := $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
+endif
+
 OPT      := -O2
 LDFLAGS  :=
 ifeq ($(SAN),1)
@@ -39,9 +56,13 @@ LDFLAGS  := -fsanitize=address,undefined
 endif
 
 CPPFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -DESM_VERSION='"$(VERSION)"' \
-            -DESM_HAVE_MPI=$(HAVE_MPI) -DESM_BLAS_VENDOR='"$(BLAS_NAME)"'
+            -DESM_HAVE_MPI=$(HAVE_MPI) -DESM_HAVE_CUDA=$(HAVE_CUDA) -DESM_BLAS_VENDOR='"$(BLAS_NAME)"'
 CFLAGS   := -std=c11 -g $(OPT) -march=x86-64-v2 -fopenmp -Wall -Wextra -Werror $(PKG_CFLAGS)
-LDLIBS   := $(PKG_LIBS) $(MPI_LIBS) -fopenmp -lm
+LDLIBS   := $(PKG_LIBS) $(MPI_LIBS) $(CUDA_LIBS) -fopenmp -lm
+# Device code never uses fast math: the Philox noise must match the host's bits (see src/cuda/).
+# Host code of the .cu files gets gcc's warnings as errors like the C files. nvcc does not take
+# -fsanitize, so in the sanitizer build the .cu host code is the one part not instrumented.
+NVCCFLAGS := -std=c++17 -O2 -g $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
@@ -73,7 +94,12 @@ $(BUILD)/obj/%.o: %.c $(BUILD)/flags.txt
 	@echo "CC $<"
 	@$(CC) $(CPPFLAGS) $(CFLAGS) $(if $(findstring src/dist/,$<),$(MPI_CFLAGS)) -MMD -MP -c $< -o $@
 
-$(LIB): $(LIB_OBJ)
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	@echo "NVCC $<"
+	@$(NVCC) $(CPPFLAGS) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ) $(CUDA_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
@@ -120,4 +146,4 @@ run: deps
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CUDA_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

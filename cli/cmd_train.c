@@ -34,6 +34,8 @@ static void help(void)
         "  es:        --generations N (default 1000)  --strategy openai-es|pgpe|snes|sep-cma (default openai-es)\n"
         "             --pop P (default 32)  --sigma S (default 0.02)  --episodes-per-gen E (default 1)\n"
         "             --centre-every K  centre-network loss/accuracy every K generations (default 10)\n"
+        "             --device cpu|cuda|cuda-tf32  where members are scored (default cpu; cuda needs a CUDA build\n"
+        "                            and a GPU; cuda-tf32 lets the conv GEMMs use TF32 tensor cores)\n"
         "  --checkpoint-every N      save every N steps (default 500) and at the end\n"
         "  --eval-every N            validation accuracy every N steps (default 0 = never) on --eval-split\n"
         "                            (default val) with --eval-episodes (100) of --eval-way/--eval-shot/--eval-query\n"
@@ -49,7 +51,8 @@ static void help(void)
 
 enum { O_DATA = 1000, O_SPLIT, O_OUT, O_RESUME, O_TRAINER, O_STRATEGY, O_WAY, O_SHOT, O_QUERY, O_WIDTH, O_DEPTH,
        O_POP, O_EPG, O_CENTRE, O_THREADS, O_EPISODES, O_GENS, O_HALVE, O_CKPT, O_EVAL_EVERY, O_EVAL_EPISODES,
-       O_EVAL_SPLIT, O_EVAL_WAY, O_EVAL_SHOT, O_EVAL_QUERY, O_SEED, O_LR, O_SIGMA, O_WD, O_QUIET, O_HELP, O_EPS };
+       O_EVAL_SPLIT, O_EVAL_WAY, O_EVAL_SHOT, O_EVAL_QUERY, O_SEED, O_LR, O_SIGMA, O_WD, O_QUIET, O_HELP, O_EPS,
+       O_DEVICE };
 
 static const struct option OPTS[] = {
     {"data", 1, 0, O_DATA}, {"split", 1, 0, O_SPLIT}, {"out", 1, 0, O_OUT}, {"resume", 1, 0, O_RESUME},
@@ -61,7 +64,7 @@ static const struct option OPTS[] = {
     {"eval-split", 1, 0, O_EVAL_SPLIT}, {"eval-way", 1, 0, O_EVAL_WAY}, {"eval-shot", 1, 0, O_EVAL_SHOT},
     {"eval-query", 1, 0, O_EVAL_QUERY}, {"seed", 1, 0, O_SEED}, {"lr", 1, 0, O_LR}, {"sigma", 1, 0, O_SIGMA},
     {"weight-decay", 1, 0, O_WD}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
-    {"episodes-per-step", 1, 0, O_EPS}, {0, 0, 0, 0}};
+    {"episodes-per-step", 1, 0, O_EPS}, {"device", 1, 0, O_DEVICE}, {0, 0, 0, 0}};
 
 #define BIG 1000000000L
 
@@ -127,6 +130,7 @@ static int parse_args(int argc, char **argv, train_args *a)
         case O_TRAINER: a->trainer = optarg; break;
         case O_STRATEGY: a->strategy = optarg; break;
         case O_EVAL_SPLIT: a->eval_split = optarg; break;
+        case O_DEVICE: a->device = optarg; break;
         case O_SEED: ok = cli_parse_u64("train", "--seed", optarg, &a->seed), a->has_seed = 1; break;
         case O_LR: ok = cli_parse_float("train", "--lr", optarg, &a->lr), a->has_lr = 1; break;
         case O_SIGMA: ok = cli_parse_float("train", "--sigma", optarg, &a->sigma), a->has_sigma = 1; break;
@@ -158,8 +162,8 @@ static int check_resume_flags(const train_args *a)
         a->pop >= 0 || a->episodes_per_gen >= 0 || a->has_seed || a->has_lr || a->has_sigma || a->has_wd ||
         a->lr_halve_every >= 0 || a->centre_every >= 0 || a->episodes_per_step >= 0) {
         cli_usage_error("train", "--resume continues a run with the configuration saved in its checkpoint; only "
-                        "--data, --episodes/--generations, --checkpoint-every, --eval-*, --threads and --quiet may "
-                        "be given with it");
+                        "--data, --episodes/--generations, --device, --checkpoint-every, --eval-*, --threads and "
+                        "--quiet may be given with it");
         return 0;
     }
     return 1;
@@ -178,8 +182,9 @@ static int build_config(const train_args *a, esm_train_config *cfg)
                         kind == ESM_TRAINER_ES ? "--generations" : "--episodes");
         return 0;
     }
-    if (kind == ESM_TRAINER_BACKPROP && (a->strategy || a->pop >= 0 || a->has_sigma || a->episodes_per_gen >= 0)) {
-        cli_usage_error("train", "--strategy, --pop, --sigma and --episodes-per-gen are for --trainer es");
+    if (kind == ESM_TRAINER_BACKPROP &&
+        (a->strategy || a->pop >= 0 || a->has_sigma || a->episodes_per_gen >= 0 || a->device)) {
+        cli_usage_error("train", "--strategy, --pop, --sigma, --episodes-per-gen and --device are for --trainer es");
         return 0;
     }
     if (kind == ESM_TRAINER_ES && a->episodes_per_step >= 0) {
@@ -191,6 +196,10 @@ static int build_config(const train_args *a, esm_train_config *cfg)
         snprintf(cfg->split, sizeof cfg->split, "%s", a->split);
     if (a->strategy && snprintf(cfg->strategy, sizeof cfg->strategy, "%s", a->strategy) >= (int)sizeof cfg->strategy) {
         cli_usage_error("train", "--strategy '%s' is not a strategy name", a->strategy);
+        return 0;
+    }
+    if (a->device && snprintf(cfg->device, sizeof cfg->device, "%s", a->device) >= (int)sizeof cfg->device) {
+        cli_usage_error("train", "--device '%s' is unknown: use cpu, cuda or cuda-tf32", a->device);
         return 0;
     }
     if (a->way >= 0) cfg->shape.way = (int)a->way;
@@ -237,7 +246,7 @@ static int open_run(train_loop *L, const train_args *a, esm_split *sp, esm_err *
                      m.cfg.trainer == ESM_TRAINER_ES ? m.cfg.strategy : "");
             return 0;
         }
-        if (!cli_load_split(L->ds, m.cfg.split, sp, err) || esm_trainer_resume(ckpt, L->ds, sp, &L->t, err) != ESM_OK)
+        if (!cli_load_split(L->ds, m.cfg.split, sp, err) || esm_trainer_resume_on(ckpt, a->device, L->ds, sp, &L->t, err) != ESM_OK)
             return 0;
         if (a->steps >= 0 && esm_trainer_set_steps(L->t, a->steps, err) != ESM_OK)
             return 0;

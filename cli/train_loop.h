@@ -9,7 +9,7 @@
 #include "run_dir.h"
 
 typedef struct {
-    const char *data, *split, *out, *resume, *trainer, *strategy, *eval_split;
+    const char *data, *split, *out, *resume, *trainer, *strategy, *eval_split, *device;
     long way, shot, query, width, depth, pop, episodes_per_gen, centre_every, threads, episodes_per_step;
     long long steps, lr_halve_every, checkpoint_every, eval_every, eval_episodes, eval_way, eval_shot, eval_query;
     uint64_t seed;

@@ -41,6 +41,7 @@ typedef struct {
     float sigma;               /* (initial) perturbation scale */
     int episodes_per_gen;      /* training episodes every member is scored on (the same for all) */
     int centre_every;          /* centre-network loss/accuracy every k generations; 0 = never */
+    char device[16];           /* where members are scored: "cpu" (default), "cuda", "cuda-tf32" */
 } esm_train_config;
 
 /* Snell et al.'s defaults for backprop: 60-way 5-shot 5-query, Adam 1e-3 halved every 2000. */
@@ -70,6 +71,11 @@ esm_status esm_trainer_create(const esm_train_config *cfg, const esm_dataset *ds
 /* Continues the run saved in a checkpoint; sp must be the same split (checked). */
 esm_status esm_trainer_resume(const char *ckpt_path, const esm_dataset *ds, const esm_split *sp, esm_trainer **out,
                               esm_err *err);
+/* The same on another device ("cpu", "cuda", "cuda-tf32"; NULL keeps the saved one), e.g. to
+ * continue a GPU run where there is no GPU. The run continues from the same state, but members
+ * are scored with that device's arithmetic, so it is not bit-identical to one never moved. */
+esm_status esm_trainer_resume_on(const char *ckpt_path, const char *device, const esm_dataset *ds,
+                                 const esm_split *sp, esm_trainer **out, esm_err *err);
 /* One step. ESM_ENONFINITE if the loss or an update is not finite: the trainer's state is
  * then left as it was before the step. */
 esm_status esm_trainer_step(esm_trainer *t, esm_train_stats *stats, esm_err *err);

@@ -20,6 +20,7 @@ esm_train_config esm_train_config_default(esm_trainer_kind kind)
     c.lr = 1e-3f;
     c.lr_halve_every = 2000;
     c.episodes_per_step = 1;
+    snprintf(c.device, sizeof c.device, "cpu");
     if (kind == ESM_TRAINER_ES) {
         /* A starting point from a small numpy OpenAI-ES study (issue 4): 5-way 5-shot 5-query
          * episodes, population 32, sigma 0.02, Adam 0.002. */
@@ -58,11 +59,12 @@ int esm_config_to_text(const esm_train_config *c, char *buf, size_t cap)
                     "trainer=%s\nsplit=%s\nsplit_hash=%" PRIu64 "\nway=%d\nshot=%d\nquery=%d\nsteps=%" PRId64
                     "\nseed=%" PRIu64 "\nin_channels=%d\nin_height=%d\nin_width=%d\nwidth=%d\ndepth=%d\nlr=%a\n"
                     "lr_halve_every=%" PRId64 "\nweight_decay=%a\nstrategy=%s\npop=%d\nsigma=%a\n"
-                    "episodes_per_gen=%d\ncentre_every=%d\nepisodes_per_step=%d\n",
+                    "episodes_per_gen=%d\ncentre_every=%d\nepisodes_per_step=%d\ndevice=%s\n",
                     esm_trainer_kind_name(c->trainer), c->split, c->split_hash, c->shape.way, c->shape.shot,
                     c->shape.query, c->steps, c->seed, c->net.in_channels, c->net.in_height, c->net.in_width,
                     c->net.width, c->net.depth, (double)c->lr, c->lr_halve_every, (double)c->weight_decay,
-                    c->strategy, c->pop, (double)c->sigma, c->episodes_per_gen, c->centre_every, c->episodes_per_step);
+                    c->strategy, c->pop, (double)c->sigma, c->episodes_per_gen, c->centre_every, c->episodes_per_step,
+                    c->device[0] ? c->device : "cpu");
 }
 
 static int set_field(esm_train_config *c, const char *key, const char *v)
@@ -87,6 +89,8 @@ static int set_field(esm_train_config *c, const char *key, const char *v)
     }
     if (!strcmp(key, "strategy"))
         return snprintf(c->strategy, sizeof c->strategy, "%s", v) < (int)sizeof c->strategy;
+    if (!strcmp(key, "device"))
+        return snprintf(c->device, sizeof c->device, "%s", v) < (int)sizeof c->device;
     if (!strcmp(key, "lr") || !strcmp(key, "weight_decay") || !strcmp(key, "sigma")) {
         float x = strtof(v, &end);
         *(!strcmp(key, "lr") ? &c->lr : !strcmp(key, "sigma") ? &c->sigma : &c->weight_decay) = x;
@@ -114,6 +118,8 @@ esm_status esm_config_from_text(const char *text, size_t len, esm_train_config *
 {
     memset(c, 0, sizeof *c);
     c->episodes_per_step = 1; /* checkpoints from before the key existed: one episode a step */
+    /* Checkpoints from before the device field scored members on the CPU. */
+    snprintf(c->device, sizeof c->device, "cpu");
     char line[512];
     size_t i = 0;
     while (i < len) {

@@ -3,10 +3,12 @@
  * One step is one generation g: episodes g*E .. g*E+E-1 (E = episodes_per_gen) are sampled once
  * and every member is scored on the same ones (common random numbers, so members differ only
  * by their parameters). Fitness = minus the member's mean ProtoNet cross-entropy, as in the
- * paper. Members are evaluated in parallel, one per thread; each thread owns one parameter
- * vector rebuilt from the ES's (seed, generation, member) noise, so memory does not grow with
- * the population. Member losses are reduced in member order after the parallel loop, and the
- * ES update is itself thread-count invariant, so results do not depend on the thread count.
+ * paper. Members are scored by a population-evaluation backend (train/popeval.h, chosen by
+ * --device): the CPU one runs one member per thread, each thread rebuilding its member from the
+ * ES's (seed, generation, member) noise, so memory does not grow with the population; the CUDA
+ * one runs whole member batches on the GPU. Member losses are reduced in member order after the
+ * evaluation, and the ES update is itself thread-count invariant, so results do not depend on
+ * the thread count.
  *
  * Batch norm. Members are scored with batch statistics (ESM_BN_BATCH), like backprop training
  * episodes, and never touch the running statistics: P members writing one buffer would make the
@@ -33,19 +35,15 @@
 
 #include "esmeta/es.h"
 #include "esmeta/protonet.h"
+#include "train/popeval.h"
 #include "train/trainer_internal.h"
-
-/* What one thread needs to score a member. */
-typedef struct {
-    esm_protonet_ws *ws;
-    float *theta; /* (n_params) the member's parameters */
-} member_slot;
 
 typedef struct {
     esm_es *es;
     esm_episode *eps;    /* [episodes_per_gen] this generation's episodes, shared read-only */
-    member_slot *slots;  /* [n_slots], grown to the thread count on demand */
-    int n_slots;
+    esm_popeval pe;      /* scores the members (cpu or cuda) */
+    esm_protonet_ws *centre_ws; /* the centre's forwards, on the CPU whatever the device */
+    float *scale;        /* (n_params) the ES's per-parameter std-dev of this generation */
     float *fitness, *loss, *acc; /* [pop] per member */
     float *bn_new;       /* (n_bn) running statistics being updated, committed on success */
     unsigned char *es_buf; /* esm_es_state_size bytes: checkpoint section and pre-tell snapshot */
@@ -130,12 +128,18 @@ static esm_status alloc_buffers(esm_trainer *t, es_state *s, esm_err *err)
     s->loss = malloc(p * sizeof(float));
     s->acc = malloc(p * sizeof(float));
     s->bn_new = malloc(t->net.n_bn * sizeof(float) + 1);
+    s->scale = malloc(t->net.n_params * sizeof(float));
     s->eps = calloc((size_t)c->episodes_per_gen, sizeof *s->eps);
-    if (!s->fitness || !s->loss || !s->acc || !s->bn_new || !s->eps)
+    if (!s->fitness || !s->loss || !s->acc || !s->bn_new || !s->scale || !s->eps)
         return esm_fail(err, ESM_ENOMEM, "out of memory for a population of %d", c->pop);
     esm_status st = ESM_OK;
     for (int j = 0; j < c->episodes_per_gen && st == ESM_OK; j++)
         st = esm_episode_init(&s->eps[j], t->ds, c->shape, err);
+    esm_episode_shape sh = c->shape;
+    if (st == ESM_OK)
+        st = esm_protonet_ws_create(&t->net, sh.way, sh.shot, sh.way * sh.query, 0, &s->centre_ws, err);
+    if (st == ESM_OK)
+        st = esm_popeval_open(c->device, &t->net, sh, c->pop, &s->pe, err);
     return st;
 }
 
@@ -149,32 +153,8 @@ static esm_status es_init(esm_trainer *t, esm_err *err)
     return st == ESM_OK ? alloc_buffers(t, s, err) : st;
 }
 
-/* One slot per thread that will run; kept between generations. */
-static esm_status ensure_slots(esm_trainer *t, es_state *s, int n, esm_err *err)
-{
-    if (n <= s->n_slots)
-        return ESM_OK;
-    member_slot *grown = realloc(s->slots, (size_t)n * sizeof *grown);
-    if (!grown)
-        return esm_fail(err, ESM_ENOMEM, "out of memory for %d evaluation threads", n);
-    s->slots = grown;
-    esm_episode_shape sh = t->cfg.shape;
-    for (; s->n_slots < n; s->n_slots++) {
-        member_slot *m = &s->slots[s->n_slots];
-        m->theta = malloc(t->net.n_params * sizeof(float));
-        if (!m->theta)
-            return esm_fail(err, ESM_ENOMEM, "out of memory for member parameters");
-        esm_status st = esm_protonet_ws_create(&t->net, sh.way, sh.shot, sh.way * sh.query, 0, &m->ws, err);
-        if (st != ESM_OK) {
-            free(m->theta);
-            return st;
-        }
-    }
-    return ESM_OK;
-}
-
-/* Mean loss and accuracy of params over the generation's episodes. A non-finite network is
- * not an error here: it yields a NaN loss, which the caller turns into a non-finite fitness. */
+/* The centre's mean loss and accuracy over the generation's episodes (as the members are
+ * scored, but in `mode`). */
 static esm_status score(const esm_trainer *t, const es_state *s, const float *params, float *bn, esm_bn_mode mode,
                         esm_protonet_ws *ws, float *loss, float *acc, esm_err *err)
 {
@@ -196,34 +176,25 @@ static esm_status score(const esm_trainer *t, const es_state *s, const float *pa
     return ESM_OK;
 }
 
-/* Fills s->loss, s->acc and s->fitness for members [lo, hi), one member per thread. */
-static esm_status evaluate_members(esm_trainer *t, es_state *s, int lo, int hi, int nt, esm_err *err)
+/* Fills s->loss, s->acc and s->fitness for members [lo, hi) (this rank's slice) through the
+ * backend; the rest of the population arrives in the exchange. */
+static esm_status evaluate_members(esm_trainer *t, es_state *s, int lo, int hi, esm_err *err)
 {
-    esm_status *stat = calloc((size_t)nt, sizeof *stat);
-    esm_err *errs = calloc((size_t)nt, sizeof *errs);
-    if (!stat || !errs) {
-        free(stat), free(errs);
-        return esm_fail(err, ESM_ENOMEM, "out of memory");
-    }
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (int i = lo; i < hi; i++) {
-        int tid = omp_get_thread_num();
-        member_slot *m = &s->slots[tid];
-        if (stat[tid] != ESM_OK)
-            continue;
-        esm_es_member(s->es, i, m->theta);
-        stat[tid] = score(t, s, m->theta, NULL, ESM_BN_BATCH, m->ws, &s->loss[i], &s->acc[i], &errs[tid]);
-        s->fitness[i] = -s->loss[i];
-    }
-    esm_status st = ESM_OK;
-    for (int k = 0; k < nt && st == ESM_OK; k++)
-        if (stat[k] != ESM_OK) {
-            st = stat[k];
-            if (err)
-                *err = errs[k];
-        }
-    free(stat), free(errs);
-    return st;
+    if (hi <= lo)
+        return ESM_OK;
+    esm_es_scale_range(s->es, 0, t->net.n_params, s->scale);
+    esm_popeval_job job = {
+        .eps = s->eps,
+        .n_eps = t->cfg.episodes_per_gen,
+        .mean = esm_es_mean(s->es),
+        .scale = s->scale,
+        .seed = esm_es_seed(s->es),
+        .gen = esm_es_generation(s->es),
+        .antithetic = esm_es_get_config(s->es)->antithetic,
+        .begin = lo,
+        .count = hi - lo,
+    };
+    return esm_popeval_evaluate(&s->pe, &job, s->loss + lo, s->acc + lo, s->fitness + lo, err);
 }
 
 /* Running statistics of the new centre (into s->bn_new) and, when due, its evaluation-mode
@@ -232,7 +203,7 @@ static esm_status follow_centre(esm_trainer *t, es_state *s, const float *centre
                                 esm_err *err)
 {
     int64_t gen = t->done + 1;
-    esm_protonet_ws *ws = s->slots[0].ws;
+    esm_protonet_ws *ws = s->centre_ws;
     memcpy(s->bn_new, t->bn_running, t->net.n_bn * sizeof(float));
     float l, a;
     esm_status st = ESM_OK;
@@ -329,17 +300,14 @@ static esm_status es_step(esm_trainer *t, esm_train_stats *stats, esm_err *err)
     const esm_train_config *c = &t->cfg;
     int lo, hi;
     esm_dist_slice(c->pop, esm_dist_rank(t->dist), esm_dist_size(t->dist), &lo, &hi);
-    /* At least one slot: the centre pass needs one even on a rank without members. */
-    int nt = omp_get_max_threads() < hi - lo ? omp_get_max_threads() : hi - lo > 1 ? hi - lo : 1;
-    esm_status st = ensure_slots(t, s, nt, err);
-    if (st == ESM_OK)
-        st = ensure_exchange(t, s, err);
+    int nt = omp_get_max_threads() < c->pop ? omp_get_max_threads() : c->pop;
+    esm_status st = ensure_exchange(t, s, err);
     if (st != ESM_OK)
         return st;
     uint64_t first = (uint64_t)t->done * (uint64_t)c->episodes_per_gen;
     for (int j = 0; j < c->episodes_per_gen; j++)
         esm_episode_sample(&s->eps[j], t->ds, t->sp, c->seed, first + (uint64_t)j);
-    st = evaluate_members(t, s, lo, hi, nt, err);
+    st = evaluate_members(t, s, lo, hi, err);
     st = exchange_members(t, s, st, err);
     if (st == ESM_OK)
         st = esm_es_save(s->es, s->es_buf, s->es_bytes, err);
@@ -395,13 +363,11 @@ static void es_free(esm_trainer *t)
 {
     es_state *s = t->impl;
     esm_es_free(s->es);
-    for (int k = 0; k < s->n_slots; k++) {
-        esm_protonet_ws_free(s->slots[k].ws);
-        free(s->slots[k].theta);
-    }
+    esm_popeval_close(&s->pe);
+    esm_protonet_ws_free(s->centre_ws);
     for (int j = 0; s->eps && j < t->cfg.episodes_per_gen; j++)
         esm_episode_free(&s->eps[j]);
-    free(s->slots), free(s->eps), free(s->fitness), free(s->loss), free(s->acc), free(s->bn_new), free(s->es_buf);
+    free(s->scale), free(s->eps), free(s->fitness), free(s->loss), free(s->acc), free(s->bn_new), free(s->es_buf);
     free(s->send), free(s->recv), free(s->counts);
     free(s);
     t->impl = NULL;

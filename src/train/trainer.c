@@ -1,9 +1,11 @@
 /* The trainer interface: creation, resumption, stepping and saving, shared by all trainers. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/bytes.h"
+#include "train/popeval.h"
 #include "train/trainer_internal.h"
 
 static const esm_trainer_ops *ops_for(esm_trainer_kind kind)
@@ -55,6 +57,11 @@ static esm_status check_config(const esm_train_config *c, const esm_split *sp, e
         return esm_fail(err, ESM_EINVAL, "--episodes-per-step %d must be at least 1", c->episodes_per_step);
     if (c->lr_halve_every < 0)
         return esm_fail(err, ESM_EINVAL, "--lr-halve-every %lld must not be negative", (long long)c->lr_halve_every);
+    if (!esm_popeval_device_known(c->device))
+        return esm_fail(err, ESM_EINVAL, "--device '%s' is unknown: use cpu, cuda or cuda-tf32", c->device);
+    if (c->trainer != ESM_TRAINER_ES && c->device[0] && strcmp(c->device, "cpu"))
+        return esm_fail(err, ESM_EINVAL, "--device %s: the backprop trainer runs on the CPU; --device is for "
+                        "--trainer es", c->device);
     return esm_episode_check(sp, c->shape, err);
 }
 
@@ -135,6 +142,12 @@ static esm_status restore_common(esm_trainer *t, const esm_ckpt *ck, esm_err *er
 esm_status esm_trainer_resume(const char *path, const esm_dataset *ds, const esm_split *sp, esm_trainer **out,
                               esm_err *err)
 {
+    return esm_trainer_resume_on(path, NULL, ds, sp, out, err);
+}
+
+esm_status esm_trainer_resume_on(const char *path, const char *device, const esm_dataset *ds, const esm_split *sp,
+                                 esm_trainer **out, esm_err *err)
+{
     *out = NULL;
     esm_ckpt ck;
     esm_status st = esm_ckpt_read(path, &ck, err);
@@ -145,6 +158,14 @@ esm_status esm_trainer_resume(const char *path, const esm_dataset *ds, const esm
     if (st == ESM_OK && cfg.split_hash != esm_split_hash(ds, sp))
         st = esm_fail(err, ESM_EMISMATCH, "checkpoint %s was trained on split '%s', which is not the split given "
                       "now; resume with --split %s and the same data", path, cfg.split, cfg.split);
+    if (st == ESM_OK && device) {
+        if (snprintf(cfg.device, sizeof cfg.device, "%s", device) >= (int)sizeof cfg.device ||
+            !esm_popeval_device_known(cfg.device))
+            st = esm_fail(err, ESM_EINVAL, "--device '%s' is unknown: use cpu, cuda or cuda-tf32", device);
+        else if (cfg.trainer != ESM_TRAINER_ES && strcmp(cfg.device, "cpu"))
+            st = esm_fail(err, ESM_EINVAL, "--device %s: the backprop trainer runs on the CPU; --device is for "
+                          "--trainer es", device);
+    }
     if (st == ESM_OK)
         st = alloc_common(out, &cfg, ds, sp, err);
     if (st == ESM_OK)

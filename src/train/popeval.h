@@ -1,0 +1,92 @@
+/* Population evaluation backends: score every ES member of a generation on that generation's
+ * episodes. The ES trainer hands a backend the centre, the per-parameter scale and the noise key
+ * (seed, generation, antithetic); the backend rebuilds the members itself (member i = mean +
+ * scale * noise(seed, gen, i), see esm_es_noise_range) wherever it computes, so only P fitness
+ * values cross back, never P parameter vectors.
+ *
+ * Like ggml's backends, each implementation sits in its own folder behind this struct of
+ * function pointers: the CPU one (src/train/popeval_cpu.c, what the trainer always did) and the
+ * CUDA one (src/cuda/, compiled only when nvcc is found at build time). Every backend is
+ * tested against the CPU result (tests/test_cuda.c). */
+#ifndef ESM_TRAIN_POPEVAL_H
+#define ESM_TRAIN_POPEVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "esmeta/core.h"
+#include "esmeta/data.h"
+#include "esmeta/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int tf32;          /* cuda: let cuBLAS round the conv GEMM inputs to TF32 (tensor cores) */
+    size_t mem_budget; /* cuda: bytes of device scratch for member batches; 0 = 3/4 of free memory */
+} esm_popeval_opts;
+
+/* One generation's work. Members [begin, begin + count) are scored with batch-statistics batch
+ * norm (ESM_BN_BATCH) on every episode; loss and accuracy are the means over the episodes,
+ * taken in episode order in double, and fitness = -loss. A member whose loss is not finite on
+ * some episode gets NaN loss, accuracy and fitness (not an error). */
+typedef struct {
+    const esm_episode *eps; /* [n_eps], all of the backend's shape */
+    int n_eps;
+    const float *mean;      /* (n_params) the ES centre */
+    const float *scale;     /* (n_params) per-parameter search std-dev (esm_es_scale_range) */
+    uint64_t seed;          /* the ES noise key (esm_es_seed) */
+    uint32_t gen;           /* the generation being scored (esm_es_generation) */
+    int antithetic;         /* members 2k and 2k+1 share pair k's noise with opposite signs */
+    int begin, count;
+} esm_popeval_job;
+
+typedef struct {
+    const char *name; /* "cpu", "cuda" */
+    /* Everything needed to score up to max_members members at a time on episodes of `shape`. */
+    esm_status (*create)(const esm_net *net, esm_episode_shape shape, int max_members, const esm_popeval_opts *opts,
+                         void **impl, esm_err *err);
+    /* loss, acc and fitness are [job->count], member begin + k at index k. */
+    esm_status (*evaluate)(void *impl, const esm_popeval_job *job, float *loss, float *acc, float *fitness,
+                           esm_err *err);
+    void (*free)(void *impl);
+} esm_popeval_ops;
+
+typedef struct {
+    const esm_popeval_ops *ops;
+    void *impl;
+} esm_popeval;
+
+extern const esm_popeval_ops esm_popeval_cpu_ops;
+#if ESM_HAVE_CUDA
+extern const esm_popeval_ops esm_popeval_cuda_ops;
+/* Number of usable CUDA devices (0 when the driver or a device is missing); when 0, why (cap
+ * bytes, may be NULL) gets the reason. Never fails. */
+int esm_cuda_device_count(char *why, size_t cap);
+/* The device's standard normals for one member (what the CUDA evaluator adds to the centre), to
+ * test them against esm_es_noise_range. */
+esm_status esm_cuda_member_noise(uint64_t seed, uint32_t gen, int member, int antithetic, size_t n, float *out,
+                                 esm_err *err);
+#endif
+
+/* 1 if name is a device this library knows ("cpu", "cuda", "cuda-tf32"), whether or not this
+ * build or machine has it. */
+int esm_popeval_device_known(const char *name);
+/* Number of CUDA devices this process can use: 0 on a build without CUDA or a machine without
+ * a GPU. */
+int esm_popeval_cuda_devices(void);
+
+/* Opens the backend for `device` ("" means "cpu"). Fails with a one-line message naming
+ * --device when the name is unknown (ESM_EINVAL), the build has no CUDA (ESM_EUNSUPPORTED) or no
+ * CUDA device is usable (ESM_EUNSUPPORTED). */
+esm_status esm_popeval_open(const char *device, const esm_net *net, esm_episode_shape shape, int max_members,
+                            esm_popeval *out, esm_err *err);
+esm_status esm_popeval_evaluate(esm_popeval *pe, const esm_popeval_job *job, float *loss, float *acc, float *fitness,
+                                esm_err *err);
+void esm_popeval_close(esm_popeval *pe);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

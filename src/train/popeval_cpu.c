@@ -1,0 +1,150 @@
+/* The CPU population evaluator: one member per OpenMP thread, each thread rebuilding its
+ * member's parameters from the noise into its own vector, so memory does not grow with the
+ * population. Member results land at their own index, so they do not depend on the thread
+ * count or the schedule. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#include "esmeta/es.h"
+#include "esmeta/protonet.h"
+#include "train/popeval.h"
+
+/* What one thread needs to score a member. */
+typedef struct {
+    esm_protonet_ws *ws;
+    float *theta; /* (n_params) the member's parameters */
+} member_slot;
+
+typedef struct {
+    esm_net net;
+    esm_episode_shape shape;
+    member_slot *slots; /* [n_slots], grown to the thread count on demand */
+    int n_slots;
+} cpu_eval;
+
+static esm_status cpu_create(const esm_net *net, esm_episode_shape shape, int max_members,
+                             const esm_popeval_opts *opts, void **impl, esm_err *err)
+{
+    (void)max_members, (void)opts;
+    cpu_eval *c = calloc(1, sizeof *c);
+    if (!c)
+        return esm_fail(err, ESM_ENOMEM, "out of memory");
+    c->net = *net;
+    c->shape = shape;
+    *impl = c;
+    return ESM_OK;
+}
+
+static void cpu_free(void *impl)
+{
+    cpu_eval *c = impl;
+    if (!c)
+        return;
+    for (int k = 0; k < c->n_slots; k++) {
+        esm_protonet_ws_free(c->slots[k].ws);
+        free(c->slots[k].theta);
+    }
+    free(c->slots);
+    free(c);
+}
+
+/* One slot per thread that will run; kept between generations. */
+static esm_status ensure_slots(cpu_eval *c, int n, esm_err *err)
+{
+    if (n <= c->n_slots)
+        return ESM_OK;
+    member_slot *grown = realloc(c->slots, (size_t)n * sizeof *grown);
+    if (!grown)
+        return esm_fail(err, ESM_ENOMEM, "out of memory for %d evaluation threads", n);
+    c->slots = grown;
+    esm_episode_shape sh = c->shape;
+    for (; c->n_slots < n; c->n_slots++) {
+        member_slot *m = &c->slots[c->n_slots];
+        m->theta = malloc(c->net.n_params * sizeof(float));
+        if (!m->theta)
+            return esm_fail(err, ESM_ENOMEM, "out of memory for member parameters");
+        esm_status st = esm_protonet_ws_create(&c->net, sh.way, sh.shot, sh.way * sh.query, 0, &m->ws, err);
+        if (st != ESM_OK) {
+            free(m->theta);
+            return st;
+        }
+    }
+    return ESM_OK;
+}
+
+/* Member i's parameters: the same arithmetic as esm_es_member_range (noise, then
+ * mean + scale * noise in float), so the members are bit-identical to the ES object's. */
+static void build_member(const esm_popeval_job *job, size_t n, int i, float *theta)
+{
+    esm_es_noise_range(job->seed, job->gen, i, job->antithetic, 0, n, theta);
+    for (size_t j = 0; j < n; j++)
+        theta[j] = job->mean[j] + job->scale[j] * theta[j];
+}
+
+/* Mean loss and accuracy over the job's episodes. A non-finite network is not an error here:
+ * it yields a NaN loss, which becomes a non-finite fitness. */
+static esm_status score(const cpu_eval *c, const esm_popeval_job *job, const float *theta, esm_protonet_ws *ws,
+                        float *loss, float *acc, esm_err *err)
+{
+    esm_episode_shape sh = c->shape;
+    double ls = 0, as = 0;
+    for (int j = 0; j < job->n_eps; j++) {
+        const esm_episode *ep = &job->eps[j];
+        float l = NAN, a = NAN;
+        esm_status st = esm_protonet_loss(&c->net, theta, NULL, ESM_BN_BATCH, ws, ep->support, sh.way, sh.shot,
+                                          ep->query, ep->query_label, sh.way * sh.query, &l, &a, err);
+        if (st == ESM_ENONFINITE)
+            l = a = NAN;
+        else if (st != ESM_OK)
+            return st;
+        ls += l, as += a;
+    }
+    *loss = (float)(ls / job->n_eps);
+    *acc = (float)(as / job->n_eps);
+    return ESM_OK;
+}
+
+static esm_status cpu_evaluate(void *impl, const esm_popeval_job *job, float *loss, float *acc, float *fitness,
+                               esm_err *err)
+{
+    cpu_eval *c = impl;
+    int count = job->count;
+    if (count < 1)
+        return ESM_OK;
+    int nt = omp_get_max_threads() < count ? omp_get_max_threads() : count;
+    esm_status st = ensure_slots(c, nt, err);
+    if (st != ESM_OK)
+        return st;
+    esm_status *stat = calloc((size_t)nt, sizeof *stat);
+    esm_err *errs = calloc((size_t)nt, sizeof *errs);
+    if (!stat || !errs) {
+        free(stat), free(errs);
+        return esm_fail(err, ESM_ENOMEM, "out of memory");
+    }
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int k = 0; k < count; k++) {
+        int tid = omp_get_thread_num();
+        member_slot *m = &c->slots[tid];
+        if (stat[tid] != ESM_OK)
+            continue;
+        build_member(job, c->net.n_params, job->begin + k, m->theta);
+        stat[tid] = score(c, job, m->theta, m->ws, &loss[k], &acc[k], &errs[tid]);
+        fitness[k] = -loss[k];
+    }
+    for (int k = 0; k < nt && st == ESM_OK; k++)
+        if (stat[k] != ESM_OK) {
+            st = stat[k];
+            if (err)
+                *err = errs[k];
+        }
+    free(stat), free(errs);
+    return st;
+}
+
+const esm_popeval_ops esm_popeval_cpu_ops = {
+    .name = "cpu",
+    .create = cpu_create,
+    .evaluate = cpu_evaluate,
+    .free = cpu_free,
+};
