@@ -35,12 +35,13 @@ int esm_all_finite(const float *x, size_t n)
 
 uint64_t esm_split_hash(const esm_dataset *ds, const esm_split *sp)
 {
-    /* FNV-1a over names and rotations: stable across caches and folders of the same data. */
-    uint64_t h = 1469598103934665603ull;
+    /* Names and rotations, not indices: stable across caches and folders of the same data. */
+    uint64_t h = ESM_DIST_HASH_INIT;
     for (int i = 0; i < sp->n_classes; i++) {
-        for (const char *p = ds->names[sp->classes[i].chr]; *p; p++)
-            h = (h ^ (unsigned char)*p) * 1099511628211ull;
-        h = (h ^ (unsigned char)('0' + sp->classes[i].rot)) * 1099511628211ull;
+        const char *name = ds->names[sp->classes[i].chr];
+        unsigned char rot = (unsigned char)('0' + sp->classes[i].rot);
+        h = esm_dist_hash(h, name, strlen(name));
+        h = esm_dist_hash(h, &rot, 1);
     }
     return h;
 }
