@@ -18,31 +18,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "esmeta.h"
 #include "train/popeval.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double conv_flops_per_image(const esm_net *net)
-{
-    double f = 0;
-    for (int b = 0; b < net->cfg.depth; b++) {
-        const esm_block *k = &net->block[b];
-        f += 2.0 * k->cout * k->cin * 9 * k->h * k->w;
-    }
-    return f;
-}
 
 /* Random sparse "ink" in [0, 1], labels class-major: the shapes and the sparsity of Omniglot. */
 static void synthetic_episode(esm_episode *ep, uint32_t index)

@@ -6,20 +6,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "esmeta.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv)
 {
@@ -67,8 +55,8 @@ int main(int argc, char **argv)
         if (r > 0)
             t_fwd[r - 1] = t1 - t0, t_bwd[r - 1] = t2 - t1;
     }
-    qsort(t_fwd, reps, sizeof(double), cmp_double);
-    qsort(t_bwd, reps, sizeof(double), cmp_double);
+    qsort(t_fwd, reps, sizeof(double), cmp_d);
+    qsort(t_bwd, reps, sizeof(double), cmp_d);
     /* conv multiply-adds dominate: 2 * cout * cin*9 * h*w per image per block */
     double flops = 0;
     for (int b = 0; b < net.cfg.depth; b++) {

@@ -8,31 +8,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "esmeta.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Multiply-adds of the convolutions for one image's forward pass, doubled to FLOPs. */
-static double conv_flops_per_image(const esm_net *net)
-{
-    double f = 0;
-    for (int b = 0; b < net->cfg.depth; b++) {
-        const esm_block *k = &net->block[b];
-        f += 2.0 * k->cout * k->cin * 9 * k->h * k->w;
-    }
-    return f;
-}
 
 /* SGEMM shaped like block 2's im2col product: (64 x 576) * (576 x N). */
 static double sgemm_gflops(int reps)

@@ -158,22 +158,7 @@ static esm_status es_init(esm_trainer *t, esm_err *err)
 static esm_status score(const esm_trainer *t, const es_state *s, const float *params, float *bn, esm_bn_mode mode,
                         esm_protonet_ws *ws, float *loss, float *acc, esm_err *err)
 {
-    esm_episode_shape sh = t->cfg.shape;
-    double ls = 0, as = 0;
-    for (int j = 0; j < t->cfg.episodes_per_gen; j++) {
-        const esm_episode *ep = &s->eps[j];
-        float l = NAN, a = NAN;
-        esm_status st = esm_protonet_loss(&t->net, params, bn, mode, ws, ep->support, sh.way, sh.shot, ep->query,
-                                          ep->query_label, sh.way * sh.query, &l, &a, err);
-        if (st == ESM_ENONFINITE)
-            l = a = NAN;
-        else if (st != ESM_OK)
-            return st;
-        ls += l, as += a;
-    }
-    *loss = (float)(ls / t->cfg.episodes_per_gen);
-    *acc = (float)(as / t->cfg.episodes_per_gen);
-    return ESM_OK;
+    return esm_episodes_score(&t->net, s->eps, t->cfg.episodes_per_gen, params, bn, mode, ws, loss, acc, err);
 }
 
 /* Fills s->loss, s->acc and s->fitness for members [lo, hi) (this rank's slice) through the

@@ -17,6 +17,7 @@
 #include "esmeta/core.h"
 #include "esmeta/data.h"
 #include "esmeta/model.h"
+#include "esmeta/protonet.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -89,4 +90,9 @@ void esm_popeval_close(esm_popeval *pe);
 #ifdef __cplusplus
 }
 #endif
+/* Mean ProtoNet loss and accuracy of `params` over episodes, in `mode`, summed in episode order.
+ * A non-finite network is not an error: it yields NaN loss and accuracy (a non-finite fitness). */
+esm_status esm_episodes_score(const esm_net *net, const esm_episode *eps, int n_eps, const float *params, float *bn,
+                              esm_bn_mode mode, esm_protonet_ws *ws, float *loss, float *acc, esm_err *err);
+
 #endif

@@ -82,26 +82,24 @@ static void build_member(const esm_popeval_job *job, size_t n, int i, float *the
         theta[j] = job->mean[j] + job->scale[j] * theta[j];
 }
 
-/* Mean loss and accuracy over the job's episodes. A non-finite network is not an error here:
- * it yields a NaN loss, which becomes a non-finite fitness. */
-static esm_status score(const cpu_eval *c, const esm_popeval_job *job, const float *theta, esm_protonet_ws *ws,
-                        float *loss, float *acc, esm_err *err)
+esm_status esm_episodes_score(const esm_net *net, const esm_episode *eps, int n_eps, const float *params, float *bn,
+                              esm_bn_mode mode, esm_protonet_ws *ws, float *loss, float *acc, esm_err *err)
 {
-    esm_episode_shape sh = c->shape;
     double ls = 0, as = 0;
-    for (int j = 0; j < job->n_eps; j++) {
-        const esm_episode *ep = &job->eps[j];
+    for (int j = 0; j < n_eps; j++) {
+        const esm_episode *ep = &eps[j];
+        esm_episode_shape sh = ep->shape;
         float l = NAN, a = NAN;
-        esm_status st = esm_protonet_loss(&c->net, theta, NULL, ESM_BN_BATCH, ws, ep->support, sh.way, sh.shot,
-                                          ep->query, ep->query_label, sh.way * sh.query, &l, &a, err);
+        esm_status st = esm_protonet_loss(net, params, bn, mode, ws, ep->support, sh.way, sh.shot, ep->query,
+                                          ep->query_label, sh.way * sh.query, &l, &a, err);
         if (st == ESM_ENONFINITE)
             l = a = NAN;
         else if (st != ESM_OK)
             return st;
         ls += l, as += a;
     }
-    *loss = (float)(ls / job->n_eps);
-    *acc = (float)(as / job->n_eps);
+    *loss = (float)(ls / n_eps);
+    *acc = (float)(as / n_eps);
     return ESM_OK;
 }
 
@@ -129,7 +127,8 @@ static esm_status cpu_evaluate(void *impl, const esm_popeval_job *job, float *lo
         if (stat[tid] != ESM_OK)
             continue;
         build_member(job, c->net.n_params, job->begin + k, m->theta);
-        stat[tid] = score(c, job, m->theta, m->ws, &loss[k], &acc[k], &errs[tid]);
+        stat[tid] = esm_episodes_score(&c->net, job->eps, job->n_eps, m->theta, NULL, ESM_BN_BATCH, m->ws, &loss[k],
+                                       &acc[k], &errs[tid]);
         fitness[k] = -loss[k];
     }
     for (int k = 0; k < nt && st == ESM_OK; k++)
