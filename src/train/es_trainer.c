@@ -43,6 +43,7 @@ typedef struct {
     esm_episode *eps;    /* [episodes_per_gen] this generation's episodes, shared read-only */
     esm_popeval pe;      /* scores the members (cpu or cuda) */
     esm_protonet_ws *centre_ws; /* the centre's forwards, on the CPU whatever the device */
+    esm_protonet_stream *centre_stream; /* the same when episodes are streamed (stream_chunk > 0) */
     float *scale;        /* (n_params) the ES's per-parameter std-dev of this generation */
     float *fitness, *loss, *acc; /* [pop] per member */
     float *bn_new;       /* (n_bn) running statistics being updated, committed on success */
@@ -136,10 +137,12 @@ static esm_status alloc_buffers(esm_trainer *t, es_state *s, esm_err *err)
     for (int j = 0; j < c->episodes_per_gen && st == ESM_OK; j++)
         st = esm_episode_init(&s->eps[j], t->ds, c->shape, err);
     esm_episode_shape sh = c->shape;
-    if (st == ESM_OK)
+    if (st == ESM_OK && c->stream_chunk > 0)
+        st = esm_protonet_stream_create(&t->net, sh.way, c->stream_chunk, &s->centre_stream, err);
+    else if (st == ESM_OK)
         st = esm_protonet_ws_create(&t->net, sh.way, sh.shot, sh.way * sh.query, 0, &s->centre_ws, err);
     if (st == ESM_OK)
-        st = esm_popeval_open(c->device, &t->net, sh, c->pop, &s->pe, err);
+        st = esm_popeval_open(c->device, &t->net, sh, c->pop, c->stream_chunk, &s->pe, err);
     return st;
 }
 
@@ -153,18 +156,29 @@ static esm_status es_init(esm_trainer *t, esm_err *err)
     return st == ESM_OK ? alloc_buffers(t, s, err) : st;
 }
 
+/* The centre's loss on one episode, whole or streamed as the members are scored. */
+static esm_status centre_loss(const esm_trainer *t, const es_state *s, const float *params, float *bn,
+                              esm_bn_mode mode, const esm_episode *ep, float *loss, float *acc, esm_err *err)
+{
+    esm_episode_shape sh = t->cfg.shape;
+    if (!s->centre_stream)
+        return esm_protonet_loss(&t->net, params, bn, mode, s->centre_ws, ep->support, sh.way, sh.shot, ep->query,
+                                 ep->query_label, sh.way * sh.query, loss, acc, err);
+    esm_episode_arrays arr;
+    esm_episode_stream es = esm_episode_stream_arrays(&arr, ep->support, sh.way, sh.shot, ep->query, ep->query_label,
+                                                      sh.way * sh.query, t->net.in_size);
+    return esm_protonet_loss_stream(&t->net, params, bn, mode, s->centre_stream, &es, loss, acc, err);
+}
+
 /* The centre's mean loss and accuracy over the generation's episodes (as the members are
  * scored, but in `mode`). */
 static esm_status score(const esm_trainer *t, const es_state *s, const float *params, float *bn, esm_bn_mode mode,
-                        esm_protonet_ws *ws, float *loss, float *acc, esm_err *err)
+                        float *loss, float *acc, esm_err *err)
 {
-    esm_episode_shape sh = t->cfg.shape;
     double ls = 0, as = 0;
     for (int j = 0; j < t->cfg.episodes_per_gen; j++) {
-        const esm_episode *ep = &s->eps[j];
         float l = NAN, a = NAN;
-        esm_status st = esm_protonet_loss(&t->net, params, bn, mode, ws, ep->support, sh.way, sh.shot, ep->query,
-                                          ep->query_label, sh.way * sh.query, &l, &a, err);
+        esm_status st = centre_loss(t, s, params, bn, mode, &s->eps[j], &l, &a, err);
         if (st == ESM_ENONFINITE)
             l = a = NAN;
         else if (st != ESM_OK)
@@ -203,16 +217,11 @@ static esm_status follow_centre(esm_trainer *t, es_state *s, const float *centre
                                 esm_err *err)
 {
     int64_t gen = t->done + 1;
-    esm_protonet_ws *ws = s->centre_ws;
     memcpy(s->bn_new, t->bn_running, t->net.n_bn * sizeof(float));
     float l, a;
     esm_status st = ESM_OK;
-    for (int j = 0; j < t->cfg.episodes_per_gen && st == ESM_OK; j++) {
-        const esm_episode *ep = &s->eps[j];
-        esm_episode_shape sh = t->cfg.shape;
-        st = esm_protonet_loss(&t->net, centre, s->bn_new, ESM_BN_TRAIN, ws, ep->support, sh.way, sh.shot,
-                               ep->query, ep->query_label, sh.way * sh.query, &l, &a, err);
-    }
+    for (int j = 0; j < t->cfg.episodes_per_gen && st == ESM_OK; j++)
+        st = centre_loss(t, s, centre, s->bn_new, ESM_BN_TRAIN, &s->eps[j], &l, &a, err);
     if (st == ESM_OK && (!esm_all_finite(centre, t->net.n_params) || !esm_all_finite(s->bn_new, t->net.n_bn)))
         st = ESM_ENONFINITE;
     if (st == ESM_ENONFINITE)
@@ -221,7 +230,7 @@ static esm_status follow_centre(esm_trainer *t, es_state *s, const float *centre
     if (st != ESM_OK || t->cfg.centre_every <= 0 || gen % t->cfg.centre_every)
         return st;
     stats->has_centre = 1;
-    return score(t, s, centre, s->bn_new, ESM_BN_EVAL, ws, &stats->centre_loss, &stats->centre_acc, err);
+    return score(t, s, centre, s->bn_new, ESM_BN_EVAL, &stats->centre_loss, &stats->centre_acc, err);
 }
 
 /* The step's report; member means are taken in member order over the finite members. */
@@ -365,6 +374,7 @@ static void es_free(esm_trainer *t)
     esm_es_free(s->es);
     esm_popeval_close(&s->pe);
     esm_protonet_ws_free(s->centre_ws);
+    esm_protonet_stream_free(s->centre_stream);
     for (int j = 0; s->eps && j < t->cfg.episodes_per_gen; j++)
         esm_episode_free(&s->eps[j]);
     free(s->scale), free(s->eps), free(s->fitness), free(s->loss), free(s->acc), free(s->bn_new), free(s->es_buf);

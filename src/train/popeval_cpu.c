@@ -12,13 +12,15 @@
 
 /* What one thread needs to score a member. */
 typedef struct {
-    esm_protonet_ws *ws;
+    esm_protonet_ws *ws;         /* whole episodes (stream_chunk 0) */
+    esm_protonet_stream *stream; /* streamed episodes (stream_chunk > 0) */
     float *theta; /* (n_params) the member's parameters */
 } member_slot;
 
 typedef struct {
     esm_net net;
     esm_episode_shape shape;
+    int stream_chunk;   /* images per chunk; 0 = whole episodes */
     member_slot *slots; /* [n_slots], grown to the thread count on demand */
     int n_slots;
 } cpu_eval;
@@ -26,12 +28,15 @@ typedef struct {
 static esm_status cpu_create(const esm_net *net, esm_episode_shape shape, int max_members,
                              const esm_popeval_opts *opts, void **impl, esm_err *err)
 {
-    (void)max_members, (void)opts;
+    (void)max_members;
+    if (opts && opts->stream_chunk < 0)
+        return esm_fail(err, ESM_EINVAL, "--chunk %d must be 0 (whole episodes) or positive", opts->stream_chunk);
     cpu_eval *c = calloc(1, sizeof *c);
     if (!c)
         return esm_fail(err, ESM_ENOMEM, "out of memory");
     c->net = *net;
     c->shape = shape;
+    c->stream_chunk = opts ? opts->stream_chunk : 0;
     *impl = c;
     return ESM_OK;
 }
@@ -43,6 +48,7 @@ static void cpu_free(void *impl)
         return;
     for (int k = 0; k < c->n_slots; k++) {
         esm_protonet_ws_free(c->slots[k].ws);
+        esm_protonet_stream_free(c->slots[k].stream);
         free(c->slots[k].theta);
     }
     free(c->slots);
@@ -64,7 +70,10 @@ static esm_status ensure_slots(cpu_eval *c, int n, esm_err *err)
         m->theta = malloc(c->net.n_params * sizeof(float));
         if (!m->theta)
             return esm_fail(err, ESM_ENOMEM, "out of memory for member parameters");
-        esm_status st = esm_protonet_ws_create(&c->net, sh.way, sh.shot, sh.way * sh.query, 0, &m->ws, err);
+        m->ws = NULL, m->stream = NULL;
+        esm_status st = c->stream_chunk > 0
+                            ? esm_protonet_stream_create(&c->net, sh.way, c->stream_chunk, &m->stream, err)
+                            : esm_protonet_ws_create(&c->net, sh.way, sh.shot, sh.way * sh.query, 0, &m->ws, err);
         if (st != ESM_OK) {
             free(m->theta);
             return st;
@@ -84,7 +93,7 @@ static void build_member(const esm_popeval_job *job, size_t n, int i, float *the
 
 /* Mean loss and accuracy over the job's episodes. A non-finite network is not an error here:
  * it yields a NaN loss, which becomes a non-finite fitness. */
-static esm_status score(const cpu_eval *c, const esm_popeval_job *job, const float *theta, esm_protonet_ws *ws,
+static esm_status score(const cpu_eval *c, const esm_popeval_job *job, const float *theta, const member_slot *m,
                         float *loss, float *acc, esm_err *err)
 {
     esm_episode_shape sh = c->shape;
@@ -92,8 +101,16 @@ static esm_status score(const cpu_eval *c, const esm_popeval_job *job, const flo
     for (int j = 0; j < job->n_eps; j++) {
         const esm_episode *ep = &job->eps[j];
         float l = NAN, a = NAN;
-        esm_status st = esm_protonet_loss(&c->net, theta, NULL, ESM_BN_BATCH, ws, ep->support, sh.way, sh.shot,
-                                          ep->query, ep->query_label, sh.way * sh.query, &l, &a, err);
+        esm_status st;
+        if (m->stream) {
+            esm_episode_arrays arr;
+            esm_episode_stream s = esm_episode_stream_arrays(&arr, ep->support, sh.way, sh.shot, ep->query,
+                                                             ep->query_label, sh.way * sh.query, c->net.in_size);
+            st = esm_protonet_loss_stream(&c->net, theta, NULL, ESM_BN_BATCH, m->stream, &s, &l, &a, err);
+        } else {
+            st = esm_protonet_loss(&c->net, theta, NULL, ESM_BN_BATCH, m->ws, ep->support, sh.way, sh.shot, ep->query,
+                                   ep->query_label, sh.way * sh.query, &l, &a, err);
+        }
         if (st == ESM_ENONFINITE)
             l = a = NAN;
         else if (st != ESM_OK)
@@ -129,7 +146,7 @@ static esm_status cpu_evaluate(void *impl, const esm_popeval_job *job, float *lo
         if (stat[tid] != ESM_OK)
             continue;
         build_member(job, c->net.n_params, job->begin + k, m->theta);
-        stat[tid] = score(c, job, m->theta, m->ws, &loss[k], &acc[k], &errs[tid]);
+        stat[tid] = score(c, job, m->theta, m, &loss[k], &acc[k], &errs[tid]);
         fitness[k] = -loss[k];
     }
     for (int k = 0; k < nt && st == ESM_OK; k++)
