@@ -9,10 +9,13 @@
  * ES child (chunk by chunk) and held whole by the backprop child, as each would hold real data.
  *   ES child:       an esm_es object (openai-es defaults: centre and Adam state), one member's
  *                   parameters, a streamed workspace of CHUNK images, one esm_protonet_loss_stream.
+ *   ES whole child: the same without streaming (--chunk 0, what the trainer did before): the
+ *                   episode held whole and a forward-only workspace for all of it.
  *   backprop child: params, Adam state, gradient, the episode, a with-backward workspace, one
  *                   esm_protonet_loss_grad and one Adam step.
- * Both single-threaded. usage: build/bench_memory [--chunk N] [--width C] [--depth B] [PER_CLASS ...]
- * (default chunk 50, width 64, depth 4, per class 10 100 400 2000 -> 50 .. 10,000 images).
+ * All single-threaded. usage: build/bench_memory [--chunk N] [--width C] [--depth B] [--no-whole]
+ * [PER_CLASS ...] (default chunk 50, width 64, depth 4, per class 10 100 400 2000 -> 50 .. 10,000
+ * images; --no-whole skips the ES-without-streaming column, reported as 0).
  * Prints one JSON line per size. */
 #define _GNU_SOURCE
 #include <omp.h>
@@ -76,7 +79,7 @@ static int child_es(const point *p, const esm_net *net)
     esm_net_init_params(net, 1, centre, NULL);
     if (esm_es_config_init(&ec, "openai-es", net->n_params, &err) != ESM_OK ||
         esm_es_create(&es, &ec, centre, &err) != ESM_OK ||
-        esm_protonet_stream_create(net, WAY, p->chunk, &ws, &err) != ESM_OK)
+        esm_protonet_stream_create(net, WAY, p->chunk > 0 ? p->chunk : WAY * p->per_class, &ws, &err) != ESM_OK)
         return die(&err);
     esm_es_member(es, 0, theta);
     synth sy = {WAY * shot, shot, query, net->in_size};
@@ -161,18 +164,21 @@ int main(int argc, char **argv)
     if (argc == 7 && !strcmp(argv[1], "--child"))
         return child_main(argv);
     point p = {50, 0, esm_net_config_default()};
-    int sizes[32], n_sizes = 0;
+    int sizes[32], n_sizes = 0, whole = 1;
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && !strcmp(argv[i], "--chunk"))
             p.chunk = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--width"))
             p.cfg.width = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-whole"))
+            whole = 0;
         else if (i + 1 < argc && !strcmp(argv[i], "--depth"))
             p.cfg.depth = atoi(argv[++i]);
         else if (atoi(argv[i]) >= 2 && n_sizes < 32)
             sizes[n_sizes++] = atoi(argv[i]);
         else {
-            fprintf(stderr, "usage: bench_memory [--chunk N] [--width C] [--depth B] [PER_CLASS ...] (each >= 2)\n");
+            fprintf(stderr, "usage: bench_memory [--chunk N] [--width C] [--depth B] [--no-whole] [PER_CLASS ...] "
+                            "(each >= 2)\n");
             return 2;
         }
     }
@@ -186,17 +192,22 @@ int main(int argc, char **argv)
     setenv("OPENBLAS_NUM_THREADS", "1", 1);
     for (int i = 0; i < n_sizes; i++) {
         p.per_class = sizes[i];
-        double es_s = 0, bp_s = 0;
+        double es_s = 0, bp_s = 0, wh_s = 0, wh = 0;
         double es = run_child("/proc/self/exe", "es", &p, &es_s);
+        point pw = p;
+        pw.chunk = 0; /* the whole episode as one chunk: the ordinary single forward */
+        if (whole)
+            wh = run_child("/proc/self/exe", "es", &pw, &wh_s);
         double bp = run_child("/proc/self/exe", "backprop", &p, &bp_s);
-        if (es < 0 || bp < 0) {
+        if (es < 0 || bp < 0 || wh < 0) {
             fprintf(stderr, "bench_memory: the child for %d images per class failed\n", p.per_class);
             return 1;
         }
         printf("{\"images\":%d,\"way\":%d,\"shot\":%d,\"query\":%d,\"chunk\":%d,\"width\":%d,\"depth\":%d,"
-               "\"es_peak_mib\":%.1f,\"backprop_peak_mib\":%.1f,\"ratio\":%.1f,\"es_s\":%.2f,\"backprop_s\":%.2f}\n",
+               "\"es_peak_mib\":%.1f,\"backprop_peak_mib\":%.1f,\"ratio\":%.1f,\"es_whole_peak_mib\":%.1f,"
+               "\"es_s\":%.2f,\"backprop_s\":%.2f,\"es_whole_s\":%.2f}\n",
                WAY * p.per_class, WAY, p.per_class / 2, p.per_class - p.per_class / 2, p.chunk, p.cfg.width,
-               p.cfg.depth, es, bp, bp / es, es_s, bp_s);
+               p.cfg.depth, es, bp, bp / es, wh, es_s, bp_s, wh_s);
         fflush(stdout);
     }
     return 0;
