@@ -129,6 +129,7 @@ set y2label "training time (s)"
 set y2tics
 set ytics nomirror
 set key top left
+set autoscale xfix
 set offsets graph 0.05, graph 0.05, 0, 0
 plot '$out/plot.dat' using 1:(100*\$2):(100*\$3) with yerrorlines lw 2 pt 7 title "test accuracy", \
      '$out/plot.dat' using 1:4 axes x1y2 with linespoints dt 2 pt 5 title "training time"

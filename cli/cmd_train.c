@@ -91,7 +91,7 @@ static int parse_long_opt(int c, const char *v, train_args *a)
     case O_CENTRE: l = &a->centre_every; break;
     case O_THREADS: l = &a->threads; break;
     case O_EPS: l = &a->episodes_per_step; break;
-    case O_CHUNK: l = &a->chunk; break;
+    case O_CHUNK: l = &a->chunk; a->has_chunk = 1; break;
     case O_EPISODES: ll = &a->steps; a->steps_flag = 1; break;
     case O_GENS: ll = &a->steps; a->steps_flag = 2; break;
     case O_HALVE: ll = &a->lr_halve_every; break;
@@ -118,7 +118,7 @@ static int parse_args(int argc, char **argv, train_args *a)
 {
     memset(a, 0, sizeof *a);
     a->way = a->shot = a->query = a->width = a->depth = a->pop = a->episodes_per_gen = a->centre_every = -1;
-    a->episodes_per_step = a->chunk = -1;
+    a->episodes_per_step = -1;
     a->steps = a->lr_halve_every = -1;
     a->checkpoint_every = 500;
     a->eval_episodes = 100, a->eval_way = 5, a->eval_shot = 5, a->eval_query = 15;
@@ -165,7 +165,7 @@ static int check_resume_flags(const train_args *a)
     if (a->split || a->way >= 0 || a->shot >= 0 || a->query >= 0 || a->width >= 0 || a->depth >= 0 ||
         a->pop >= 0 || a->episodes_per_gen >= 0 || a->has_seed || a->has_lr || a->has_sigma || a->has_wd ||
         a->lr_halve_every >= 0 || a->centre_every >= 0 || a->episodes_per_step >= 0 ||
-        a->chunk >= 0) {
+        a->has_chunk) {
         cli_usage_error("train", "--resume continues a run with the configuration saved in its checkpoint; only "
                         "--data, --episodes/--generations, --device, --checkpoint-every, --eval-*, --threads and "
                         "--quiet may be given with it");
@@ -188,7 +188,7 @@ static int build_config(const train_args *a, esm_train_config *cfg)
         return 0;
     }
     if (kind == ESM_TRAINER_BACKPROP &&
-        (a->strategy || a->pop >= 0 || a->has_sigma || a->episodes_per_gen >= 0 || a->device || a->chunk >= 0)) {
+        (a->strategy || a->pop >= 0 || a->has_sigma || a->episodes_per_gen >= 0 || a->device || a->has_chunk)) {
         cli_usage_error("train", "--strategy, --pop, --sigma, --episodes-per-gen, --device and --chunk are for "
                         "--trainer es");
         return 0;
@@ -216,7 +216,7 @@ static int build_config(const train_args *a, esm_train_config *cfg)
     if (a->pop >= 0) cfg->pop = (int)a->pop;
     if (a->episodes_per_gen >= 0) cfg->episodes_per_gen = (int)a->episodes_per_gen;
     if (a->centre_every >= 0) cfg->centre_every = (int)a->centre_every;
-    if (a->chunk >= 0) cfg->stream_chunk = (int)a->chunk;
+    if (a->has_chunk) cfg->stream_chunk = (int)a->chunk;
     if (a->steps >= 0) cfg->steps = a->steps;
     if (a->lr_halve_every >= 0) cfg->lr_halve_every = a->lr_halve_every;
     if (a->has_seed) cfg->seed = a->seed;

@@ -18,6 +18,10 @@
  * loss does; PyTorch momentum 0.1), and the running statistics track the centre network as
  * they track the trained network in backprop training.
  *
+ * With stream_chunk > 0 (--chunk) members and the centre score episodes streamed
+ * (esm_protonet_loss_stream): the same exact batch statistics in memory that does not grow with
+ * the episode, at up to depth + 1 passes over it.
+ *
  * A step that fails (every member non-finite, or a non-finite centre) leaves the trainer as it
  * was: the ES state is snapshotted before tell and restored on failure.
  *
