@@ -117,6 +117,7 @@ if command -v gnuplot >/dev/null 2>&1; then
     while read -r line; do
         echo "$(echo "$line" | field value) $(echo "$line" | field accuracy) $(echo "$line" | field ci95) $(echo "$line" | field train_s)"
     done < "$out/results.jsonl" > "$out/plot.dat"
+    xtics=$(for v in $values; do printf '"%s" %s,' "$v" "$v"; done | sed 's/,$//')
     gnuplot <<GP
 set terminal pngcairo size 800,480 font ",10"
 set output '$out/plot.png'
@@ -130,6 +131,7 @@ set y2tics
 set ytics nomirror
 set key top left
 set autoscale xfix
+set xtics ($xtics)
 set offsets graph 0.05, graph 0.05, 0, 0
 plot '$out/plot.dat' using 1:(100*\$2):(100*\$3) with yerrorlines lw 2 pt 7 title "test accuracy", \
      '$out/plot.dat' using 1:4 axes x1y2 with linespoints dt 2 pt 5 title "training time"
