@@ -36,6 +36,8 @@ static void help(void)
         "             --centre-every K  centre-network loss/accuracy every K generations (default 10)\n"
         "             --device cpu|cuda|cuda-tf32  where members are scored (default cpu; cuda needs a CUDA build\n"
         "                            and a GPU; cuda-tf32 lets the conv GEMMs use TF32 tensor cores)\n"
+        "             --chunk N  score episodes streamed, N images at a time (exact batch norm; memory does\n"
+        "                            not grow with the episode; up to 3.8x the conv work; cpu only; default 0 = off)\n"
         "  --checkpoint-every N      save every N steps (default 500) and at the end\n"
         "  --eval-every N            validation accuracy every N steps (default 0 = never) on --eval-split\n"
         "                            (default val) with --eval-episodes (100) of --eval-way/--eval-shot/--eval-query\n"
@@ -52,7 +54,7 @@ static void help(void)
 enum { O_DATA = 1000, O_SPLIT, O_OUT, O_RESUME, O_TRAINER, O_STRATEGY, O_WAY, O_SHOT, O_QUERY, O_WIDTH, O_DEPTH,
        O_POP, O_EPG, O_CENTRE, O_THREADS, O_EPISODES, O_GENS, O_HALVE, O_CKPT, O_EVAL_EVERY, O_EVAL_EPISODES,
        O_EVAL_SPLIT, O_EVAL_WAY, O_EVAL_SHOT, O_EVAL_QUERY, O_SEED, O_LR, O_SIGMA, O_WD, O_QUIET, O_HELP, O_EPS,
-       O_DEVICE };
+       O_DEVICE, O_CHUNK };
 
 static const struct option OPTS[] = {
     {"data", 1, 0, O_DATA}, {"split", 1, 0, O_SPLIT}, {"out", 1, 0, O_OUT}, {"resume", 1, 0, O_RESUME},
@@ -64,7 +66,8 @@ static const struct option OPTS[] = {
     {"eval-split", 1, 0, O_EVAL_SPLIT}, {"eval-way", 1, 0, O_EVAL_WAY}, {"eval-shot", 1, 0, O_EVAL_SHOT},
     {"eval-query", 1, 0, O_EVAL_QUERY}, {"seed", 1, 0, O_SEED}, {"lr", 1, 0, O_LR}, {"sigma", 1, 0, O_SIGMA},
     {"weight-decay", 1, 0, O_WD}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
-    {"episodes-per-step", 1, 0, O_EPS}, {"device", 1, 0, O_DEVICE}, {0, 0, 0, 0}};
+    {"episodes-per-step", 1, 0, O_EPS}, {"device", 1, 0, O_DEVICE}, {"chunk", 1, 0, O_CHUNK},
+    {0, 0, 0, 0}};
 
 #define BIG 1000000000L
 
@@ -88,6 +91,7 @@ static int parse_long_opt(int c, const char *v, train_args *a)
     case O_CENTRE: l = &a->centre_every; break;
     case O_THREADS: l = &a->threads; break;
     case O_EPS: l = &a->episodes_per_step; break;
+    case O_CHUNK: l = &a->chunk; a->has_chunk = 1; break;
     case O_EPISODES: ll = &a->steps; a->steps_flag = 1; break;
     case O_GENS: ll = &a->steps; a->steps_flag = 2; break;
     case O_HALVE: ll = &a->lr_halve_every; break;
@@ -160,7 +164,8 @@ static int check_resume_flags(const train_args *a)
 {
     if (a->split || a->way >= 0 || a->shot >= 0 || a->query >= 0 || a->width >= 0 || a->depth >= 0 ||
         a->pop >= 0 || a->episodes_per_gen >= 0 || a->has_seed || a->has_lr || a->has_sigma || a->has_wd ||
-        a->lr_halve_every >= 0 || a->centre_every >= 0 || a->episodes_per_step >= 0) {
+        a->lr_halve_every >= 0 || a->centre_every >= 0 || a->episodes_per_step >= 0 ||
+        a->has_chunk) {
         cli_usage_error("train", "--resume continues a run with the configuration saved in its checkpoint; only "
                         "--data, --episodes/--generations, --device, --checkpoint-every, --eval-*, --threads and "
                         "--quiet may be given with it");
@@ -183,8 +188,9 @@ static int build_config(const train_args *a, esm_train_config *cfg)
         return 0;
     }
     if (kind == ESM_TRAINER_BACKPROP &&
-        (a->strategy || a->pop >= 0 || a->has_sigma || a->episodes_per_gen >= 0 || a->device)) {
-        cli_usage_error("train", "--strategy, --pop, --sigma, --episodes-per-gen and --device are for --trainer es");
+        (a->strategy || a->pop >= 0 || a->has_sigma || a->episodes_per_gen >= 0 || a->device || a->has_chunk)) {
+        cli_usage_error("train", "--strategy, --pop, --sigma, --episodes-per-gen, --device and --chunk are for "
+                        "--trainer es");
         return 0;
     }
     if (kind == ESM_TRAINER_ES && a->episodes_per_step >= 0) {
@@ -210,6 +216,7 @@ static int build_config(const train_args *a, esm_train_config *cfg)
     if (a->pop >= 0) cfg->pop = (int)a->pop;
     if (a->episodes_per_gen >= 0) cfg->episodes_per_gen = (int)a->episodes_per_gen;
     if (a->centre_every >= 0) cfg->centre_every = (int)a->centre_every;
+    if (a->has_chunk) cfg->stream_chunk = (int)a->chunk;
     if (a->steps >= 0) cfg->steps = a->steps;
     if (a->lr_halve_every >= 0) cfg->lr_halve_every = a->lr_halve_every;
     if (a->has_seed) cfg->seed = a->seed;

@@ -162,7 +162,7 @@ static void compare_fitness(esm_tctx *t_, const esm_net_config *nc, esm_episode_
     for (size_t j = 0; j < net.n_params; j++) /* per-parameter scales, as sep-cma and pgpe have */
         scale[j] = 0.01f + 0.03f * (float)(j % 7) / 7.0f;
     esm_popeval_job job = {eps, n_eps, mean, scale, 0xfeedbeefcafef00dull, 3, antithetic, begin, count};
-    esm_popeval_opts opts = {tf32, budget};
+    esm_popeval_opts opts = {.tf32 = tf32, .mem_budget = budget};
     void *cpu = NULL, *gpu = NULL;
     float *lc = res, *ac = res + count, *fc = res + 2 * count, *lg = res + 3 * count, *ag = res + 4 * count,
           *fg = res + 5 * count;

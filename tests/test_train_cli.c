@@ -213,6 +213,26 @@ TEST(train_rejects_bad_arguments)
     esm_test_expect_cli_error(t_, args, "--resume", "configuration saved");
     snprintf(args, sizeof args, "train --data %s --resume %s/done --split test", cache, tmp);
     esm_test_expect_cli_error(t_, args, "--resume", NULL);
+    snprintf(args, sizeof args, "train --data %s %s --episodes 1 --chunk 8 --out %s/b", cache, TINY, tmp);
+    esm_test_expect_cli_error(t_, args, "--chunk", "--trainer es");
+    snprintf(args, sizeof args, "train --data %s --trainer es --width 8 --depth 2 --chunk -3 --out %s/b", cache, tmp);
+    esm_test_expect_cli_error(t_, args, "--chunk -3", "0 (whole episodes) or positive");
+}
+
+/* --chunk streams ES episodes: the run trains, and the setting is part of the saved run. */
+TEST(train_es_streamed_chunk)
+{
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    REQUIRE(run_ok(t_, "train --data %s --trainer es --width 8 --depth 2 --pop 4 --generations 2 --chunk 7 --quiet "
+                   "--out %s/s", cache, tmp));
+    char args[9000];
+    snprintf(args, sizeof args, "train --data %s --resume %s/s --chunk 9", cache, tmp);
+    esm_test_expect_cli_error(t_, args, "--resume", "configuration saved");
+    REQUIRE(run_ok(t_, "train --data %s --resume %s/s --generations 3", cache, tmp));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/s/metrics.jsonl", tmp);
+    CHECK(count_lines(path, "\"loss\"") == 3);
 }
 
 TEST(eval_is_seeded_and_thread_count_invariant)

@@ -108,6 +108,18 @@ esm_status esm_net_forward(const esm_net *net, const float *params, float *bn_ru
 esm_status esm_net_backward(const esm_net *net, const float *params, esm_net_ws *ws, const float *d_emb,
                             float *grad, esm_err *err);
 
+/* ---- streaming: batch statistics over a batch too large for one workspace ----
+ * The batch is fed chunk by chunk (esm_protonet_loss_stream drives this). fold is (depth, 2, width):
+ * block b's batch norm folded into y = scale*z + shift (esm_batchnorm_fold), scale at
+ * fold + 2*b*width and shift at fold + (2*b+1)*width. Runs the first `blocks` blocks over the chunk
+ * x (n images, n <= the workspace's max batch) with that fold. If blocks < depth it then runs block
+ * `blocks`'s conv and adds the moments of its output (without the bias, as esm_net_forward takes
+ * them) to acc (3*width doubles, esm_batchnorm_moments_add's layout), and out is unused; if
+ * blocks == depth, out gets the embeddings (n, emb_dim). Never touches running statistics; the
+ * workspace is left unfit for esm_net_backward. */
+esm_status esm_net_forward_chunk(const esm_net *net, const float *params, const float *fold, int blocks,
+                                 esm_net_ws *ws, const float *x, int n, double *acc, float *out, esm_err *err);
+
 /* ---- single layers, exposed for tests and benchmarks ----
  * All are per batch, NCHW, no allocation. */
 
@@ -127,6 +139,10 @@ void esm_batchnorm_stats(const float *z, int n, int c, int hw, float *mean, floa
  * batch in chunks of whole images (each chunk (n,c,hw)), then read mean and biased variance. */
 void esm_batchnorm_moments_add(const float *z, int n, int c, int hw, double *acc);
 void esm_batchnorm_moments_get(const double *acc, int c, float *mean, float *var);
+/* PyTorch's running update (momentum ESM_BN_MOMENTUM, unbiased variance) from batch statistics
+ * mean and (biased) var of m values per channel of a conv output taken without its bias. */
+void esm_batchnorm_update_running(float *run_mean, float *run_var, const float *mean, const float *bias,
+                                  const float *var, int c, double m);
 /* Folds normalisation with (mean, var) and the affine (gamma, beta) into one per-channel map
  * y = scale*z + shift; scale = gamma/sqrt(var + eps), shift = beta - mean*scale. */
 void esm_batchnorm_fold(const float *gamma, const float *beta, const float *mean, const float *var, int c,

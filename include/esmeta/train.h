@@ -42,6 +42,11 @@ typedef struct {
     int episodes_per_gen;      /* training episodes every member is scored on (the same for all) */
     int centre_every;          /* centre-network loss/accuracy every k generations; 0 = never */
     char device[16];           /* where members are scored: "cpu" (default), "cuda", "cuda-tf32" */
+    /* images per chunk when scoring episodes streamed (esm_protonet_loss_stream: exact batch
+     * statistics, memory independent of the episode's size, up to 3.8x the conv work when an
+     * episode exceeds a chunk); 0 = whole episodes (the default; a chunk at least the episode's
+     * size gives the same bits). CPU only. */
+    int stream_chunk;
 } esm_train_config;
 
 /* Snell et al.'s defaults for backprop: 60-way 5-shot 5-query, Adam 1e-3 halved every 2000. */

@@ -1,5 +1,6 @@
 /* The prototypical-network head: prototypes, distance logits, cross-entropy and its gradient. */
 #include "esmeta/protonet.h"
+#include "meta/head.h"
 
 #include <math.h>
 #include <string.h>
@@ -37,7 +38,8 @@ static double sqdist(const float *a, const float *b, int dim)
 
 /* Row q of prob gets softmax(-dist(q, .)); returns -log p(label) (stable log-sum-exp) and
  * sets *hit when the label is the first-largest logit. */
-static double query_xent(const float *q, const float *proto, int way, int dim, int label, float *prob, int *hit)
+double esm_protonet_query_xent(const float *q, const float *proto, int way, int dim, int label, float *prob,
+                               int *hit)
 {
     double mx = -INFINITY, logit_label = 0.0;
     int best = 0;
@@ -76,7 +78,8 @@ esm_status esm_protonet_head(const float *emb_s, const float *emb_q, const int *
     int hits = 0;
     for (int q = 0; q < n_query; q++) {
         int hit;
-        total += query_xent(emb_q + (size_t)q * dim, proto, way, dim, labels[q], prob + (size_t)q * way, &hit);
+        total += esm_protonet_query_xent(emb_q + (size_t)q * dim, proto, way, dim, labels[q], prob + (size_t)q * way,
+                                         &hit);
         hits += hit;
     }
     if (loss)

@@ -45,6 +45,17 @@ void esm_batchnorm_stats(const float *z, int n, int c, int hw, float *mean, floa
     }
 }
 
+void esm_batchnorm_update_running(float *run_mean, float *run_var, const float *mean, const float *bias,
+                                  const float *var, int c, double m)
+{
+    /* PyTorch's: momentum 0.1 and the unbiased variance */
+    float unbias = (float)(m / (m - 1.0));
+    for (int ch = 0; ch < c; ch++) {
+        run_mean[ch] = (1.0f - ESM_BN_MOMENTUM) * run_mean[ch] + ESM_BN_MOMENTUM * (mean[ch] + bias[ch]);
+        run_var[ch] = (1.0f - ESM_BN_MOMENTUM) * run_var[ch] + ESM_BN_MOMENTUM * var[ch] * unbias;
+    }
+}
+
 void esm_batchnorm_fold(const float *gamma, const float *beta, const float *mean, const float *var, int c,
                         float *scale, float *shift)
 {

@@ -4,19 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-/* PyTorch's running update: momentum 0.1 and the unbiased variance (m values per channel).
- * mean is that of the conv output without its bias. */
-static void update_running(float *run_mean, float *run_var, const float *mean, const float *bias, const float *var,
-                           int c, double m)
-{
-    float unbias = (float)(m / (m - 1.0));
-    for (int ch = 0; ch < c; ch++) {
-        run_mean[ch] = (1.0f - ESM_BN_MOMENTUM) * run_mean[ch] + ESM_BN_MOMENTUM * (mean[ch] + bias[ch]);
-        run_var[ch] = (1.0f - ESM_BN_MOMENTUM) * run_var[ch] + ESM_BN_MOMENTUM * var[ch] * unbias;
-    }
-}
-
-static int same_config(const esm_net_config *a, const esm_net_config *b)
+int esm_net_config_same(const esm_net_config *a, const esm_net_config *b)
 {
     return a->in_channels == b->in_channels && a->in_height == b->in_height && a->in_width == b->in_width &&
            a->width == b->width && a->depth == b->depth;
@@ -25,7 +13,7 @@ static int same_config(const esm_net_config *a, const esm_net_config *b)
 static esm_status check_forward(const esm_net *net, const float *bn_running, const esm_net_ws *ws, int n,
                                 esm_bn_mode mode, esm_err *err)
 {
-    if (!same_config(&ws->cfg, &net->cfg))
+    if (!esm_net_config_same(&ws->cfg, &net->cfg))
         return esm_fail(err, ESM_EMISMATCH, "net forward: the workspace was made for another net configuration; "
                                             "create one with this net");
     if (n <= 0 || n > ws->max_n)
@@ -41,20 +29,18 @@ static esm_status check_forward(const esm_net *net, const float *bn_running, con
  * for 600 images). */
 #define CHUNK_FLOATS (1 << 16)
 
-static void conv_and_moments(const esm_block *k, const float *wgt, const float *inp, int n, int want_moments,
-                             esm_net_ws *ws, float *z)
+void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp, int n, double *moments,
+                          esm_net_ws *ws, float *z)
 {
     size_t hw = (size_t)k->h * k->w, per_img = (size_t)k->cout * hw;
     int chunk = per_img >= CHUNK_FLOATS ? 1 : (int)(CHUNK_FLOATS / per_img);
-    for (int c = 0; c < 3 * k->cout; c++)
-        ws->moments[c] = 0.0;
     for (int i0 = 0; i0 < n; i0 += chunk) {
         int m = n - i0 < chunk ? n - i0 : chunk;
         float *zc = z + (size_t)i0 * per_img;
         esm_conv3x3_forward(inp + (size_t)i0 * k->cin * hw, wgt, NULL, m, k->cin, k->cout, k->h, k->w,
                             ws->conv_scratch, zc);
-        if (want_moments)
-            esm_batchnorm_moments_add(zc, m, k->cout, (int)hw, ws->moments);
+        if (moments)
+            esm_batchnorm_moments_add(zc, m, k->cout, (int)hw, moments);
     }
 }
 
@@ -79,7 +65,9 @@ esm_status esm_net_forward(const esm_net *net, const float *params, float *bn_ru
         const float *gamma = params + k->gamma_off, *beta = params + k->beta_off;
         /* z is (n, cout, h, w), the conv output less its bias: batch norm subtracts the mean
          * anyway, so the bias only enters through the running mean. */
-        conv_and_moments(k, params + k->w_off, a, n, mode != ESM_BN_EVAL, ws, z);
+        for (int c = 0; c < 3 * k->cout; c++)
+            ws->moments[c] = 0.0;
+        esm_conv_and_moments(k, params + k->w_off, a, n, mode != ESM_BN_EVAL ? ws->moments : NULL, ws, z);
         const float *bias = params + k->b_off;
         float *mean = ws->mean + sb, *var = ws->var + sb;
         if (mode == ESM_BN_EVAL) {
@@ -91,8 +79,8 @@ esm_status esm_net_forward(const esm_net *net, const float *params, float *bn_ru
         } else {
             esm_batchnorm_moments_get(ws->moments, k->cout, mean, var);
             if (mode == ESM_BN_TRAIN && bn_running)
-                update_running(bn_running + k->mean_off, bn_running + k->var_off, mean, bias, var, k->cout,
-                               (double)n * hw);
+                esm_batchnorm_update_running(bn_running + k->mean_off, bn_running + k->var_off, mean, bias, var,
+                                             k->cout, (double)n * hw);
             esm_batchnorm_fold(gamma, beta, mean, var, k->cout, scale, shift);
         }
         /* out is (n, cout, ho, wo): the next block's input, or the embedding */
@@ -114,7 +102,7 @@ esm_status esm_net_backward(const esm_net *net, const float *params, esm_net_ws 
     if (ws->last_n <= 0 || !ws->last_batch_stats)
         return esm_fail(err, ESM_EINVAL, "net backward: needs a preceding successful forward in a batch-statistics "
                                          "mode (ESM_BN_TRAIN or ESM_BN_BATCH) on this workspace");
-    if (!same_config(&ws->cfg, &net->cfg))
+    if (!esm_net_config_same(&ws->cfg, &net->cfg))
         return esm_fail(err, ESM_EMISMATCH, "net backward: the workspace was made for another net configuration; "
                                             "create one with this net");
     int n = ws->last_n, width = net->cfg.width;

@@ -22,4 +22,11 @@ struct esm_net_ws {
     void *mem;
 };
 
+/* 1 if the two configurations describe the same net. */
+int esm_net_config_same(const esm_net_config *a, const esm_net_config *b);
+/* Block k's conv (no bias) of inp (n images) into z, in cache-sized runs of images; when moments
+ * is not NULL each run's moments are added to it (esm_batchnorm_moments_add) while still in cache. */
+void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp, int n, double *moments,
+                          esm_net_ws *ws, float *z);
+
 #endif

@@ -18,6 +18,10 @@
  * loss does; PyTorch momentum 0.1), and the running statistics track the centre network as
  * they track the trained network in backprop training.
  *
+ * With stream_chunk > 0 (--chunk) members and the centre score episodes streamed
+ * (esm_protonet_loss_stream): the same exact batch statistics in memory that does not grow with
+ * the episode, at up to depth + 1 passes over it.
+ *
  * A step that fails (every member non-finite, or a non-finite centre) leaves the trainer as it
  * was: the ES state is snapshotted before tell and restored on failure.
  *
@@ -43,6 +47,7 @@ typedef struct {
     esm_episode *eps;    /* [episodes_per_gen] this generation's episodes, shared read-only */
     esm_popeval pe;      /* scores the members (cpu or cuda) */
     esm_protonet_ws *centre_ws; /* the centre's forwards, on the CPU whatever the device */
+    esm_protonet_stream *centre_stream; /* the same when episodes are streamed (stream_chunk > 0) */
     float *scale;        /* (n_params) the ES's per-parameter std-dev of this generation */
     float *fitness, *loss, *acc; /* [pop] per member */
     float *bn_new;       /* (n_bn) running statistics being updated, committed on success */
@@ -136,10 +141,12 @@ static esm_status alloc_buffers(esm_trainer *t, es_state *s, esm_err *err)
     for (int j = 0; j < c->episodes_per_gen && st == ESM_OK; j++)
         st = esm_episode_init(&s->eps[j], t->ds, c->shape, err);
     esm_episode_shape sh = c->shape;
-    if (st == ESM_OK)
+    if (st == ESM_OK && c->stream_chunk > 0)
+        st = esm_protonet_stream_create(&t->net, sh.way, c->stream_chunk, &s->centre_stream, err);
+    else if (st == ESM_OK)
         st = esm_protonet_ws_create(&t->net, sh.way, sh.shot, sh.way * sh.query, 0, &s->centre_ws, err);
     if (st == ESM_OK)
-        st = esm_popeval_open(c->device, &t->net, sh, c->pop, &s->pe, err);
+        st = esm_popeval_open(c->device, &t->net, sh, c->pop, c->stream_chunk, &s->pe, err);
     return st;
 }
 
@@ -156,9 +163,10 @@ static esm_status es_init(esm_trainer *t, esm_err *err)
 /* The centre's mean loss and accuracy over the generation's episodes (as the members are
  * scored, but in `mode`). */
 static esm_status score(const esm_trainer *t, const es_state *s, const float *params, float *bn, esm_bn_mode mode,
-                        esm_protonet_ws *ws, float *loss, float *acc, esm_err *err)
+                        float *loss, float *acc, esm_err *err)
 {
-    return esm_episodes_score(&t->net, s->eps, t->cfg.episodes_per_gen, params, bn, mode, ws, loss, acc, err);
+    return esm_episodes_score(&t->net, s->eps, t->cfg.episodes_per_gen, params, bn, mode, s->centre_ws,
+                              s->centre_stream, loss, acc, err);
 }
 
 /* Fills s->loss, s->acc and s->fitness for members [lo, hi) (this rank's slice) through the
@@ -188,17 +196,11 @@ static esm_status follow_centre(esm_trainer *t, es_state *s, const float *centre
                                 esm_err *err)
 {
     int64_t gen = t->done + 1;
-    esm_protonet_ws *ws = s->centre_ws;
     memcpy(s->bn_new, t->bn_running, t->net.n_bn * sizeof(float));
     float l, a;
-    esm_status st = ESM_OK;
-    for (int j = 0; j < t->cfg.episodes_per_gen && st == ESM_OK; j++) {
-        const esm_episode *ep = &s->eps[j];
-        esm_episode_shape sh = t->cfg.shape;
-        st = esm_protonet_loss(&t->net, centre, s->bn_new, ESM_BN_TRAIN, ws, ep->support, sh.way, sh.shot,
-                               ep->query, ep->query_label, sh.way * sh.query, &l, &a, err);
-    }
-    if (st == ESM_OK && (!esm_all_finite(centre, t->net.n_params) || !esm_all_finite(s->bn_new, t->net.n_bn)))
+    esm_status st = score(t, s, centre, s->bn_new, ESM_BN_TRAIN, &l, &a, err);
+    if (st == ESM_OK &&
+        (!isfinite(l) || !esm_all_finite(centre, t->net.n_params) || !esm_all_finite(s->bn_new, t->net.n_bn)))
         st = ESM_ENONFINITE;
     if (st == ESM_ENONFINITE)
         return esm_fail(err, ESM_ENONFINITE, "generation %lld: the new centre network is not finite; the update was "
@@ -206,7 +208,7 @@ static esm_status follow_centre(esm_trainer *t, es_state *s, const float *centre
     if (st != ESM_OK || t->cfg.centre_every <= 0 || gen % t->cfg.centre_every)
         return st;
     stats->has_centre = 1;
-    return score(t, s, centre, s->bn_new, ESM_BN_EVAL, ws, &stats->centre_loss, &stats->centre_acc, err);
+    return score(t, s, centre, s->bn_new, ESM_BN_EVAL, &stats->centre_loss, &stats->centre_acc, err);
 }
 
 /* The step's report; member means are taken in member order over the finite members. */
@@ -350,6 +352,7 @@ static void es_free(esm_trainer *t)
     esm_es_free(s->es);
     esm_popeval_close(&s->pe);
     esm_protonet_ws_free(s->centre_ws);
+    esm_protonet_stream_free(s->centre_stream);
     for (int j = 0; s->eps && j < t->cfg.episodes_per_gen; j++)
         esm_episode_free(&s->eps[j]);
     free(s->scale), free(s->eps), free(s->fitness), free(s->loss), free(s->acc), free(s->bn_new), free(s->es_buf);

@@ -26,6 +26,8 @@ extern "C" {
 typedef struct {
     int tf32;          /* cuda: let cuBLAS round the conv GEMM inputs to TF32 (tensor cores) */
     size_t mem_budget; /* cuda: bytes of device scratch for member batches; 0 = 3/4 of free memory */
+    int stream_chunk;  /* cpu: score each episode streamed, this many images at a time
+                        * (esm_protonet_loss_stream); 0 = the whole episode in one forward */
 } esm_popeval_opts;
 
 /* One generation's work. Members [begin, begin + count) are scored with batch-statistics batch
@@ -78,11 +80,12 @@ int esm_popeval_device_known(const char *name);
  * a GPU. */
 int esm_popeval_cuda_devices(void);
 
-/* Opens the backend for `device` ("" means "cpu"). Fails with a one-line message naming
- * --device when the name is unknown (ESM_EINVAL), the build has no CUDA (ESM_EUNSUPPORTED) or no
- * CUDA device is usable (ESM_EUNSUPPORTED). */
+/* Opens the backend for `device` ("" means "cpu"), streaming episodes stream_chunk images at a
+ * time when stream_chunk > 0 (the CPU backend only). Fails with a one-line message naming --device
+ * when the name is unknown (ESM_EINVAL), the build has no CUDA (ESM_EUNSUPPORTED), no CUDA device
+ * is usable (ESM_EUNSUPPORTED) or streaming is asked of a CUDA device (ESM_EUNSUPPORTED). */
 esm_status esm_popeval_open(const char *device, const esm_net *net, esm_episode_shape shape, int max_members,
-                            esm_popeval *out, esm_err *err);
+                            int stream_chunk, esm_popeval *out, esm_err *err);
 esm_status esm_popeval_evaluate(esm_popeval *pe, const esm_popeval_job *job, float *loss, float *acc, float *fitness,
                                 esm_err *err);
 void esm_popeval_close(esm_popeval *pe);
@@ -90,9 +93,11 @@ void esm_popeval_close(esm_popeval *pe);
 #ifdef __cplusplus
 }
 #endif
-/* Mean ProtoNet loss and accuracy of `params` over episodes, in `mode`, summed in episode order.
+/* Mean ProtoNet loss and accuracy of `params` over episodes, in `mode`, summed in episode order;
+ * streamed in chunks when `stream` is given, else whole through `ws`.
  * A non-finite network is not an error: it yields NaN loss and accuracy (a non-finite fitness). */
 esm_status esm_episodes_score(const esm_net *net, const esm_episode *eps, int n_eps, const float *params, float *bn,
-                              esm_bn_mode mode, esm_protonet_ws *ws, float *loss, float *acc, esm_err *err);
+                              esm_bn_mode mode, esm_protonet_ws *ws, esm_protonet_stream *stream, float *loss,
+                              float *acc, esm_err *err);
 
 #endif

@@ -12,13 +12,15 @@
 
 /* What one thread needs to score a member. */
 typedef struct {
-    esm_protonet_ws *ws;
+    esm_protonet_ws *ws;         /* whole episodes (stream_chunk 0) */
+    esm_protonet_stream *stream; /* streamed episodes (stream_chunk > 0) */
     float *theta; /* (n_params) the member's parameters */
 } member_slot;
 
 typedef struct {
     esm_net net;
     esm_episode_shape shape;
+    int stream_chunk;   /* images per chunk; 0 = whole episodes */
     member_slot *slots; /* [n_slots], grown to the thread count on demand */
     int n_slots;
 } cpu_eval;
@@ -26,12 +28,15 @@ typedef struct {
 static esm_status cpu_create(const esm_net *net, esm_episode_shape shape, int max_members,
                              const esm_popeval_opts *opts, void **impl, esm_err *err)
 {
-    (void)max_members, (void)opts;
+    (void)max_members;
+    if (opts && opts->stream_chunk < 0)
+        return esm_fail(err, ESM_EINVAL, "--chunk %d must be 0 (whole episodes) or positive", opts->stream_chunk);
     cpu_eval *c = calloc(1, sizeof *c);
     if (!c)
         return esm_fail(err, ESM_ENOMEM, "out of memory");
     c->net = *net;
     c->shape = shape;
+    c->stream_chunk = opts ? opts->stream_chunk : 0;
     *impl = c;
     return ESM_OK;
 }
@@ -43,6 +48,7 @@ static void cpu_free(void *impl)
         return;
     for (int k = 0; k < c->n_slots; k++) {
         esm_protonet_ws_free(c->slots[k].ws);
+        esm_protonet_stream_free(c->slots[k].stream);
         free(c->slots[k].theta);
     }
     free(c->slots);
@@ -64,7 +70,10 @@ static esm_status ensure_slots(cpu_eval *c, int n, esm_err *err)
         m->theta = malloc(c->net.n_params * sizeof(float));
         if (!m->theta)
             return esm_fail(err, ESM_ENOMEM, "out of memory for member parameters");
-        esm_status st = esm_protonet_ws_create(&c->net, sh.way, sh.shot, sh.way * sh.query, 0, &m->ws, err);
+        m->ws = NULL, m->stream = NULL;
+        esm_status st = c->stream_chunk > 0
+                            ? esm_protonet_stream_create(&c->net, sh.way, c->stream_chunk, &m->stream, err)
+                            : esm_protonet_ws_create(&c->net, sh.way, sh.shot, sh.way * sh.query, 0, &m->ws, err);
         if (st != ESM_OK) {
             free(m->theta);
             return st;
@@ -83,15 +92,24 @@ static void build_member(const esm_popeval_job *job, size_t n, int i, float *the
 }
 
 esm_status esm_episodes_score(const esm_net *net, const esm_episode *eps, int n_eps, const float *params, float *bn,
-                              esm_bn_mode mode, esm_protonet_ws *ws, float *loss, float *acc, esm_err *err)
+                              esm_bn_mode mode, esm_protonet_ws *ws, esm_protonet_stream *stream, float *loss,
+                              float *acc, esm_err *err)
 {
     double ls = 0, as = 0;
     for (int j = 0; j < n_eps; j++) {
         const esm_episode *ep = &eps[j];
         esm_episode_shape sh = ep->shape;
         float l = NAN, a = NAN;
-        esm_status st = esm_protonet_loss(net, params, bn, mode, ws, ep->support, sh.way, sh.shot, ep->query,
-                                          ep->query_label, sh.way * sh.query, &l, &a, err);
+        esm_status st;
+        if (stream) {
+            esm_episode_arrays arr;
+            esm_episode_stream es = esm_episode_stream_arrays(&arr, ep->support, sh.way, sh.shot, ep->query,
+                                                              ep->query_label, sh.way * sh.query, net->in_size);
+            st = esm_protonet_loss_stream(net, params, bn, mode, stream, &es, &l, &a, err);
+        } else {
+            st = esm_protonet_loss(net, params, bn, mode, ws, ep->support, sh.way, sh.shot, ep->query, ep->query_label,
+                                   sh.way * sh.query, &l, &a, err);
+        }
         if (st == ESM_ENONFINITE)
             l = a = NAN;
         else if (st != ESM_OK)
@@ -127,8 +145,8 @@ static esm_status cpu_evaluate(void *impl, const esm_popeval_job *job, float *lo
         if (stat[tid] != ESM_OK)
             continue;
         build_member(job, c->net.n_params, job->begin + k, m->theta);
-        stat[tid] = esm_episodes_score(&c->net, job->eps, job->n_eps, m->theta, NULL, ESM_BN_BATCH, m->ws, &loss[k],
-                                       &acc[k], &errs[tid]);
+        stat[tid] = esm_episodes_score(&c->net, job->eps, job->n_eps, m->theta, NULL, ESM_BN_BATCH, m->ws, m->stream,
+                                       &loss[k], &acc[k], &errs[tid]);
         fitness[k] = -loss[k];
     }
     for (int k = 0; k < nt && st == ESM_OK; k++)

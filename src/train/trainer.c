@@ -56,6 +56,10 @@ static esm_status check_config(const esm_train_config *c, const esm_split *sp, e
         return esm_fail(err, ESM_EINVAL, "--weight-decay %g must be zero or positive", (double)c->weight_decay);
     if (c->trainer == ESM_TRAINER_BACKPROP && c->episodes_per_step < 1)
         return esm_fail(err, ESM_EINVAL, "--episodes-per-step %d must be at least 1", c->episodes_per_step);
+    if (c->stream_chunk < 0)
+        return esm_fail(err, ESM_EINVAL, "--chunk %d must be 0 (whole episodes) or positive", c->stream_chunk);
+    if (c->trainer != ESM_TRAINER_ES && c->stream_chunk > 0)
+        return esm_fail(err, ESM_EINVAL, "--chunk %d: streamed episodes are for --trainer es", c->stream_chunk);
     if (c->lr_halve_every < 0)
         return esm_fail(err, ESM_EINVAL, "--lr-halve-every %lld must not be negative", (long long)c->lr_halve_every);
     if (!esm_popeval_device_known(c->device))
