@@ -83,10 +83,15 @@ TEST(train_killed_repeatedly_resumes_identically)
     int kills = 0;
     for (int round = 0; round < 40 && count_lines(metrics, "\"step\":30,") == 0; round++) {
         int fresh = access(ckpt, F_OK) != 0;
+        /* Kill only once the run has made progress (a new metrics line), then after a short
+         * varying delay: slow builds (sanitizers, a busy machine) still advance every round. */
         snprintf(cmd, sizeof cmd,
-                 "(%s train --data %s %s --episodes 30 --checkpoint-every 1 %s %s/killed >/dev/null 2>&1 & "
-                 "p=$!; sleep 0.%d; kill -9 $p; wait $p) 2>/dev/null",
-                 esm_test_cli(), cache, fresh ? model : "--quiet", fresh ? "--out" : "--resume", tmp, 1 + round % 4);
+                 "(%s train --data %s %s --episodes 30 --checkpoint-every 1 %s %s/killed >/dev/null 2>&1 & p=$!; "
+                 "lines() { cat %s 2>/dev/null | wc -l; }; n0=$(lines); i=0; "
+                 "while [ $i -lt 1500 ] && [ $(lines) -le $n0 ] && kill -0 $p 2>/dev/null; do sleep 0.02; "
+                 "i=$((i+1)); done; sleep 0.0%d; kill -9 $p; wait $p) 2>/dev/null",
+                 esm_test_cli(), cache, fresh ? model : "--quiet", fresh ? "--out" : "--resume", tmp, metrics,
+                 round % 10);
         kills += system(cmd) != 0;
         if (access(ckpt, F_OK) == 0) {
             esm_model m;
