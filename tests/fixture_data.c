@@ -201,3 +201,15 @@ int esm_test_count_files(const char *dir, const char *prefix)
         closedir(d);
     return n;
 }
+
+int esm_test_count_lines(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}

@@ -64,6 +64,8 @@ int esm_test_make_mini(const char *dir, int n_chars, esm_mini_layout layout, int
 int esm_test_write_png(const char *path, int w, int h);
 /* Copies a file, keeping only its first keep bytes when keep >= 0. */
 int esm_test_copy_file(const char *from, const char *to, long keep);
+/* Lines of a text file that contain needle (0 if the file is missing). */
+int esm_test_count_lines(const char *path, const char *needle);
 /* Counts entries of a folder whose names start with prefix. */
 int esm_test_count_files(const char *dir, const char *prefix);
 #endif

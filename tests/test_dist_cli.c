@@ -76,17 +76,12 @@ static int same_ckpt(const char *dir_a, const char *dir_b)
     return system(cmd) == 0;
 }
 
+/* Lines of RUN_DIR/metrics.jsonl (RUN_DIR below this test's scratch folder) containing needle. */
 static int count_lines(const char *dir, const char *needle)
 {
-    char path[4200], line[4096];
+    char path[4200];
     snprintf(path, sizeof path, "%s/%s/metrics.jsonl", esm_test_tmpdir(), dir);
-    FILE *f = fopen(path, "r");
-    int n = 0;
-    while (f && fgets(line, sizeof line, f))
-        n += strstr(line, needle) != NULL;
-    if (f)
-        fclose(f);
-    return n;
+    return esm_test_count_lines(path, needle);
 }
 
 static int file_has(const char *name, const char *needle)

@@ -36,17 +36,6 @@ static int same_file(const char *a, const char *b)
     return system(cmd) == 0;
 }
 
-static int count_lines(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    char line[4096];
-    int n = 0;
-    while (f && fgets(line, sizeof line, f))
-        n += strstr(line, needle) != NULL;
-    if (f)
-        fclose(f);
-    return n;
-}
 
 TEST(train_resume_is_bit_identical)
 {
@@ -60,8 +49,8 @@ TEST(train_resume_is_bit_identical)
     snprintf(b, sizeof b, "%s/split/checkpoint.bin", tmp);
     CHECK(same_file(a, b));
     snprintf(b, sizeof b, "%s/split/metrics.jsonl", tmp);
-    CHECK(count_lines(b, "\"episode\":") == 8);
-    CHECK(count_lines(b, "\"step\":8,") == 1);
+    CHECK(esm_test_count_lines(b, "\"episode\":") == 8);
+    CHECK(esm_test_count_lines(b, "\"step\":8,") == 1);
     /* And different seeds really do differ. */
     REQUIRE(run_ok(t_, "train --data %s %s --episodes 8 --seed 4 --out %s/other", cache, TINY, tmp));
     snprintf(b, sizeof b, "%s/other/checkpoint.bin", tmp);
@@ -81,7 +70,7 @@ TEST(train_killed_repeatedly_resumes_identically)
     snprintf(ckpt, sizeof ckpt, "%s/killed/checkpoint.bin", tmp);
     snprintf(metrics, sizeof metrics, "%s/killed/metrics.jsonl", tmp);
     int kills = 0;
-    for (int round = 0; round < 40 && count_lines(metrics, "\"step\":30,") == 0; round++) {
+    for (int round = 0; round < 40 && esm_test_count_lines(metrics, "\"step\":30,") == 0; round++) {
         int fresh = access(ckpt, F_OK) != 0;
         /* Kill only once the run has made progress (a new metrics line), then after a short
          * varying delay: slow builds (sanitizers, a busy machine) still advance every round. */
@@ -237,7 +226,7 @@ TEST(train_es_streamed_chunk)
     REQUIRE(run_ok(t_, "train --data %s --resume %s/s --generations 3", cache, tmp));
     char path[4096];
     snprintf(path, sizeof path, "%s/s/metrics.jsonl", tmp);
-    CHECK(count_lines(path, "\"loss\"") == 3);
+    CHECK(esm_test_count_lines(path, "\"loss\"") == 3);
 }
 
 TEST(eval_is_seeded_and_thread_count_invariant)
