@@ -116,6 +116,10 @@ esm_status esm_trainer_create(const esm_train_config *cfg, const esm_dataset *ds
         return st;
     esm_train_config c = *cfg;
     c.split_hash = esm_split_hash(ds, sp);
+    /* The network's input is whatever the data holds; only a resumed run must match it. */
+    c.net.in_channels = ds->channels;
+    c.net.in_height = ds->height;
+    c.net.in_width = ds->width;
     return alloc_common(out, &c, ds, sp, err);
 }
 
