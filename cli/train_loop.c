@@ -77,8 +77,7 @@ static void progress(train_loop *L, const esm_train_stats *s, double step_s, int
         return;
     L->last_progress = now;
     int64_t total = esm_trainer_config(L->t)->steps;
-    double el = elapsed(L), eta = s->step > 0 ? (now - L->start) / (double)(s->step) * (double)(total - s->step) : 0;
-    (void)eta;
+    double el = elapsed(L);
     fprintf(stderr, "%s %lld/%lld  loss %.4f  acc %.4f  lr %.3g  %.0f img/s  %.0fs elapsed\n",
             esm_trainer_config(L->t)->trainer == ESM_TRAINER_ES ? "generation" : "episode", (long long)s->step,
             (long long)total, s->loss, s->acc, s->lr, step_s > 0 ? s->images / step_s : 0.0, el);
