@@ -42,6 +42,4 @@ int cli_parse_float(const char *cmd, const char *flag, const char *value, float 
 void cli_json_num(FILE *f, double v);
 /* Seconds on a monotonic clock. */
 double cli_now(void);
-/* Loads a split by name after the data, with errors naming both. */
-int cli_load_split(const esm_dataset *ds, const char *name, esm_split *sp, esm_err *err);
 #endif

@@ -56,7 +56,7 @@ int cmd_eval(int argc, char **argv)
     double t0 = cli_now();
     int rc = 0;
     if (esm_model_load(ckpt, &m, &err) != ESM_OK || !cli_load_dataset(data, &ds, &err) ||
-        !cli_load_split(ds, split, &sp, &err) ||
+        esm_split_get(ds, split, &sp, &err) != ESM_OK ||
         esm_evaluate(&m.net, m.params, m.bn_running, ds, &sp, shape, (int)episodes, seed, (int)threads, &r, &err) !=
             ESM_OK) {
         rc = cli_error(&err);

@@ -253,7 +253,8 @@ static int open_run(train_loop *L, const train_args *a, esm_split *sp, esm_err *
                      m.cfg.trainer == ESM_TRAINER_ES ? m.cfg.strategy : "");
             return 0;
         }
-        if (!cli_load_split(L->ds, m.cfg.split, sp, err) || esm_trainer_resume_on(ckpt, a->device, L->ds, sp, &L->t, err) != ESM_OK)
+        if (esm_split_get(L->ds, m.cfg.split, sp, err) != ESM_OK ||
+            esm_trainer_resume_on(ckpt, a->device, L->ds, sp, &L->t, err) != ESM_OK)
             return 0;
         if (a->steps >= 0 && esm_trainer_set_steps(L->t, a->steps, err) != ESM_OK)
             return 0;
@@ -262,7 +263,7 @@ static int open_run(train_loop *L, const train_args *a, esm_split *sp, esm_err *
     esm_train_config cfg;
     if (!build_config(a, &cfg))
         return -1;
-    if (!cli_load_split(L->ds, cfg.split, sp, err) || esm_trainer_create(&cfg, L->ds, sp, &L->t, err) != ESM_OK)
+    if (esm_split_get(L->ds, cfg.split, sp, err) != ESM_OK || esm_trainer_create(&cfg, L->ds, sp, &L->t, err) != ESM_OK)
         return 0;
     return !L->lead || run_dir_create(&L->rd, a->out, err);
 }
@@ -278,7 +279,8 @@ static int train(train_loop *L, esm_split *sp, esm_err *err)
         return train_local_error(L, err);
     if (esm_trainer_set_dist(L->t, L->dist, err) != ESM_OK)
         return train_rank_error(L, err);
-    if (L->lead && a->eval_every > 0 && !(L->has_eval_sp = cli_load_split(L->ds, a->eval_split, &L->eval_sp, err)))
+    if (L->lead && a->eval_every > 0 &&
+        !(L->has_eval_sp = esm_split_get(L->ds, a->eval_split, &L->eval_sp, err) == ESM_OK))
         return train_local_error(L, err);
     train_catch_signals();
     L->start = L->last_progress = cli_now();

@@ -192,8 +192,3 @@ void cli_json_num(FILE *f, double v)
 }
 
 double cli_now(void) { return now_s(); }
-
-int cli_load_split(const esm_dataset *ds, const char *name, esm_split *sp, esm_err *err)
-{
-    return esm_split_get(ds, name, sp, err) == ESM_OK;
-}
