@@ -100,14 +100,8 @@ static int bench_trainer(const esm_dataset *ds, const esm_split *sp, const char 
     esm_trainer *t = NULL;
     double *dt = malloc((size_t)gens * sizeof *dt);
     esm_train_stats s = {0};
-    int ok = dt && esm_trainer_create(&c, ds, sp, &t, &err) == ESM_OK && esm_trainer_step(t, &s, &err) == ESM_OK;
-    for (int g = 0; ok && g < gens; g++) {
-        double t0 = now_s();
-        ok = esm_trainer_step(t, &s, &err) == ESM_OK;
-        dt[g] = now_s() - t0;
-    }
+    int ok = dt && esm_trainer_create(&c, ds, sp, &t, &err) == ESM_OK && bench_time_steps(t, gens, dt, &s, &err);
     if (ok) {
-        qsort(dt, (size_t)gens, sizeof *dt, cmp_d);
         double med = dt[gens / 2];
         printf("{\"bench\":\"cuda_trainer\",\"device\":\"%s\",\"pop\":%d,\"gens\":%d,\"median_s\":%.5f,"
                "\"gens_per_s\":%.2f,\"images_per_s\":%.0f,\"loss\":%.5f}\n",

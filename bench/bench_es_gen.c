@@ -42,14 +42,8 @@ static int bench_generations(const esm_dataset *ds, const esm_split *sp, int pop
     }
     double *dt = malloc((size_t)gens * sizeof *dt);
     esm_train_stats s = {0};
-    int ok = dt && esm_trainer_step(t, &s, &err) == ESM_OK; /* warm-up: workspaces, page faults */
-    for (int g = 0; ok && g < gens; g++) {
-        double t0 = now_s();
-        ok = esm_trainer_step(t, &s, &err) == ESM_OK;
-        dt[g] = now_s() - t0;
-    }
+    int ok = dt && bench_time_steps(t, gens, dt, &s, &err);
     if (ok) {
-        qsort(dt, (size_t)gens, sizeof *dt, cmp_d);
         esm_model_view m = esm_trainer_model(t);
         double conv, all, med = dt[gens / 2];
         image_flops(&m.net, &conv, &all);

@@ -5,7 +5,10 @@
 
 #include <time.h>
 
+#include <stdlib.h>
+
 #include "esmeta/model.h"
+#include "esmeta/train.h"
 
 static inline double now_s(void)
 {
@@ -29,6 +32,23 @@ static inline double conv_flops_per_image(const esm_net *net)
         f += 2.0 * k->cout * k->cin * 9 * k->h * k->w;
     }
     return f;
+}
+
+/* Times `steps` trainer steps after one warm-up step (workspaces, page faults). Fills dt
+ * (sorted ascending, so dt[steps/2] is the median) and the last step's stats; returns 1 on
+ * success, 0 with err filled on failure. */
+static inline int bench_time_steps(esm_trainer *t, int steps, double *dt, esm_train_stats *s, esm_err *err)
+{
+    if (esm_trainer_step(t, s, err) != ESM_OK)
+        return 0;
+    for (int g = 0; g < steps; g++) {
+        double t0 = now_s();
+        if (esm_trainer_step(t, s, err) != ESM_OK)
+            return 0;
+        dt[g] = now_s() - t0;
+    }
+    qsort(dt, (size_t)steps, sizeof *dt, cmp_d);
+    return 1;
 }
 
 #endif
