@@ -28,7 +28,7 @@ static void help(void)
         "  --seed S                  seeds initialisation and episodes (default 1)\n"
         "  --width C --depth B       conv-4 model: channels per block and blocks (default 64, 4)\n"
         "  --lr L                    learning rate (backprop: Adam 1e-3; es: 2e-3)\n"
-        "  --lr-halve-every N        halve the rate every N steps (backprop default 2000; 0 = never)\n"
+        "  --lr-halve-every N        halve the rate every N steps (backprop default 2000, es 0; 0 = never)\n"
         "  --weight-decay W          L2 weight decay (default 0)\n"
         "  backprop:  --episodes N   training episodes (default 10000)\n"
         "  es:        --generations N (default 1000)  --strategy openai-es|pgpe|snes|sep-cma (default openai-es)\n"

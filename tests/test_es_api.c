@@ -225,6 +225,16 @@ TEST(es_weight_decay_alone_when_fitness_is_flat)
     for (size_t j = 0; j < dim; j++)
         worst = fmax(worst, fabs(esm_es_mean(es)[j] - x0[j] * (1 - 0.5 * 0.1)));
     CHECKF(worst < 1e-6, "largest deviation from pure decay: %g", worst);
+    /* A schedule's new rate applies from the next tell; bad rates are refused and change nothing. */
+    CHECK(esm_es_set_lr(es, 0.0f, &err) == ESM_EINVAL && strstr(err.msg, "learning rate 0"));
+    CHECK(esm_es_set_lr(es, NAN, &err) == ESM_EINVAL);
+    REQUIRE_OK(esm_es_set_lr(es, 0.25f, &err), &err);
+    CHECK(esm_es_get_config(es)->optim.lr == 0.25f);
+    REQUIRE_OK(esm_es_tell(es, flat, NULL, &err), &err);
+    worst = 0;
+    for (size_t j = 0; j < dim; j++)
+        worst = fmax(worst, fabs(esm_es_mean(es)[j] - x0[j] * (1 - 0.5 * 0.1) * (1 - 0.25 * 0.1)));
+    CHECKF(worst < 1e-6, "largest deviation from decay at the new rate: %g", worst);
     free(x0), free(flat);
     esm_es_free(es);
 }

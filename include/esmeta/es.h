@@ -103,6 +103,11 @@ uint64_t esm_es_seed(const esm_es *es);
 uint32_t esm_es_generation(const esm_es *es);     /* tells completed so far */
 const float *esm_es_mean(const esm_es *es);       /* the current centre, dim floats */
 const esm_es_config *esm_es_get_config(const esm_es *es);
+/* Learning-rate schedules: the centre optimiser's optim.lr from the next tell on (ClipUp's
+ * max_speed scales with it, keeping their ratio). The rate is not part of the saved state,
+ * so whoever schedules it sets it again after a load. Strategies without a centre optimiser
+ * (snes, sep-cma) keep the value and ignore it. lr must be positive and finite. */
+esm_status esm_es_set_lr(esm_es *es, float lr, esm_err *err);
 
 /* Candidate parameters of member i (0 <= i < popsize) of the current generation. */
 void esm_es_member(const esm_es *es, int i, float *theta_out);

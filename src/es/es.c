@@ -101,6 +101,15 @@ uint32_t esm_es_generation(const esm_es *es) { return es->gen; }
 const float *esm_es_mean(const esm_es *es) { return es->mean; }
 const esm_es_config *esm_es_get_config(const esm_es *es) { return &es->cfg; }
 
+esm_status esm_es_set_lr(esm_es *es, float lr, esm_err *err)
+{
+    if (!(lr > 0) || !isfinite(lr))
+        return esm_fail(err, ESM_EINVAL, "learning rate %g: must be a positive finite number", (double)lr);
+    es->cfg.optim.max_speed *= lr / es->cfg.optim.lr;
+    es->cfg.optim.lr = lr;
+    return ESM_OK;
+}
+
 void esm_es_scale_range(const esm_es *es, size_t begin, size_t n, float *out)
 {
     assert(begin + n <= es->cfg.dim);

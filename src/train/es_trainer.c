@@ -89,9 +89,6 @@ static esm_status check_es_config(const esm_train_config *c, const esm_es_config
         return esm_fail(err, ESM_EINVAL, "--sigma %g must be a positive number (try 0.02)", (double)c->sigma);
     if (!(c->lr > 0) || !isfinite(c->lr))
         return esm_fail(err, ESM_EINVAL, "--lr %g must be a positive number", (double)c->lr);
-    if (c->lr_halve_every != 0)
-        return esm_fail(err, ESM_EINVAL, "--lr-halve-every %lld: the ES trainer keeps --lr constant; use 0",
-                        (long long)c->lr_halve_every);
     if (c->episodes_per_gen < 1)
         return esm_fail(err, ESM_EINVAL, "--episodes-per-gen %d: score members on at least one episode",
                         c->episodes_per_gen);
@@ -222,7 +219,7 @@ static void fill_stats(const esm_trainer *t, const es_state *s, const esm_es_rep
             ls += s->loss[i], as += s->acc[i], n++;
     stats->loss = n ? (float)(ls / n) : NAN;
     stats->acc = n ? (float)(as / n) : NAN;
-    stats->lr = c->lr;
+    stats->lr = esm_lr_at(c, t->done);
     stats->images = (int64_t)c->pop * c->episodes_per_gen * c->shape.way * (c->shape.shot + c->shape.query);
     stats->fitness_mean = rep->fitness_mean;
     stats->fitness_max = rep->fitness_max;
@@ -299,6 +296,8 @@ static esm_status es_step(esm_trainer *t, esm_train_stats *stats, esm_err *err)
     if (st == ESM_OK)
         st = esm_es_save(s->es, s->es_buf, s->es_bytes, err);
     esm_es_report rep;
+    if (st == ESM_OK)
+        st = esm_es_set_lr(s->es, esm_lr_at(c, t->done), err);
     if (st == ESM_OK)
         st = esm_es_tell(s->es, s->fitness, &rep, err);
     if (st == ESM_ENONFINITE)
