@@ -86,7 +86,7 @@ $(shell mkdir -p $(BUILD))
 $(file > $(BUILD)/flags.txt,$(FLAGS_NOW))
 endif
 
-.PHONY: all deps test test-asan check clean run bench
+.PHONY: all deps test test-asan check clean run bench bench-report
 all: $(LIB) $(BIN)
 
 $(BUILD)/obj/%.o: %.c $(BUILD)/flags.txt
@@ -122,6 +122,11 @@ bench: all $(BENCH_BIN)
 
 $(BUILD)/bench_%: $(BUILD)/obj/bench/bench_%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# The performance report in one run (JSON lines on stdout, a table on stderr), e.g.
+#   make bench-report REPORT_ARGS="data/omniglot.esmc --quick"     (bench/report.sh --help)
+bench-report: bench
+	@bench/report.sh $(REPORT_ARGS)
 
 deps:
 	@scripts/install-deps

@@ -2,14 +2,19 @@
  * 5-shot 5-query episodes, P = 32 and 64, on 1 thread and on all threads; next to it, in the
  * same run, cblas_sgemm on the conv's im2col GEMM shapes (per image: out (Cout, H*W) = W (Cout,
  * Cin*9) x col (Cin*9, H*W)), one single-threaded GEMM per thread as the trainer runs them.
- * usage: build/bench_es_gen DATA [GENS]   (DATA: a cache file or an Omniglot folder)
+ * usage: build/bench_es_gen DATA [GENS] [--only gen|sgemm] [--pop P] [--threads T] [--sgemm-s S]
+ *   (DATA: a cache file or an Omniglot folder; not needed with --only sgemm). Without options it
+ *   runs everything above in one process; the options pick one measurement (bench/report.sh runs
+ *   one per process so that each line's peak_rss_mib is that measurement's own).
  * Prints one JSON line per measurement. Generation time includes everything a step does
- * (members, tell, the centre's batch-norm pass), so GFLOP/s is a lower bound for evaluation. */
+ * (members, tell, the centre's batch-norm pass), so GFLOP/s is a lower bound for evaluation.
+ * peak_rss_mib is the process's peak so far (getrusage), sampled after the measurement. */
 #define _GNU_SOURCE
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "bench_util.h"
@@ -47,10 +52,12 @@ static int bench_generations(const esm_dataset *ds, const esm_split *sp, int pop
         esm_model_view m = esm_trainer_model(t);
         double conv, all, med = dt[gens / 2];
         image_flops(&m.net, &conv, &all);
-        printf("{\"bench\":\"es_generation\",\"pop\":%d,\"threads\":%d,\"gens\":%d,\"median_s\":%.4f,"
-               "\"min_s\":%.4f,\"images_per_s\":%.1f,\"gflops_conv\":%.2f,\"gflops_all\":%.2f}\n",
+        printf("{\"what\":\"es_generation\",\"pop\":%d,\"threads\":%d,\"gens\":%d,\"s_per_gen\":%.4f,"
+               "\"min_s_per_gen\":%.4f,\"images_per_s\":%.1f,\"conv_gflop_per_s\":%.2f,\"all_gflop_per_s\":%.2f,"
+               "\"peak_rss_mib\":%.1f}\n",
                pop, threads, gens, med, dt[0], s.images / med, s.images * conv / med * 1e-9,
-               s.images * all / med * 1e-9);
+               s.images * all / med * 1e-9, bench_peak_rss_mib());
+        fflush(stdout);
     } else
         fprintf(stderr, "%s\n", err.msg);
     free(dt);
@@ -78,38 +85,70 @@ static double bench_sgemm(int m, int n, int k, int threads, double seconds)
         free(a), free(b), free(c);
     }
     elapsed = now_s() - t0;
-    printf("{\"bench\":\"sgemm\",\"m\":%d,\"n\":%d,\"k\":%d,\"threads\":%d,\"gflops\":%.2f}\n", m, n, k, threads,
-           flops / elapsed * 1e-9);
+    printf("{\"what\":\"sgemm\",\"m\":%d,\"n\":%d,\"k\":%d,\"threads\":%d,\"seconds\":%.2f,\"gflop_per_s\":%.2f,"
+           "\"peak_rss_mib\":%.1f}\n",
+           m, n, k, threads, elapsed, flops / elapsed * 1e-9, bench_peak_rss_mib());
+    fflush(stdout);
     return flops / elapsed * 1e-9;
+}
+
+static int usage(const char *self)
+{
+    fprintf(stderr, "usage: %s DATA [GENS] [--only gen|sgemm] [--pop P] [--threads T] [--sgemm-s S]\n", self);
+    return 2;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s DATA [GENS]\n", argv[0]);
-        return 2;
+    const char *data = NULL, *only = "";
+    int gens = 5, pop = 0, nthreads = 0, maxt = omp_get_max_threads(), npos = 0;
+    double sgemm_s = 1.0;
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 < argc && !strcmp(argv[i], "--only"))
+            only = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--pop"))
+            pop = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--threads"))
+            nthreads = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--sgemm-s"))
+            sgemm_s = atof(argv[++i]);
+        else if (argv[i][0] != '-' && npos == 0)
+            data = argv[i], npos++;
+        else if (argv[i][0] != '-' && npos == 1)
+            gens = atoi(argv[i]), npos++;
+        else
+            return usage(argv[0]);
     }
-    int gens = argc > 2 ? atoi(argv[2]) : 5;
-    int maxt = omp_get_max_threads();
+    int do_sgemm = strcmp(only, "gen") != 0, do_gen = strcmp(only, "sgemm") != 0;
+    if ((*only && strcmp(only, "gen") && strcmp(only, "sgemm")) || (do_gen && !data) || gens < 1 || pop < 0 ||
+        nthreads < 0 || !(sgemm_s > 0))
+        return usage(argv[0]);
     esm_err err = {0};
     esm_dataset *ds = NULL;
     esm_split sp = {0};
-    if (esm_dataset_load(argv[1], NULL, &ds, &err) != ESM_OK || esm_split_get(ds, "trainval", &sp, &err) != ESM_OK) {
+    if (do_gen &&
+        (esm_dataset_load(data, NULL, &ds, &err) != ESM_OK || esm_split_get(ds, "trainval", &sp, &err) != ESM_OK)) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    printf("{\"bench\":\"setup\",\"max_threads\":%d,\"blas\":\"%s\",\"gens\":%d}\n", maxt, esm_get_features().blas,
-           gens);
-    int threads[2] = {1, maxt}, fail = 0;
+    if (!*only)
+        printf("{\"what\":\"setup\",\"max_threads\":%d,\"blas\":\"%s\",\"gens\":%d}\n", maxt, esm_get_features().blas,
+               gens);
+    int threads[2] = {1, maxt}, nt = 2, pops[2] = {32, 64}, np = 2, fail = 0;
+    if (nthreads)
+        threads[0] = nthreads, nt = 1;
+    if (pop)
+        pops[0] = pop, np = 1;
     /* The conv GEMMs of blocks 2 and 3 (14x14 and 7x7 outputs): most of the forward FLOPs. */
-    for (int i = 0; i < 2; i++) {
-        bench_sgemm(64, 196, 576, threads[i], 1.0);
-        bench_sgemm(64, 49, 576, threads[i], 1.0);
+    for (int i = 0; i < nt && do_sgemm; i++) {
+        bench_sgemm(64, 196, 576, threads[i], sgemm_s);
+        bench_sgemm(64, 49, 576, threads[i], sgemm_s);
     }
-    for (int i = 0; i < 2 && !fail; i++)
-        for (int pop = 32; pop <= 64 && !fail; pop *= 2)
-            fail = bench_generations(ds, &sp, pop, threads[i], gens);
-    esm_split_free(&sp);
+    for (int i = 0; i < nt && do_gen && !fail; i++)
+        for (int j = 0; j < np && !fail; j++)
+            fail = bench_generations(ds, &sp, pops[j], threads[i], gens);
+    if (do_gen)
+        esm_split_free(&sp);
     esm_dataset_free(ds);
     return fail;
 }

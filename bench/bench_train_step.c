@@ -1,7 +1,8 @@
 /* One backprop training step of the conv-4 ProtoNet (forward, backward, Adam) on a synthetic
  * episode, with T threads, next to OpenBLAS SGEMM GFLOP/s measured in the same run: the
  * ceiling the step's convolutions (im2col GEMMs) could reach.
- * usage: build/bench_train_step [way shot query reps threads]; prints JSON lines. */
+ * usage: build/bench_train_step [way shot query reps threads]; prints JSON lines. peak_rss_mib is
+ * the process's peak (getrusage) after the timed steps, before the SGEMM buffers exist. */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
@@ -29,6 +30,29 @@ static double sgemm_gflops(int reps)
     }
     free(a), free(b), free(c);
     return best;
+}
+
+typedef struct {
+    const esm_net *net;
+    esm_adam *adam;
+    float *p, *g, *bn;
+    const float *sup, *qry;
+    const int *labels;
+    int way, shot, nq;
+    esm_err err;
+    esm_protonet_ws *ws;
+} step_ctx;
+
+/* One training step: forward, backward, Adam. */
+static int train_step(void *ctx)
+{
+    step_ctx *c = ctx;
+    float loss, acc;
+    if (esm_protonet_loss_grad(c->net, c->p, c->bn, ESM_BN_TRAIN, c->ws, c->sup, c->way, c->shot, c->qry, c->labels,
+                               c->nq, &loss, &acc, c->g, &c->err) != ESM_OK)
+        return 1;
+    esm_adam_step(c->adam, c->p, c->g);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -67,27 +91,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_train_step: %s\n", err.msg);
         return 1;
     }
-    double t[101];
-    float loss, acc;
-    for (int r = 0; r <= reps; r++) {
-        double t0 = now_s();
-        if (esm_protonet_loss_grad(&net, p, bn, ESM_BN_TRAIN, ws, sup, way, shot, qry, labels, nq, &loss, &acc, g,
-                                   &err) != ESM_OK) {
-            fprintf(stderr, "bench_train_step: %s\n", err.msg);
-            return 1;
-        }
-        esm_adam_step(&adam, p, g);
-        t[r] = now_s() - t0;
+    step_ctx c = {&net, &adam, p, g, bn, sup, qry, labels, way, shot, nq, {0}, ws};
+    double t[100];
+    if (!bench_time(train_step, &c, reps, t)) {
+        fprintf(stderr, "bench_train_step: %s\n", c.err.msg);
+        return 1;
     }
-    qsort(t + 1, (size_t)reps, sizeof(double), cmp_d); /* rep 0 warms up */
-    double step = t[1 + reps / 2];
+    double step = t[reps / 2], rss = bench_peak_rss_mib();
     /* Training convolutions: forward, input gradient (not for block 1) and weight gradient. */
     double f1 = conv_flops_per_image(&net), first = 2.0 * net.block[0].cout * net.block[0].cin * 9 * 28 * 28;
     double flops = (double)(ns + nq) * (3 * f1 - first);
     double peak = sgemm_gflops(5);
-    printf("{\"bench\":\"esmeta_train_step\",\"way\":%d,\"shot\":%d,\"query\":%d,\"threads\":%d,\"median_ms\":%.1f,"
-           "\"images_per_s\":%.0f,\"conv_gflops\":%.1f,\"sgemm_gflops\":%.1f,\"fraction_of_sgemm\":%.2f}\n",
-           way, shot, query, threads, step * 1e3, (ns + nq) / step, flops / step / 1e9, peak, flops / step / 1e9 / peak);
+    printf("{\"what\":\"esmeta_train_step\",\"way\":%d,\"shot\":%d,\"query\":%d,\"threads\":%d,\"reps\":%d,"
+           "\"s_per_step\":%.4f,\"min_s_per_step\":%.4f,\"images_per_s\":%.0f,\"conv_gflop_per_s\":%.1f,"
+           "\"sgemm_gflop_per_s\":%.1f,\"fraction_of_sgemm\":%.2f,\"peak_rss_mib\":%.1f}\n",
+           way, shot, query, threads, reps, step, t[0], (ns + nq) / step, flops / step / 1e9, peak,
+           flops / step / 1e9 / peak, rss);
     esm_protonet_ws_free(ws);
     esm_adam_free(&adam);
     free(sup), free(qry), free(p), free(g), free(bn), free(labels);

@@ -1,0 +1,118 @@
+#!/bin/sh
+# The performance report in one run on the same cores: OpenBLAS SGEMM GFLOP/s on the conv's GEMM
+# shapes (the ceiling), forward images/s and conv GFLOP/s of the embedding network, ES generation
+# time, the backprop step time, each on 1 thread and on T threads, and the peak resident memory of
+# each. Every measurement runs in its own process (so its peak_rss_mib, getrusage's ru_maxrss
+# sampled right after the timed runs, is its own), one after the other.
+#   usage: bench/report.sh [DATA] [--threads T] [--cpus LIST] [--quick] [--md FILE]
+#     DATA       a cache from `esmeta prepare` or an Omniglot folder (default: $ESMETA_DATA, else
+#                data/omniglot.esmc in the repository)
+#     --threads  T, the second thread count (default: the CPUs this process may use)
+#     --cpus     pin every measurement to these CPUs (taskset -c LIST, e.g. 0-1)
+#     --quick    tiny sizes and few repetitions (seconds; a smoke check, not numbers to report)
+#     --md FILE  also write the summary table to FILE (Markdown)
+# Stdout: JSON lines, one object per measurement, each with "what" and units in its field names;
+# first a "setup" line (machine, load average, commit), last a "done" line. Stderr: a summary table.
+# Needs `make bench` first (`make bench-report` does both). Exit status 1 if a measurement failed.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+build=$root/build
+me=bench/report.sh
+
+die() { echo "$me: $*" >&2; exit 2; }
+
+data="" threads="" cpus="" quick=0 md=""
+while [ $# -gt 0 ]; do
+    case $1 in
+    --threads) [ $# -ge 2 ] || die "--threads needs a value"; threads=$2; shift 2 ;;
+    --cpus) [ $# -ge 2 ] || die "--cpus needs a value"; cpus=$2; shift 2 ;;
+    --quick) quick=1; shift ;;
+    --md) [ $# -ge 2 ] || die "--md needs a file"; md=$2; shift 2 ;;
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) die "unknown option $1 (see --help)" ;;
+    *) [ -z "$data" ] || die "one DATA only (got '$data' and '$1')"; data=$1; shift ;;
+    esac
+done
+[ -n "$data" ] || data=${ESMETA_DATA:-$root/data/omniglot.esmc}
+[ -e "$data" ] || die "data not found: $data (make a cache with 'build/esmeta prepare --out data/omniglot.esmc' or pass DATA)"
+for b in esmeta bench_model bench_es_gen bench_train_step; do
+    [ -x "$build/$b" ] || die "$build/$b not built (run 'make bench' first)"
+done
+pin=""
+if [ -n "$cpus" ]; then
+    command -v taskset >/dev/null || die "--cpus needs taskset (util-linux), which is not installed"
+    taskset -c "$cpus" true 2>/dev/null || die "taskset -c $cpus failed (no such CPUs?)"
+    pin="taskset -c $cpus"
+fi
+# nproc alone would answer OMP_NUM_THREADS; the CPUs we may run on are what counts here.
+[ -n "$threads" ] || threads=$($pin env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
+case $threads in '' | *[!0-9]* | 0) die "--threads must be a positive integer (got '$threads')" ;; esac
+tlist=1
+[ "$threads" -gt 1 ] && tlist="1 $threads"
+
+# Sizes: default episodes are the ones the docs report (60-way 5+5 for one episode, P = 32 and 64
+# for ES with 5-way 5+5 episodes); quick mode shrinks everything to run in seconds.
+if [ "$quick" = 1 ]; then
+    sgemm_s=0.1 model="20 5 5 2" gens=1 pops=8 step="10 5 5 2"
+else
+    sgemm_s=1.0 model="60 5 5 9" gens=5 pops="32 64" step="60 5 5 7"
+fi
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export OMP_WAIT_POLICY=PASSIVE
+jstr() { printf '%s' "$1" | tr '\t\n' '  ' | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g'; }
+loadavg() { cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo -1; }
+t_start=$(date +%s)
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo true || echo false)
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+printf '{"what":"setup","date_utc":"%s","cpu":"%s","cores_online":%s,"cpus":"%s","threads":[%s],"quick":%s,%s\n' \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(jstr "$cpu")" "$(nproc --all)" "$(jstr "${cpus:-all}")" "$(echo "$tlist" | tr ' ' ,)" \
+    "$([ "$quick" = 1 ] && echo true || echo false)" \
+    "\"data\":\"$(jstr "$data")\",\"commit\":\"$commit\",\"dirty\":$dirty,\"load_avg_1m\":$(loadavg),\"esmeta\":$("$build/esmeta" --version)}"
+
+# run NAME THREADS CMD...: one measurement in its own process; its JSON lines go to stdout and to
+# the summary; a failure becomes an "error" line and the run goes on.
+fail=0
+run() {
+    name=$1 t=$2
+    shift 2
+    if OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t $pin "$@" >"$tmp/out" 2>"$tmp/err"; then
+        grep '^{' "$tmp/out" | tee -a "$tmp/all.jsonl" || true
+    else
+        rc=$?
+        fail=1
+        echo "{\"what\":\"error\",\"measurement\":\"$name\",\"threads\":$t,\"rc\":$rc,\"stderr\":\"$(jstr "$(tail -n 3 "$tmp/err")")\"}" |
+            tee -a "$tmp/all.jsonl"
+    fi
+}
+
+for t in $tlist; do
+    run sgemm "$t" "$build/bench_es_gen" --only sgemm --threads "$t" --sgemm-s "$sgemm_s"
+    # shellcheck disable=SC2086 # the size lists split on purpose
+    run forward "$t" "$build/bench_model" --forward-only $model "$t"
+    for p in $pops; do
+        run es_generation "$t" "$build/bench_es_gen" "$data" "$gens" --only gen --pop "$p" --threads "$t"
+    done
+    # shellcheck disable=SC2086
+    run backprop_step "$t" "$build/bench_train_step" $step "$t"
+done
+echo "{\"what\":\"done\",\"wall_s\":$(($(date +%s) - t_start)),\"load_avg_1m\":$(loadavg),\"ok\":$([ $fail = 0 ] && echo true || echo false)}"
+
+# The summary: one row per measurement, the headline number of each.
+awk -v load="$(loadavg)" '
+function get(k,   m) { if (!match($0, "\"" k "\":[^,}]*")) return ""; m = substr($0, RSTART + length(k) + 3, RLENGTH - length(k) - 3); gsub(/"/, "", m); return m }
+BEGIN { print "| measurement | threads | shape | time | throughput | peak RSS (MiB) |"; print "| --- | --- | --- | --- | --- | --- |" }
+{ w = get("what"); t = get("threads"); r = get("peak_rss_mib") }
+w == "sgemm" { printf "| OpenBLAS SGEMM (ceiling) | %s | %s x %s x %s | %s s | %s GFLOP/s | %s |\n", t, get("m"), get("n"), get("k"), get("seconds"), get("gflop_per_s"), r }
+w == "forward" { printf "| forward, one episode | %s | %s images | %s s | %s images/s, %s GFLOP/s (conv) | %s |\n", t, get("images"), get("s_per_episode"), get("images_per_s"), get("forward_conv_gflop_per_s"), r }
+w == "es_generation" { printf "| ES generation | %s | P = %s | %s s | %s images/s, %s GFLOP/s (conv) | %s |\n", t, get("pop"), get("s_per_gen"), get("images_per_s"), get("conv_gflop_per_s"), r }
+w == "esmeta_train_step" { printf "| backprop step (fwd + bwd + Adam) | %s | %s-way %s+%s | %s s | %s images/s, %s GFLOP/s (conv), %s of SGEMM | %s |\n", t, get("way"), get("shot"), get("query"), get("s_per_step"), get("images_per_s"), get("conv_gflop_per_s"), get("fraction_of_sgemm"), r }
+w == "error" { printf "| FAILED: %s | %s | | | exit %s: %s | |\n", get("measurement"), t, get("rc"), get("stderr") }
+END { printf "\nload average (1 min) at the end: %s; compare numbers within one run only.\n", load }
+' "$tmp/all.jsonl" >"$tmp/summary.md"
+cat "$tmp/summary.md" >&2
+[ -z "$md" ] || cp "$tmp/summary.md" "$md"
+exit $fail
