@@ -1,6 +1,7 @@
 /* The conv-4 net: layout, configuration checks, initialisation, batch-norm modes, workspaces
  * and concurrent use. Gradients are in test_model_grad.c, PyTorch comparisons in
  * test_model_golden.c. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -310,5 +311,23 @@ TEST(model_bn_moments_stream)
         CHECK_NEAR(var[c], v, 1e-6 * v);
         CHECK_NEAR(mean2[c], mean[c], 1e-6 * (1 + fabs(m)));
         CHECK_NEAR(var2[c], var[c], 1e-6 * v);
+    }
+}
+
+TEST(model_relu_pool_carries_nonfinite)
+{
+    /* z is (1,1,2,4): two 2x2 windows. A NaN or inf anywhere in a window must reach the
+     * output (max comparisons alone would drop a NaN and relu would clamp -inf to 0), while
+     * finite windows are plain max(0, max(a)). */
+    float z[8] = {1, 2, -3, -4, 3, 0, -5, -6}, scale = 1.0f, shift = 0.0f, out[2];
+    esm_affine_relu_pool_forward(z, &scale, &shift, 1, 1, 2, 4, out);
+    CHECK(out[0] == 3.0f && out[1] == 0.0f);
+    for (int k = 0; k < 4; k++) {
+        float bad[8];
+        memcpy(bad, z, sizeof z);
+        bad[(k & 1) + (k >> 1) * 4] = k == 3 ? -INFINITY : NAN;
+        esm_affine_relu_pool_forward(bad, &scale, &shift, 1, 1, 2, 4, out);
+        CHECKF(isnan(out[0]) && out[1] == 0.0f, "non-finite at window position %d: out %g %g", k, (double)out[0],
+               (double)out[1]);
     }
 }

@@ -77,6 +77,21 @@ TEST(protonet_head_stable_and_checked)
     CHECK(esm_protonet_head(s, q, lab, 2, 1, 2, 1, scratch, &loss, &acc, NULL, NULL, &err) == ESM_ENONFINITE);
 }
 
+TEST(protonet_head_exact_far_from_prototypes)
+{
+    /* Logits near -1.6e9, where float spacing is 128: -(40000 - 10)^2 = -1599200100 rounds to
+     * -1599200128. The loss must still come from the exact maximum: ~0 for the nearer
+     * prototype, the exact logit gap (40000^2 - 39990^2 = 799900) for the farther one. */
+    float s[2] = {0.0f, 10.0f}, q[1] = {40000.0f}, scratch[16], loss = NAN, acc;
+    int lab[1] = {1};
+    esm_err err = {0};
+    REQUIRE_OK(esm_protonet_head(s, q, lab, 2, 1, 1, 1, scratch, &loss, &acc, NULL, NULL, &err), &err);
+    CHECKF(loss >= 0.0f && loss < 1e-6f, "loss %g for the nearest prototype", (double)loss);
+    lab[0] = 0;
+    REQUIRE_OK(esm_protonet_head(s, q, lab, 2, 1, 1, 1, scratch, &loss, &acc, NULL, NULL, &err), &err);
+    CHECKF(fabs(loss - 799900.0) < 0.1, "loss %.3f, want 799900", (double)loss);
+}
+
 /* The episode loss concatenates support and query into one batch-statistics forward; check
  * it against doing that by hand, and the misuse errors. */
 TEST(protonet_loss_matches_manual)

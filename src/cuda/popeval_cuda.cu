@@ -272,7 +272,9 @@ __global__ static void relu_pool_kernel(const float *__restrict__ z, size_t z_st
         float a2 = __fadd_rn(__fmul_rn(g, r1[0]), b), a3 = __fadd_rn(__fmul_rn(g, r1[1]), b);
         float m01 = a0 > a1 ? a0 : a1, m23 = a2 > a3 ? a2 : a3;
         float mx = m01 > m23 ? m01 : m23;
-        out[m * out_stride + ch * per_ch + rem] = mx > 0.0f ? mx : 0.0f;
+        /* Non-finite activations carried on as NaN, as on the CPU (relu_pool.c). */
+        float bad = __fsub_rn(a0, a0) + __fsub_rn(a1, a1) + __fsub_rn(a2, a2) + __fsub_rn(a3, a3);
+        out[m * out_stride + ch * per_ch + rem] = (mx > 0.0f ? mx : 0.0f) + bad;
     }
 }
 

@@ -51,12 +51,16 @@ double esm_protonet_query_xent(const float *q, const float *proto, int way, int 
         if (c == label)
             logit_label = l;
     }
-    double z = 0.0;
+    /* prob[] holds the logits rounded to float: far from the prototypes (|logit| ~ 1e9) that
+     * rounding is tens of units, so the largest term is taken exactly (exp(0) = 1) and lse can
+     * never fall below the max: the loss stays finite and non-negative however large it is. */
+    double z = 1.0;
     for (int c = 0; c < way; c++)
-        z += exp(prob[c] - mx);
+        if (c != best)
+            z += exp(prob[c] - mx);
     double lse = mx + log(z);
     for (int c = 0; c < way; c++)
-        prob[c] = (float)exp(prob[c] - lse);
+        prob[c] = (float)exp((c == best ? mx : prob[c]) - lse);
     *hit = best == label;
     return lse - logit_label;
 }

@@ -24,7 +24,11 @@ void esm_affine_relu_pool_forward(const float *z, const float *scale, const floa
                     float a2 = g * r1[2 * ox] + b, a3 = g * r1[2 * ox + 1] + b;
                     float m01 = a0 > a1 ? a0 : a1, m23 = a2 > a3 ? a2 : a3;
                     float m = m01 > m23 ? m01 : m23;
-                    o[ox] = m > 0.0f ? m : 0.0f; /* relu commutes with max */
+                    /* relu commutes with max. Comparisons drop NaN, so (a - a), 0 for finite a
+                     * and NaN otherwise, carries a non-finite activation on: a broken member
+                     * must score NaN (ranked last, counted), not a plausible finite loss. */
+                    float bad = (a0 - a0) + (a1 - a1) + (a2 - a2) + (a3 - a3);
+                    o[ox] = (m > 0.0f ? m : 0.0f) + bad;
                 }
             }
         }
