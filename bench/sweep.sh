@@ -17,6 +17,7 @@
 #   --out DIR              (default sweeps/SWEEP)
 #   --base "ARGS"          extra `esmeta train` arguments for every point (e.g. "--width 32")
 #   --seed S               training seed (default 1); the test episodes always use seed 0
+#   --report-only          no runs: rebuild table.md and plot.png from OUT/results.jsonl
 #
 # Everything not swept keeps `esmeta train --trainer es`'s defaults: width 64, depth 4, 5-way 5-shot
 # 5-query, openai-es, P = 32, sigma 0.02, lr 0.002, one episode a generation. The model is evaluated
@@ -42,8 +43,9 @@ sigma) values="0.005 0.01 0.02 0.05"; flag=--sigma; xlabel="perturbation scale s
 lr) values="0.0005 0.001 0.002 0.005"; flag=--lr; xlabel="learning rate (Adam)"; logx=1 ;;
 *) echo "sweep.sh: unknown sweep '$sweep'; use pop, width, depth, ranks, shot, way, sigma or lr" >&2; exit 2 ;;
 esac
-gens=100; seconds=""; episodes=1000; threads=2; data=""; out="sweeps/$sweep"; base=""; seed=1
+gens=100; seconds=""; episodes=1000; threads=2; data=""; out="sweeps/$sweep"; base=""; seed=1; report_only=0
 while [ $# -gt 0 ]; do
+    [ "$1" = --report-only ] && { report_only=1; shift; continue; }
     [ $# -ge 2 ] || usage
     case $1 in
     --values) values=$2 ;;
@@ -63,12 +65,19 @@ bin=$(cd "$(dirname "$0")/.." && pwd)/build/esmeta
 [ -x "$bin" ] || { echo "sweep.sh: $bin is missing; run make first" >&2; exit 1; }
 export OMP_WAIT_POLICY=PASSIVE OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpi="mpirun --oversubscribe --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo"
-mkdir -p "$out"
-: > "$out/results.jsonl"
 now() { date +%s.%N; }
 field() { sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p"; }
+if [ "$report_only" = 1 ]; then
+    [ -s "$out/results.jsonl" ] || { echo "sweep.sh: --report-only needs $out/results.jsonl from an earlier run" >&2; exit 1; }
+    values=$(field value < "$out/results.jsonl" | tr '\n' ' ')
+    gens=$(field generations < "$out/results.jsonl" | head -n 1)
+    s1=$(head -n 1 "$out/results.jsonl" | field budget_s)
+    [ -n "$s1" ] && seconds=$s1
+fi
+mkdir -p "$out"
+[ "$report_only" = 1 ] || : > "$out/results.jsonl"
 
-for v in $values; do
+[ "$report_only" = 1 ] || for v in $values; do
     run="$out/$sweep-$v"
     rm -rf "$run"
     ranks=1; swept="$flag $v"; way=5; shot=5
@@ -93,8 +102,8 @@ for v in $values; do
         --shot "$shot" --query "$query" --episodes "$episodes" --seed 0 --threads "$threads")
     t2=$(now)
     acc=$(echo "$res" | field accuracy); ci=$(echo "$res" | field ci95)
-    printf '{"sweep":"%s","value":%s,"generations":%s,"train_s":%.1f,"eval_s":%.1f,"test_task":"%d-way %d-shot %d-query","episodes":%d,"accuracy":%s,"ci95":%s,"ranks":%d,"threads":%d,"args":"%s"}\n' \
-        "$sweep" "$v" "$done_gens" "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)" "$way" "$shot" "$query" \
+    printf '{"sweep":"%s","value":%s,"budget_s":%s,"generations":%s,"train_s":%.1f,"eval_s":%.1f,"test_task":"%d-way %d-shot %d-query","episodes":%d,"accuracy":%s,"ci95":%s,"ranks":%d,"threads":%d,"args":"%s"}\n' \
+        "$sweep" "$v" "${seconds:-null}" "$done_gens" "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)" "$way" "$shot" "$query" \
         "$episodes" "$acc" "$ci" "$ranks" "$threads" "$base $swept" | tee -a "$out/results.jsonl" >&2
 done
 
@@ -115,7 +124,7 @@ cat "$out/table.md"
 
 if command -v gnuplot >/dev/null 2>&1; then
     while read -r line; do
-        echo "$(echo "$line" | field value) $(echo "$line" | field accuracy) $(echo "$line" | field ci95) $(echo "$line" | field train_s)"
+        echo "$(echo "$line" | field value) $(echo "$line" | field accuracy) $(echo "$line" | field ci95) $(echo "$line" | field train_s) $(echo "$line" | field generations)"
     done < "$out/results.jsonl" > "$out/plot.dat"
     xtics=$(for v in $values; do printf '"%s" %s,' "$v" "$v"; done | sed 's/,$//')
     gnuplot <<GP
@@ -126,15 +135,15 @@ set grid
 set xlabel "$xlabel"
 $([ "$logx" = 1 ] && echo "set logscale x")
 set ylabel "test accuracy (%), 95% CI"
-set y2label "training time (s)"
+set y2label "$([ -n "$seconds" ] && echo "generations in the budget" || echo "training time (s)")"
 set y2tics
 set ytics nomirror
-set key top left
+set key below
 set autoscale xfix
 set xtics ($xtics)
 set offsets graph 0.05, graph 0.05, 0, 0
 plot '$out/plot.dat' using 1:(100*\$2):(100*\$3) with yerrorlines lw 2 pt 7 title "test accuracy", \
-     '$out/plot.dat' using 1:4 axes x1y2 with linespoints dt 2 pt 5 title "training time"
+     '$out/plot.dat' using 1:$([ -n "$seconds" ] && echo 5 || echo 4) axes x1y2 with linespoints dt 2 pt 5 title "$([ -n "$seconds" ] && echo "generations" || echo "training time")"
 GP
     echo "sweep.sh: wrote $out/results.jsonl, $out/table.md, $out/plot.png" >&2
 else
