@@ -90,6 +90,9 @@ mkdir -p "$out"
     [ "$ranks" -gt 1 ] && launch="$mpi -np $ranks $bin"
     if [ -n "$seconds" ]; then budget="--generations 1000000000"; stop="timeout -s INT $seconds"
     else budget="--generations $gens"; stop=""; fi
+    # mpirun answers SIGINT by killing its ranks before they can save, so under MPI every rank
+    # gets its own timer; the ranks agree on the stop and save together.
+    [ "$ranks" -gt 1 ] && [ -n "$stop" ] && { launch="$mpi -np $ranks $stop $bin"; stop=""; }
     t0=$(now)
     # shellcheck disable=SC2086
     OMP_NUM_THREADS=$tpr $stop $launch train --trainer es $data --out "$run" $budget --seed "$seed" \
