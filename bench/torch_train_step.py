@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The same training step as bench/bench_train_step.c, in PyTorch on the CPU: conv-4 ProtoNet
 (conv3x3+bias, BatchNorm2d, ReLU, MaxPool2d) x 4, prototypes, squared distances, cross-entropy,
-backward and Adam, on one 60-way 5-shot 5-query episode. Used only for reports.
+backward and Adam, on one 60-way 5-shot 5-query episode, then the forward alone (no_grad, batch
+statistics, the loss: what an ES member costs). Used only for reports.
 
-usage: python3 bench/torch_train_step.py [way shot query reps threads]  -> one JSON line
+usage: python3 bench/torch_train_step.py [way shot query reps threads]  -> two JSON lines
 """
 import json
 import statistics
@@ -42,6 +43,19 @@ def main():
         if r > 0:
             times.append(time.perf_counter() - t0)
     step = statistics.median(times)
+    fwd = []
+    with torch.no_grad():  # what an ES member costs: the loss only, batch statistics in BN
+        for r in range(reps + 1):
+            t0 = time.perf_counter()
+            emb = net(x)
+            s, q = emb[: way * shot], emb[way * shot:]
+            loss = F.cross_entropy(-torch.cdist(q, s.view(way, shot, -1).mean(1)).pow(2), labels)
+            if r > 0:
+                fwd.append(time.perf_counter() - t0)
+    f = statistics.median(fwd)
+    print(json.dumps({"what": "torch_forward", "torch": torch.__version__, "way": way, "shot": shot,
+                      "query": query, "threads": threads, "s_per_episode": round(f, 5),
+                      "images_per_s": round(way * (shot + query) / f, 1)}))
     print(json.dumps({"what": "torch_train_step", "torch": torch.__version__, "way": way, "shot": shot,
                       "query": query, "threads": threads, "s_per_step": round(step, 4),
                       "images_per_s": round(way * (shot + query) / step)}))
