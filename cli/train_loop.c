@@ -125,6 +125,7 @@ static int after_step(train_loop *L, const esm_train_stats *s, double dt, esm_er
         return 1;
     /* Everything since the last line: the step, the stop flag and any state check or save. */
     uint64_t bytes = esm_dist_bytes_sent(L->dist);
+    L->last_step_s = dt;
     write_step(L, s, dt, bytes - L->bytes_logged);
     L->bytes_logged = bytes;
     progress(L, s, dt, 0);
@@ -140,7 +141,7 @@ static void summary(train_loop *L, const esm_train_stats *s)
 {
     const esm_train_config *cfg = esm_trainer_config(L->t);
     if (s->step > 0)
-        progress(L, s, 0, 1);
+        progress(L, s, L->last_step_s, 1);
     printf("{\"run\":");
     cli_json_str(stdout, L->rd.dir);
     printf(",\"trainer\":\"%s\",\"steps\":%lld,\"of\":%lld,\"ranks\":%d,\"loss\":",

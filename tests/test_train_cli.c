@@ -229,6 +229,23 @@ TEST(train_es_streamed_chunk)
     CHECK(esm_test_count_lines(path, "\"loss\"") == 3);
 }
 
+/* The closing progress line reports the last step's real rate, not 0 img/s. */
+TEST(train_final_progress_line_has_a_rate)
+{
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    char args[9000], out[4096], err[8192];
+    snprintf(args, sizeof args, "train --data %s --trainer es --width 8 --depth 2 --pop 4 --generations 2 --out %s/p",
+             cache, tmp);
+    REQUIRE(esm_test_run_cli(args, out, sizeof out, err, sizeof err) == 0);
+    const char *line = strstr(err, "generation 2/2");
+    REQUIRE(line != NULL);
+    const char *lr = strstr(line, " lr ");
+    REQUIRE(lr != NULL);
+    double lr_v = 0, rate = -1;
+    CHECKF(sscanf(lr, " lr %lg %lg img/s", &lr_v, &rate) == 2 && rate > 0, "progress line: %.120s", line);
+}
+
 TEST(eval_is_seeded_and_thread_count_invariant)
 {
     const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
