@@ -128,7 +128,7 @@ esm_status esm_es_tell(esm_es *es, const float *fitness, esm_es_report *rep, esm
 
 /* Checkpoints: the exact byte size of a saved state (O(dim): it is the whole state), the
  * save, and a load into an object created with the same strategy, dim and popsize. A
- * loaded object continues bit-identically. Host byte order. */
+ * loaded object continues bit-identically. Little-endian (the build requires a little-endian host). */
 size_t esm_es_state_size(const esm_es *es);
 esm_status esm_es_save(const esm_es *es, void *buf, size_t cap, esm_err *err);
 esm_status esm_es_load(esm_es *es, const void *buf, size_t len, esm_err *err);

@@ -7,6 +7,11 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Headers and counts go through the helpers below, but float arrays (parameters, optimiser and ES
+ * state) are written as they lie in memory, so the formats are little-endian only if the host is.
+ * Refusing to build elsewhere beats writing files that other machines would misread. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "esmeta's binary files assume a little-endian host");
+
 static inline void esm_put_u16(unsigned char *p, uint16_t v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }
 static inline void esm_put_u32(unsigned char *p, uint32_t v)
 {
