@@ -70,7 +70,7 @@ static void write_step(train_loop *L, const esm_train_stats *s, double step_s, u
     fflush(f);
 }
 
-static void progress(train_loop *L, const esm_train_stats *s, double step_s, int force)
+static void progress(train_loop *L, const esm_train_stats *s, int force)
 {
     double now = cli_now();
     if (!L->lead || L->a->quiet || (!force && now - L->last_progress < 2.0))
@@ -80,7 +80,7 @@ static void progress(train_loop *L, const esm_train_stats *s, double step_s, int
     double el = elapsed(L);
     fprintf(stderr, "%s %lld/%lld  loss %.4f  acc %.4f  lr %.3g  %.0f img/s  %.0fs elapsed\n",
             esm_trainer_config(L->t)->trainer == ESM_TRAINER_ES ? "generation" : "episode", (long long)s->step,
-            (long long)total, s->loss, s->acc, s->lr, step_s > 0 ? s->images / step_s : 0.0, el);
+            (long long)total, s->loss, s->acc, s->lr, L->last_step_s > 0 ? s->images / L->last_step_s : 0.0, el);
 }
 
 static int run_eval(train_loop *L, esm_err *err)
@@ -128,7 +128,7 @@ static int after_step(train_loop *L, const esm_train_stats *s, double dt, esm_er
     L->last_step_s = dt;
     write_step(L, s, dt, bytes - L->bytes_logged);
     L->bytes_logged = bytes;
-    progress(L, s, dt, 0);
+    progress(L, s, 0);
     int64_t done = esm_trainer_steps_done(L->t);
     if (L->has_eval_sp && L->a->eval_every > 0 && done % L->a->eval_every == 0 && !run_eval(L, err)) {
         train_local_error(L, err);
@@ -141,7 +141,7 @@ static void summary(train_loop *L, const esm_train_stats *s)
 {
     const esm_train_config *cfg = esm_trainer_config(L->t);
     if (s->step > 0)
-        progress(L, s, L->last_step_s, 1);
+        progress(L, s, 1);
     printf("{\"run\":");
     cli_json_str(stdout, L->rd.dir);
     printf(",\"trainer\":\"%s\",\"steps\":%lld,\"of\":%lld,\"ranks\":%d,\"loss\":",

@@ -30,7 +30,7 @@ typedef struct {
     int stopped;  /* some rank was asked to stop (agreed by all ranks) */
     uint64_t bytes_logged; /* esm_dist_bytes_sent when the last metrics line was written */
     double start, last_progress;
-    double last_step_s; /* the last step's wall time, for the closing progress line */
+    double last_step_s; /* the last step's wall time: the progress line's rate */
 } train_loop;
 
 /* Prints this rank's error (naming the rank when there are several) and returns 1. */
