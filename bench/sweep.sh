@@ -129,6 +129,9 @@ if command -v gnuplot >/dev/null 2>&1; then
     while read -r line; do
         echo "$(echo "$line" | field value) $(echo "$line" | field accuracy) $(echo "$line" | field ci95) $(echo "$line" | field train_s) $(echo "$line" | field generations)"
     done < "$out/results.jsonl" > "$out/plot.dat"
+    # With a wall budget every point trains equally long, so the second axis shows how far it got.
+    if [ -n "$seconds" ]; then y2col=5; y2name="generations"; y2label="generations in the budget"
+    else y2col=4; y2name="training time"; y2label="training time (s)"; fi
     xtics=$(for v in $values; do printf '"%s" %s,' "$v" "$v"; done | sed 's/,$//')
     gnuplot <<GP
 set terminal pngcairo size 800,480 font ",10"
@@ -138,7 +141,7 @@ set grid
 set xlabel "$xlabel"
 $([ "$logx" = 1 ] && echo "set logscale x")
 set ylabel "test accuracy (%), 95% CI"
-set y2label "$([ -n "$seconds" ] && echo "generations in the budget" || echo "training time (s)")"
+set y2label "$y2label"
 set y2tics
 set ytics nomirror
 set key below
@@ -146,7 +149,7 @@ set autoscale xfix
 set xtics ($xtics)
 set offsets graph 0.05, graph 0.05, 0, 0
 plot '$out/plot.dat' using 1:(100*\$2):(100*\$3) with yerrorlines lw 2 pt 7 title "test accuracy", \
-     '$out/plot.dat' using 1:$([ -n "$seconds" ] && echo 5 || echo 4) axes x1y2 with linespoints dt 2 pt 5 title "$([ -n "$seconds" ] && echo "generations" || echo "training time")"
+     '$out/plot.dat' using 1:$y2col axes x1y2 with linespoints dt 2 pt 5 title "$y2name"
 GP
     echo "sweep.sh: wrote $out/results.jsonl, $out/table.md, $out/plot.png" >&2
 else

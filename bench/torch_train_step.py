@@ -20,6 +20,17 @@ def block(cin, cout):
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2))
 
 
+def median_time(fn, reps):
+    """Median seconds of fn over reps calls, after one untimed warm-up call."""
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def main():
     a = [int(x) for x in sys.argv[1:]]
     way, shot, query, reps, threads = (a + [60, 5, 5, 7, 2][len(a):])[:5]
@@ -29,30 +40,21 @@ def main():
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     x = torch.rand(way * (shot + query), 1, 28, 28)
     labels = torch.arange(way).repeat_interleave(query)
-    times = []
-    for r in range(reps + 1):
-        t0 = time.perf_counter()
+
+    def loss():
         emb = net(x)
         s, q = emb[: way * shot], emb[way * shot:]
         protos = s.view(way, shot, -1).mean(1)
-        logits = -torch.cdist(q, protos).pow(2)
-        loss = F.cross_entropy(logits, labels)
+        return F.cross_entropy(-torch.cdist(q, protos).pow(2), labels)
+
+    def train_step():
         opt.zero_grad()
-        loss.backward()
+        loss().backward()
         opt.step()
-        if r > 0:
-            times.append(time.perf_counter() - t0)
-    step = statistics.median(times)
-    fwd = []
+
+    step = median_time(train_step, reps)
     with torch.no_grad():  # what an ES member costs: the loss only, batch statistics in BN
-        for r in range(reps + 1):
-            t0 = time.perf_counter()
-            emb = net(x)
-            s, q = emb[: way * shot], emb[way * shot:]
-            loss = F.cross_entropy(-torch.cdist(q, s.view(way, shot, -1).mean(1)).pow(2), labels)
-            if r > 0:
-                fwd.append(time.perf_counter() - t0)
-    f = statistics.median(fwd)
+        f = median_time(loss, reps)
     print(json.dumps({"what": "torch_forward", "torch": torch.__version__, "way": way, "shot": shot,
                       "query": query, "threads": threads, "s_per_episode": round(f, 5),
                       "images_per_s": round(way * (shot + query) / f, 1)}))
