@@ -7,14 +7,15 @@ SAN     ?= 0
 CC      ?= gcc
 VERSION := 0.1.0
 
-# OpenBLAS's OpenMP build runs single-threaded inside our parallel regions (one network per
-# thread) and multi-threaded outside them; the pthread build would oversubscribe. Debian installs
-# both side by side, so point pkg-config and the run-time path at the OpenMP one.
-BLAS_DIR   := $(firstword $(wildcard /usr/lib/*/openblas-openmp))
+# OpenBLAS's serial build: esmeta owns all threading (one member per thread in ES, fixed image
+# partitions in backprop and eval), so no result depends on how a BLAS would split its work.
+# Debian installs the builds side by side; point pkg-config and the run-time path at the serial
+# one (scripts/install-deps installs it). With another build the CLI warns that bits may vary.
+BLAS_DIR   := $(firstword $(wildcard /usr/lib/*/openblas-serial))
 ifneq ($(BLAS_DIR),)
 BLAS_CFLAGS := $(shell PKG_CONFIG_PATH=$(BLAS_DIR)/pkgconfig pkg-config --cflags openblas)
 BLAS_LIBS   := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
-BLAS_NAME   := openblas-openmp
+BLAS_NAME   := openblas-serial
 else
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null)
@@ -86,7 +87,7 @@ $(shell mkdir -p $(BUILD))
 $(file > $(BUILD)/flags.txt,$(FLAGS_NOW))
 endif
 
-.PHONY: all deps test test-asan check clean run bench bench-report
+.PHONY: all deps test test-asan test-kernels check clean run bench bench-report
 all: $(LIB) $(BIN)
 
 $(BUILD)/obj/%.o: %.c $(BUILD)/flags.txt
@@ -114,8 +115,12 @@ $(BUILD)/test_registry.c: $(TEST_SRC)
 $(BUILD)/obj/test_registry.o: $(BUILD)/test_registry.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests -c $< -o $@
 
-$(TESTBIN): $(TEST_OBJ) $(LIB)
+$(TESTBIN): $(TEST_OBJ) $(LIB) $(BUILD)/libwrong-sgemm.so
 	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
+
+# A deliberately wrong cblas_sgemm, preloaded by the test that the CLI refuses a bad kernel.
+$(BUILD)/libwrong-sgemm.so: tests/support/wrong_sgemm.c
+	$(CC) -std=c11 -O2 -shared -fPIC -Wall -Wextra -Werror $(BLAS_CFLAGS) -o $@ $<
 
 # Benchmarks are programs, never timed tests; bench/README.md says how to run them.
 bench: all $(BENCH_BIN)
@@ -139,7 +144,12 @@ test-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 all build-asan/esmeta-tests
 	ASAN_OPTIONS=detect_leaks=1 ESM_TEST_LABEL=asan ESM_TEST_CLI=build-asan/esmeta build-asan/esmeta-tests $(T)
 
-# Both builds, one closing line for the pair.
+# The determinism tests again under every OpenBLAS kernel this CPU can run (normal build).
+test-kernels: deps
+	@$(MAKE) --no-print-directory all $(TESTBIN)
+	@scripts/test-kernels
+
+# Both builds and every kernel, one closing line for them all.
 check: deps
 	@scripts/run-checks
 

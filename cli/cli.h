@@ -40,6 +40,13 @@ int cmd_embed(int argc, char **argv);
 int cli_parse_float(const char *cmd, const char *flag, const char *value, float *out);
 /* A JSON number, or null when not finite (JSON has no NaN). */
 void cli_json_num(FILE *f, double v);
+/* BLAS kernel (cli/blas_setup.c). setup: before anything else, replaces a generic OpenBLAS
+ * kernel on a CPU that deserves better (by executing itself again; the user's OPENBLAS_CORETYPE
+ * always wins). check: before computing, refuses a kernel whose SGEMM is wrong (returns the
+ * exit status, 0 when fine). json: the kernel in use as a JSON object. */
+void cli_blas_setup(char **argv);
+int cli_blas_check(char **argv);
+void cli_blas_json(FILE *f);
 /* Seconds on a monotonic clock. */
 double cli_now(void);
 #endif

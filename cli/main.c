@@ -7,23 +7,26 @@
 static const struct {
     const char *name;
     esm_cmd_fn fn;
+    int computes; /* runs the network: check the BLAS first */
     const char *help;
 } commands[] = {
-    {"prepare", cmd_prepare, "turn the raw Omniglot files into one binary cache file"},
-    {"info", cmd_info, "describe a split of the data as one JSON line"},
-    {"sample", cmd_sample, "show the classes and drawings of seeded episodes as JSON lines"},
-    {"train", cmd_train, "train a few-shot model by backprop or evolution strategies"},
-    {"eval", cmd_eval, "evaluate a saved model on seeded test episodes (mean accuracy, 95% CI)"},
-    {"embed", cmd_embed, "embed your own images with a saved model"},
-    {NULL, NULL, NULL},
+    {"prepare", cmd_prepare, 0, "turn the raw Omniglot files into one binary cache file"},
+    {"info", cmd_info, 0, "describe a split of the data as one JSON line"},
+    {"sample", cmd_sample, 0, "show the classes and drawings of seeded episodes as JSON lines"},
+    {"train", cmd_train, 1, "train a few-shot model by backprop or evolution strategies"},
+    {"eval", cmd_eval, 1, "evaluate a saved model on seeded test episodes (mean accuracy, 95% CI)"},
+    {"embed", cmd_embed, 1, "embed your own images with a saved model"},
+    {NULL, NULL, 0, NULL},
 };
 
 static void print_version(void)
 {
     esm_features f = esm_get_features();
     printf("{\"name\":\"esmeta\",\"version\":\"%s\",\"features\":{\"openmp\":%s,\"mpi\":%s,\"cuda\":%s,"
-           "\"blas\":\"%s\"}}\n",
+           "\"blas\":\"%s\"},\"blas\":",
            f.version, f.openmp ? "true" : "false", f.mpi ? "true" : "false", f.cuda ? "true" : "false", f.blas);
+    cli_blas_json(stdout);
+    printf("}\n");
 }
 
 static void print_help(FILE *f)
@@ -36,6 +39,7 @@ static void print_help(FILE *f)
 
 int main(int argc, char **argv)
 {
+    cli_blas_setup(argv);
     if (argc < 2) {
         print_help(stderr);
         return 2;
@@ -49,8 +53,10 @@ int main(int argc, char **argv)
         return 0;
     }
     for (size_t i = 0; commands[i].name; i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            int rc = commands[i].computes ? cli_blas_check(argv) : 0;
+            return rc ? rc : commands[i].fn(argc - 1, argv + 1);
+        }
     fprintf(stderr, "esmeta: unknown command '%s'; run 'esmeta --help' for the list\n", argv[1]);
     return 2;
 }

@@ -379,3 +379,20 @@ TEST(dist_killed_rank_ends_the_job_and_the_checkpoint_resumes)
     REQUIRE(serial("train --data %s " TINY_ES " --generations 300 --out %s/straight", cache, tmp) == 0);
     CHECK(same_ckpt("killed", "straight"));
 }
+
+/* A rank whose share is a single member scores it on one thread with its other threads idle; at
+ * width 64 a threaded BLAS would split that member's GEMMs and change its bits. */
+TEST(dist_es_rank_with_one_member_matches_one_process)
+{
+    NEED_MPIRUN();
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    const char *run = "train --data %s --trainer es --width 64 --depth 4 --way 5 --shot 5 --query 5 --pop 2 --seed 3 "
+                      "--quiet --generations 3 --threads %d --out %s/%s";
+    REQUIRE(serial(run, cache, 1, tmp, "one") == 0);
+    int rc = mpirun(2, run, cache, 2, tmp, "np2");
+    if (rc != 0)
+        show_stderr();
+    REQUIREF(rc == 0, "2 ranks: exit %d", rc);
+    CHECKF(same_ckpt("one", "np2"), "2 ranks of one member each end with other bits than one process");
+}

@@ -50,6 +50,37 @@ typedef struct {
 
 esm_features esm_get_features(void);
 
+/* ---- the BLAS under the build ----
+ * OpenBLAS picks its kernel ("core") for the CPU when it loads; an OpenBLAS that does not know a
+ * CPU silently falls back to a generic SSE kernel several times slower. These calls let a program
+ * (the CLI, at start-up) see what was picked, choose better, and check the kernel computes right. */
+typedef struct {
+    char core[32];    /* kernel in use, e.g. "Haswell" (OpenBLAS's name) */
+    char config[160]; /* the library's build description */
+    int threaded;     /* 0 for a serial build: esmeta owns all threading */
+} esm_blas_info;
+
+void esm_blas_get_info(esm_blas_info *out);
+
+/* What of the CPU decides the kernel: features the CPU has and the OS has enabled. */
+typedef struct {
+    int avx2_fma; /* AVX2 and FMA3 */
+    int avx512;   /* AVX-512 F, CD, BW, DQ and VL: what OpenBLAS's SkylakeX kernels use */
+} esm_cpu_caps;
+
+esm_cpu_caps esm_cpu_caps_detect(void);
+
+/* The kernel to use instead of `core` on a CPU with `caps`, or NULL when `core` is fine: only a
+ * generic kernel (one without AVX2/FMA code, such as Prescott, Core2 or Nehalem) on a CPU that can
+ * run better is replaced, by SkylakeX with AVX-512 and by Haswell with AVX2 and FMA. A pure
+ * function of its arguments. */
+const char *esm_blas_better_core(const char *core, esm_cpu_caps caps);
+
+/* Checks SGEMM against a double-precision reference on the shapes and transposes the model uses
+ * (conv forward, input gradient, weight gradient; sizes past the small-matrix paths). Fails
+ * (ESM_EUNSUPPORTED) naming the kernel, the shape and the error when the kernel computes wrong. */
+esm_status esm_blas_selfcheck(esm_err *err);
+
 /* ---- Philox4x32-10 (Salmon et al., SC'11) ----
  * A counter-based generator: output is a pure function of (key, counter), so any
  * thread, rank or device can draw any number without shared state. */

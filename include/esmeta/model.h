@@ -94,6 +94,11 @@ typedef struct esm_net_ws esm_net_ws;
 
 esm_status esm_net_ws_create(const esm_net *net, int max_n, int with_backward, esm_net_ws **out, esm_err *err);
 void esm_net_ws_free(esm_net_ws *ws);
+/* Lets esm_net_forward/backward split a batch over up to `threads` OpenMP threads (default 1;
+ * inside another parallel region they run on the calling thread alone). Images are split in
+ * fixed partitions and partial sums are added in a fixed order, so the results are the same
+ * bits for any thread count. Adds (threads - 1) conv scratch buffers. */
+esm_status esm_net_ws_set_threads(esm_net_ws *ws, int threads, esm_err *err);
 /* Bytes a workspace would take, to plan thread counts. */
 size_t esm_net_ws_bytes(const esm_net *net, int max_n, int with_backward);
 

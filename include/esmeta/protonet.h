@@ -34,6 +34,9 @@ typedef struct esm_protonet_ws esm_protonet_ws;
 esm_status esm_protonet_ws_create(const esm_net *net, int max_way, int max_shot, int max_query, int with_backward,
                                   esm_protonet_ws **out, esm_err *err);
 void esm_protonet_ws_free(esm_protonet_ws *ws);
+/* Splits each episode's images over up to `threads` threads (esm_net_ws_set_threads): the
+ * same bits for any count. */
+esm_status esm_protonet_ws_set_threads(esm_protonet_ws *ws, int threads, esm_err *err);
 
 /* Runs the net once over support and query concatenated (support first), as Snell's code
  * does, so batch statistics span the whole episode. support (way*shot, C, H, W) class-major,

@@ -43,6 +43,11 @@ esm_status esm_protonet_ws_create(const esm_net *net, int max_way, int max_shot,
     return ESM_OK;
 }
 
+esm_status esm_protonet_ws_set_threads(esm_protonet_ws *ws, int threads, esm_err *err)
+{
+    return esm_net_ws_set_threads(ws->net_ws, threads, err);
+}
+
 void esm_protonet_ws_free(esm_protonet_ws *ws)
 {
     if (!ws)

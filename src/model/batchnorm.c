@@ -3,28 +3,52 @@
  * affine part into y = scale*z + shift, which the ReLU + pool pass applies (relu_pool.c).
  * Per-image partial sums are float (short, cache-resident segments); they are combined in
  * double because a channel spans up to n*h*w ~ 5e5 values. */
-#include "esmeta/model.h"
 #include "reduce.h"
+#include "ws.h"
 
 #include <math.h>
 
 /* Chan et al.'s pairwise update: each image's segment contributes its own mean and centred
- * sum of squares, so one pass over memory is as stable as two. m = (count, mean, M2). */
-static void merge_segment(double *m, const float *p, int hw)
+ * sum of squares, so one pass over memory is as stable as two. m = (count, mean, M2). The
+ * segment sums (seg_stats) are independent per image and may be computed in parallel; the
+ * merges run in image order, which fixes the bits. */
+static void seg_stats(const float *p, int hw, float *out)
 {
     float seg_mu = esm_sum(p, hw) / (float)hw;
-    double seg_m2 = esm_sum_sq_dev(p, hw, seg_mu);
-    double delta = seg_mu - m[1], tot = m[0] + hw;
+    out[0] = seg_mu;
+    out[1] = esm_sum_sq_dev(p, hw, seg_mu);
+}
+
+static void merge_segment(double *m, const float *seg, int hw)
+{
+    double seg_m2 = seg[1];
+    double delta = seg[0] - m[1], tot = m[0] + hw;
     m[1] += delta * hw / tot;
     m[2] += seg_m2 + delta * delta * m[0] * hw / tot;
     m[0] = tot;
 }
 
-void esm_batchnorm_moments_add(const float *z, int n, int c, int hw, double *acc)
+void esm_batchnorm_segments(const float *z, int n, int c, int hw, float *seg)
+{
+    for (size_t q = 0; q < (size_t)n * c; q++)
+        seg_stats(z + q * hw, hw, seg + 2 * q);
+}
+
+void esm_batchnorm_segments_merge(const float *seg, int n, int c, int hw, double *acc)
 {
     for (int i = 0; i < n; i++)
         for (int ch = 0; ch < c; ch++)
-            merge_segment(acc + 3 * ch, z + ((size_t)i * c + ch) * hw, hw);
+            merge_segment(acc + 3 * ch, seg + 2 * ((size_t)i * c + ch), hw);
+}
+
+void esm_batchnorm_moments_add(const float *z, int n, int c, int hw, double *acc)
+{
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++) {
+            float seg[2];
+            seg_stats(z + ((size_t)i * c + ch) * hw, hw, seg);
+            merge_segment(acc + 3 * ch, seg, hw);
+        }
 }
 
 void esm_batchnorm_moments_get(const double *acc, int c, float *mean, float *var)
@@ -39,8 +63,11 @@ void esm_batchnorm_stats(const float *z, int n, int c, int hw, float *mean, floa
 {
     for (int ch = 0; ch < c; ch++) {
         double m[3] = {0.0, 0.0, 0.0};
-        for (int i = 0; i < n; i++)
-            merge_segment(m, z + ((size_t)i * c + ch) * hw, hw);
+        for (int i = 0; i < n; i++) {
+            float seg[2];
+            seg_stats(z + ((size_t)i * c + ch) * hw, hw, seg);
+            merge_segment(m, seg, hw);
+        }
         esm_batchnorm_moments_get(m, 1, mean + ch, var + ch);
     }
 }
@@ -67,31 +94,77 @@ void esm_batchnorm_fold(const float *gamma, const float *beta, const float *mean
 }
 
 /* With xhat = (z - mean)*invstd, y = gamma*xhat + beta and M = n*hw values per channel:
- * dz = gamma*invstd/M * (M*dy - sum(dy) - xhat*sum(dy*xhat)). */
-void esm_batchnorm_backward(const float *z, const float *mean, const float *var, const float *gamma, int n, int c,
-                            int hw, float *d, float *d_gamma, float *d_beta)
+ * dz = gamma*invstd/M * (M*dy - sum(dy) - xhat*sum(dy*xhat)).
+ * Three steps: per-image sums (independent, parallel in the net pass), their sum per channel in
+ * image order (double), and the elementwise update (independent per image). */
+void esm_batchnorm_backward_sums(const float *z, const float *mean, const float *d, int n, int c, int hw, float *seg)
 {
-    double m = (double)n * hw;
-    for (int ch = 0; ch < c; ch++) {
-        float mu = mean[ch], invstd = (float)(1.0 / sqrt((double)var[ch] + ESM_BN_EPS));
-        double sdy = 0.0, sdyz = 0.0; /* sum(dy), sum(dy*(z - mean)) */
-        for (int i = 0; i < n; i++) {
-            size_t o = ((size_t)i * c + ch) * hw;
-            sdy += esm_sum(d + o, hw);
-            sdyz += esm_dot_dev(d + o, z + o, hw, mu);
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++) {
+            size_t q = (size_t)i * c + ch, o = q * hw;
+            seg[2 * q] = esm_sum(d + o, hw);                          /* sum(dy) */
+            seg[2 * q + 1] = esm_dot_dev(d + o, z + o, hw, mean[ch]); /* sum(dy*(z - mean)) */
         }
-        double sdyx = sdyz * invstd;
-        d_gamma[ch] = (float)sdyx;
-        d_beta[ch] = (float)sdy;
-        /* dz = k*(dy - mean(dy)) - k*invstd*mean(dy*xhat)*(z - mean) */
-        float k = gamma[ch] * invstd;
-        float a = (float)(k * sdy / m), b = (float)(k * invstd * sdyx / m);
+}
+
+/* One channel's d_gamma, d_beta and (k, a, b) of dz = k*dy - a - b*(z - mean), from
+ * sdy = sum(dy) and sdyz = sum(dy*(z - mean)) over its m = n*hw values. */
+static void coefs_from_sums(double sdy, double sdyz, double m, float var, float gamma, float *d_gamma,
+                            float *d_beta, float *coef)
+{
+    float invstd = (float)(1.0 / sqrt((double)var + ESM_BN_EPS));
+    double sdyx = sdyz * invstd;
+    *d_gamma = (float)sdyx;
+    *d_beta = (float)sdy;
+    float k = gamma * invstd;
+    coef[0] = k;
+    coef[1] = (float)(k * sdy / m);
+    coef[2] = (float)(k * invstd * sdyx / m);
+}
+
+void esm_batchnorm_backward_coefs(const float *seg, int n, const float *var, const float *gamma, int c, int hw,
+                                  float *d_gamma, float *d_beta, float *coef)
+{
+    for (int ch = 0; ch < c; ch++) {
+        double sdy = 0.0, sdyz = 0.0;
         for (int i = 0; i < n; i++) {
+            sdy += seg[2 * ((size_t)i * c + ch)];
+            sdyz += seg[2 * ((size_t)i * c + ch) + 1];
+        }
+        coefs_from_sums(sdy, sdyz, (double)n * hw, var[ch], gamma[ch], &d_gamma[ch], &d_beta[ch], coef + 3 * ch);
+    }
+}
+
+void esm_batchnorm_backward_apply(const float *z, const float *mean, const float *coef, int n, int c, int hw,
+                                  float *d)
+{
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++) {
             size_t o = ((size_t)i * c + ch) * hw;
-            float *dp = d + o;
+            float *dp = d + o, k = coef[3 * ch], a = coef[3 * ch + 1], b = coef[3 * ch + 2], mu = mean[ch];
             const float *zp = z + o;
             for (int q = 0; q < hw; q++)
                 dp[q] = k * dp[q] - a - b * (zp[q] - mu);
+        }
+}
+
+/* The single-call form goes channel by channel, so it needs no buffer of image sums; its sums
+ * are the same float partials added in the same order as the net pass's. */
+void esm_batchnorm_backward(const float *z, const float *mean, const float *var, const float *gamma, int n, int c,
+                            int hw, float *d, float *d_gamma, float *d_beta)
+{
+    for (int ch = 0; ch < c; ch++) {
+        double sdy = 0.0, sdyz = 0.0;
+        for (int i = 0; i < n; i++) {
+            size_t o = ((size_t)i * c + ch) * hw;
+            sdy += esm_sum(d + o, hw);
+            sdyz += esm_dot_dev(d + o, z + o, hw, mean[ch]);
+        }
+        float coef[3];
+        coefs_from_sums(sdy, sdyz, (double)n * hw, var[ch], gamma[ch], &d_gamma[ch], &d_beta[ch], coef);
+        for (int i = 0; i < n; i++) {
+            size_t o = ((size_t)i * c + ch) * hw;
+            esm_batchnorm_backward_apply(z + o, mean + ch, coef, 1, 1, hw, d + o);
         }
     }
 }

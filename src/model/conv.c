@@ -3,8 +3,8 @@
  * images (the later blocks: 7x7, 3x3) give sgemm too few columns to run at full speed, so
  * G images are lowered side by side into col (cin*9, G*hw) and multiplied at once; the
  * result (cout, G*hw) is then scattered to NCHW. */
-#include "esmeta/model.h"
 #include "reduce.h"
+#include "ws.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -17,6 +17,11 @@ static int group_size(int hw, int n)
 {
     int g = (CONV_TARGET_COLS + hw - 1) / hw;
     return g < n ? g : n;
+}
+
+int esm_conv3x3_group_images(int hw)
+{
+    return group_size(hw, 1 << 30);
 }
 
 size_t esm_conv3x3_scratch(int cin, int cout, int h, int w)

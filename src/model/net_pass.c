@@ -2,6 +2,7 @@
 #include "ws.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 int esm_net_config_same(const esm_net_config *a, const esm_net_config *b)
@@ -26,7 +27,8 @@ static esm_status check_forward(const esm_net *net, const float *bn_running, con
 
 /* Conv output is written in chunks small enough (~256 KiB) to still be in cache when the
  * batch statistics read them, which saves a pass over memory (block 1's output is ~120 MB
- * for 600 images). */
+ * for 600 images). Chunks are fixed by the shapes alone and each image's conv and segment sums
+ * are its own, so threads change nothing but the speed; segments merge in image order. */
 #define CHUNK_FLOATS (1 << 16)
 
 void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp, int n, double *moments,
@@ -34,13 +36,44 @@ void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp
 {
     size_t hw = (size_t)k->h * k->w, per_img = (size_t)k->cout * hw;
     int chunk = per_img >= CHUNK_FLOATS ? 1 : (int)(CHUNK_FLOATS / per_img);
-    for (int i0 = 0; i0 < n; i0 += chunk) {
-        int m = n - i0 < chunk ? n - i0 : chunk;
+    int n_chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for num_threads(ws->threads) schedule(static) if (ws->threads > 1 && n_chunks > 1)
+    for (int q = 0; q < n_chunks; q++) {
+        int i0 = q * chunk, m = n - i0 < chunk ? n - i0 : chunk;
         float *zc = z + (size_t)i0 * per_img;
         esm_conv3x3_forward(inp + (size_t)i0 * k->cin * hw, wgt, NULL, m, k->cin, k->cout, k->h, k->w,
-                            ws->conv_scratch, zc);
+                            esm_ws_scratch(ws, omp_get_thread_num()), zc);
         if (moments)
-            esm_batchnorm_moments_add(zc, m, k->cout, (int)hw, moments);
+            esm_batchnorm_segments(zc, m, k->cout, (int)hw, ws->seg + (size_t)2 * i0 * k->cout);
+    }
+    if (moments)
+        esm_batchnorm_segments_merge(ws->seg, n, k->cout, (int)hw, moments);
+}
+
+/* Threads' shares of n images for the per-image passes (any split gives the same bits). */
+static void share(int n, int t, int nt, int *lo, int *hi)
+{
+    *lo = (int)((long long)n * t / nt);
+    *hi = (int)((long long)n * (t + 1) / nt);
+}
+
+static int team(const esm_net_ws *ws, int n)
+{
+    return ws->threads < n ? ws->threads : n;
+}
+
+static void relu_pool_forward(const esm_net_ws *ws, const esm_block *k, const float *z, const float *scale,
+                              const float *shift, int n, float *out)
+{
+    int nt = team(ws, n);
+    size_t in_img = (size_t)k->cout * k->h * k->w, out_img = (size_t)k->cout * (k->h / 2) * (k->w / 2);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int t = 0; t < nt; t++) {
+        int lo, hi;
+        share(n, t, nt, &lo, &hi);
+        if (hi > lo)
+            esm_affine_relu_pool_forward(z + lo * in_img, scale, shift, hi - lo, k->cout, k->h, k->w,
+                                         out + lo * out_img);
     }
 }
 
@@ -85,12 +118,85 @@ esm_status esm_net_forward(const esm_net *net, const float *params, float *bn_ru
         }
         /* out is (n, cout, ho, wo): the next block's input, or the embedding */
         float *out = b == depth - 1 ? emb : ws->in[b + 1];
-        esm_affine_relu_pool_forward(z, scale, shift, n, k->cout, k->h, k->w, out);
+        relu_pool_forward(ws, k, z, scale, shift, n, out);
         a = out;
     }
     ws->last_n = n;
     ws->last_batch_stats = mode != ESM_BN_EVAL;
     return ESM_OK;
+}
+
+/* Block k's batch-norm backward in place on g (n, cout, h, w): image sums in parallel, their
+ * total per channel in image order, then the update in parallel. */
+static void batchnorm_backward(esm_net_ws *ws, const esm_block *k, const float *z, const float *mean,
+                               const float *var, const float *gamma, int n, float *g, float *d_gamma, float *d_beta)
+{
+    int nt = team(ws, n), hw = k->h * k->w, c = k->cout;
+    size_t img = (size_t)c * hw;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int lo, hi;
+        share(n, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        esm_batchnorm_backward_sums(z + lo * img, mean, g + lo * img, hi - lo, c, hw, ws->seg + (size_t)2 * lo * c);
+#pragma omp barrier
+#pragma omp single
+        esm_batchnorm_backward_coefs(ws->seg, n, var, gamma, c, hw, d_gamma, d_beta, ws->bn_coef);
+        esm_batchnorm_backward_apply(z + lo * img, mean, ws->bn_coef, hi - lo, c, hw, g + lo * img);
+    }
+}
+
+static void relu_pool_backward(const esm_net_ws *ws, const esm_block *k, const float *z, const float *scale,
+                               const float *shift, const float *d_out, int n, float *d_y)
+{
+    int nt = team(ws, n);
+    size_t in_img = (size_t)k->cout * k->h * k->w, out_img = (size_t)k->cout * (k->h / 2) * (k->w / 2);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int t = 0; t < nt; t++) {
+        int lo, hi;
+        share(n, t, nt, &lo, &hi);
+        if (hi > lo)
+            esm_affine_relu_pool_backward(z + lo * in_img, scale, shift, d_out + lo * out_img, hi - lo, k->cout, k->h,
+                                          k->w, d_y + lo * in_img);
+    }
+}
+
+/* Block k's conv backward over fixed partitions of images (a multiple of the conv's GEMM group,
+ * so the GEMMs are the ones a single call makes): each partition sums its own weight and bias
+ * gradient, and the partitions are added in order. One partition is a plain call. */
+static void conv_backward(esm_net_ws *ws, const esm_block *k, const float *inp, const float *wgt, const float *dz,
+                          int n, float *d_inp, float *d_wgt, float *d_bias)
+{
+    int g = esm_conv3x3_group_images(k->h * k->w);
+    int part = (ESM_NET_PART_IMAGES + g - 1) / g * g, parts = (n + part - 1) / part;
+    if (parts == 1) {
+        esm_conv3x3_backward(inp, wgt, dz, n, k->cin, k->cout, k->h, k->w, ws->conv_scratch, d_inp, d_wgt, d_bias);
+        return;
+    }
+    size_t hw = (size_t)k->h * k->w, nw = (size_t)k->cout * k->cin * 9;
+    int nt = team(ws, parts);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+#pragma omp for schedule(static)
+        for (int p = 0; p < parts; p++) {
+            size_t lo = (size_t)p * part;
+            int m = n - (int)lo < part ? n - (int)lo : part;
+            float *pg = ws->part_grad + (size_t)p * ws->part_stride;
+            esm_conv3x3_backward(inp + lo * k->cin * hw, wgt, dz + lo * k->cout * hw, m, k->cin, k->cout, k->h, k->w,
+                                 esm_ws_scratch(ws, omp_get_thread_num()), d_inp ? d_inp + lo * k->cin * hw : NULL,
+                                 pg, pg + nw);
+        }
+        /* past the loop's implicit barrier every partition's sums are in */
+#pragma omp for schedule(static)
+        for (size_t j = 0; j < nw + k->cout; j++) {
+            float sum = ws->part_grad[j];
+            for (int p = 1; p < parts; p++)
+                sum += ws->part_grad[(size_t)p * ws->part_stride + j];
+            if (j < nw)
+                d_wgt[j] = sum;
+            else
+                d_bias[j - nw] = sum;
+        }
+    }
 }
 
 esm_status esm_net_backward(const esm_net *net, const float *params, esm_net_ws *ws, const float *d_emb,
@@ -111,13 +217,12 @@ esm_status esm_net_backward(const esm_net *net, const float *params, esm_net_ws 
         const esm_block *k = &net->block[b];
         size_t sb = (size_t)b * width;
         /* g_big is (n, cout, h, w): d of the bn output, then (in place) of the conv output */
-        esm_affine_relu_pool_backward(ws->z[b], ws->scale + sb, ws->shift + sb, d_pool, n, k->cout, k->h, k->w,
-                                      ws->g_big);
-        esm_batchnorm_backward(ws->z[b], ws->mean + sb, ws->var + sb, params + k->gamma_off, n, k->cout,
-                               k->h * k->w, ws->g_big, grad + k->gamma_off, grad + k->beta_off);
+        relu_pool_backward(ws, k, ws->z[b], ws->scale + sb, ws->shift + sb, d_pool, n, ws->g_big);
+        batchnorm_backward(ws, k, ws->z[b], ws->mean + sb, ws->var + sb, params + k->gamma_off, n, ws->g_big,
+                           grad + k->gamma_off, grad + k->beta_off);
         /* g_small is (n, cin, h, w): d of this block's input, the previous block's pool output */
-        esm_conv3x3_backward(ws->in[b], params + k->w_off, ws->g_big, n, k->cin, k->cout, k->h, k->w,
-                             ws->conv_scratch, b > 0 ? ws->g_small : NULL, grad + k->w_off, grad + k->b_off);
+        conv_backward(ws, k, ws->in[b], params + k->w_off, ws->g_big, n, b > 0 ? ws->g_small : NULL, grad + k->w_off,
+                      grad + k->b_off);
         d_pool = ws->g_small;
     }
     return ESM_OK;

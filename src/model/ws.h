@@ -17,10 +17,41 @@ struct esm_net_ws {
     float *mean, *var;    /* (depth, width) batch statistics of the last forward */
     float *scale, *shift; /* (depth, width) batch norm folded into y = scale*z + shift */
     double *moments;      /* (width, 3) streamed batch statistics */
-    float *conv_scratch;  /* esm_conv3x3_scratch of the largest block */
+    float *conv_scratch;  /* esm_conv3x3_scratch of the largest block: thread 0's */
+    float *seg;           /* (max_n, width, 2) per-image, per-channel partial sums */
+    float *bn_coef;       /* (width, 3) batch-norm backward coefficients */
+    float *part_grad;     /* (max_parts, part_stride) conv weight+bias gradients per image partition */
+    size_t part_stride, scratch_floats;
+    int max_parts;
     float *g_big, *g_small; /* backward: d of conv output, d of block input */
     void *mem;
+    /* Threads a batch is split over (esm_net_ws_set_threads); scratch of threads 1.. */
+    int threads;
+    float *thread_scratch;
 };
+
+/* Images per partition of a backward pass: each partition sums its own conv weight gradient,
+ * and the partitions are added in order, so the bits depend on this constant and never on the
+ * thread count. */
+#define ESM_NET_PART_IMAGES 32
+
+static inline float *esm_ws_scratch(const struct esm_net_ws *ws, int tid)
+{
+    return tid == 0 ? ws->conv_scratch : ws->thread_scratch + (size_t)(tid - 1) * ws->scratch_floats;
+}
+
+/* Images the conv lowers side by side into one GEMM for h*w pixels (conv.c). */
+int esm_conv3x3_group_images(int hw);
+
+/* Batch-norm pieces the whole-net passes run in parallel (batchnorm.c). seg is (n, c, 2). */
+void esm_batchnorm_segments(const float *z, int n, int c, int hw, float *seg);
+void esm_batchnorm_segments_merge(const float *seg, int n, int c, int hw, double *acc);
+void esm_batchnorm_backward_sums(const float *z, const float *mean, const float *d, int n, int c, int hw, float *seg);
+/* From the image sums: d_gamma, d_beta and coef (c, 3) for esm_batchnorm_backward_apply. */
+void esm_batchnorm_backward_coefs(const float *seg, int n, const float *var, const float *gamma, int c, int hw,
+                                  float *d_gamma, float *d_beta, float *coef);
+void esm_batchnorm_backward_apply(const float *z, const float *mean, const float *coef, int n, int c, int hw,
+                                  float *d);
 
 /* 1 if the two configurations describe the same net. */
 int esm_net_config_same(const esm_net_config *a, const esm_net_config *b);

@@ -7,6 +7,7 @@
  * episode updates its own copy of the step's starting running statistics, and the new running
  * statistics are the mean of those copies: for E = 1 that is exactly the sequential update. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,9 @@ static esm_status bp_init(esm_trainer *t, esm_err *err)
     esm_status st = esm_adam_init(&b->adam, t->net.n_params, &ac, err);
     if (st == ESM_OK)
         st = esm_protonet_ws_create(&t->net, s.way, s.shot, s.way * s.query, 1, &b->ws, err);
+    /* One episode at a time, its images split over every thread (the bits do not depend on how many). */
+    if (st == ESM_OK)
+        st = esm_protonet_ws_set_threads(b->ws, omp_get_max_threads(), err);
     if (st == ESM_OK)
         st = esm_episode_init(&b->ep, t->ds, s, err);
     return st;

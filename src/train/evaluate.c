@@ -34,9 +34,7 @@ esm_status esm_evaluate(const esm_net *net, const float *params, const float *bn
     esm_status st = esm_episode_check(sp, shape, err);
     if (st != ESM_OK)
         return st;
-    int nt = threads > 0 ? threads : omp_get_max_threads();
-    if (nt > episodes)
-        nt = episodes;
+    int total = threads > 0 ? threads : omp_get_max_threads(), nt = total < episodes ? total : episodes;
     float *acc = calloc((size_t)episodes, sizeof *acc), *loss = calloc((size_t)episodes, sizeof *loss);
     eval_slot *slots = calloc((size_t)nt, sizeof *slots);
     esm_status *stat = calloc((size_t)nt, sizeof *stat);
@@ -45,6 +43,9 @@ esm_status esm_evaluate(const esm_net *net, const float *params, const float *bn
         st = esm_fail(err, ESM_ENOMEM, "out of memory");
     for (int i = 0; i < nt && st == ESM_OK; i++) {
         st = esm_protonet_ws_create(net, shape.way, shape.shot, shape.way * shape.query, 0, &slots[i].ws, err);
+        /* fewer episodes than threads: the spare threads split each episode's images */
+        if (st == ESM_OK)
+            st = esm_protonet_ws_set_threads(slots[i].ws, total / nt, err);
         if (st == ESM_OK)
             st = esm_episode_init(&slots[i].ep, ds, shape, err);
     }
