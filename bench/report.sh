@@ -59,6 +59,19 @@ else
     sgemm_s=1.0 model="60 5 5 9" gens=5 pops="32 64" step="60 5 5 7"
 fi
 
+# The benches link the library directly, not through the CLI that replaces a generic OpenBLAS
+# kernel; give them the kernel the CLI would use, so the report measures what users get.
+version=$("$build/esmeta" --version)
+case $version in *'"chosen_by":"esmeta"'*)
+    OPENBLAS_CORETYPE=$(printf '%s' "$version" | sed -n 's/.*"blas":{[^}]*"core":"\([^"]*\)".*/\1/p')
+    export OPENBLAS_CORETYPE ;;
+esac
+blas_core=$(printf '%s' "$version" | sed -n 's/.*"blas":{[^}]*"core":"\([^"]*\)".*/\1/p')
+case $version in *'"generic":true'*)
+    echo "$me: warning: the BLAS kernel is the generic $blas_core on a CPU that can run a faster one;" \
+        "these numbers are not what this machine can do (unset OPENBLAS_CORETYPE or set it to Haswell/SkylakeX)" >&2 ;;
+esac
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export OMP_WAIT_POLICY=PASSIVE
@@ -71,7 +84,7 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -
 printf '{"what":"setup","date_utc":"%s","cpu":"%s","cores_online":%s,"cpus":"%s","threads":[%s],"quick":%s,%s\n' \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(jstr "$cpu")" "$(nproc --all)" "$(jstr "${cpus:-all}")" "$(echo "$tlist" | tr ' ' ,)" \
     "$([ "$quick" = 1 ] && echo true || echo false)" \
-    "\"data\":\"$(jstr "$data")\",\"commit\":\"$commit\",\"dirty\":$dirty,\"load_avg_1m\":$(loadavg),\"esmeta\":$("$build/esmeta" --version)}"
+    "\"data\":\"$(jstr "$data")\",\"commit\":\"$commit\",\"dirty\":$dirty,\"load_avg_1m\":$(loadavg),\"blas_core\":\"$blas_core\",\"esmeta\":$version}"
 
 # run NAME THREADS CMD...: one measurement in its own process; its JSON lines go to stdout and to
 # the summary; a failure becomes an "error" line and the run goes on.
@@ -102,7 +115,7 @@ done
 echo "{\"what\":\"done\",\"wall_s\":$(($(date +%s) - t_start)),\"load_avg_1m\":$(loadavg),\"ok\":$([ $fail = 0 ] && echo true || echo false)}"
 
 # The summary: one row per measurement, the headline number of each.
-awk -v load="$(loadavg)" '
+awk -v load="$(loadavg)" -v core="$blas_core" '
 function get(k,   m) { if (!match($0, "\"" k "\":[^,}]*")) return ""; m = substr($0, RSTART + length(k) + 3, RLENGTH - length(k) - 3); gsub(/"/, "", m); return m }
 BEGIN { print "| measurement | threads | shape | time | throughput | peak RSS (MiB) |"; print "| --- | --- | --- | --- | --- | --- |" }
 { w = get("what"); t = get("threads"); r = get("peak_rss_mib") }
@@ -111,7 +124,7 @@ w == "forward" { printf "| forward, one episode | %s | %s images | %s s | %s ima
 w == "es_generation" { printf "| ES generation | %s | P = %s | %s s | %s images/s, %s GFLOP/s (conv) | %s |\n", t, get("pop"), get("s_per_gen"), get("images_per_s"), get("conv_gflop_per_s"), r }
 w == "esmeta_train_step" { printf "| backprop step (fwd + bwd + Adam) | %s | %s-way %s+%s | %s s | %s images/s, %s GFLOP/s (conv), %s of SGEMM | %s |\n", t, get("way"), get("shot"), get("query"), get("s_per_step"), get("images_per_s"), get("conv_gflop_per_s"), get("fraction_of_sgemm"), r }
 w == "error" { printf "| FAILED: %s | %s | | | exit %s: %s | |\n", get("measurement"), t, get("rc"), get("stderr") }
-END { printf "\nload average (1 min) at the end: %s; compare numbers within one run only.\n", load }
+END { printf "\nBLAS kernel: %s. Load average (1 min) at the end: %s; compare numbers within one run only.\n", core, load }
 ' "$tmp/all.jsonl" >"$tmp/summary.md"
 cat "$tmp/summary.md" >&2
 [ -z "$md" ] || cp "$tmp/summary.md" "$md"

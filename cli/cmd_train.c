@@ -284,6 +284,7 @@ static int train(train_loop *L, esm_split *sp, esm_err *err)
         return train_local_error(L, err);
     train_catch_signals();
     L->start = L->last_progress = cli_now();
+    L->first_step = esm_trainer_steps_done(L->t);
     return train_loop_run(L, err);
 }
 

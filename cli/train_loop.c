@@ -76,11 +76,16 @@ static void progress(train_loop *L, const esm_train_stats *s, int force)
     if (!L->lead || L->a->quiet || (!force && now - L->last_progress < 2.0))
         return;
     L->last_progress = now;
-    int64_t total = esm_trainer_config(L->t)->steps;
+    int64_t total = esm_trainer_config(L->t)->steps, ran = s->step - L->first_step;
     double el = elapsed(L);
-    fprintf(stderr, "%s %lld/%lld  loss %.4f  acc %.4f  lr %.3g  %.0f img/s  %.0fs elapsed\n",
+    /* time left at this process's mean rate so far (evaluations and saves included) */
+    double left = ran > 0 ? (now - L->start) / (double)ran * (double)(total - s->step) : NAN;
+    fprintf(stderr, "%s %lld/%lld  loss %.4f  acc %.4f  lr %.3g  %.0f img/s  %.0fs elapsed",
             esm_trainer_config(L->t)->trainer == ESM_TRAINER_ES ? "generation" : "episode", (long long)s->step,
             (long long)total, s->loss, s->acc, s->lr, L->last_step_s > 0 ? s->images / L->last_step_s : 0.0, el);
+    if (isfinite(left) && s->step < total)
+        fprintf(stderr, "  ~%.0fs left", left);
+    fputc('\n', stderr);
 }
 
 static int run_eval(train_loop *L, esm_err *err)

@@ -31,6 +31,7 @@ typedef struct {
     uint64_t bytes_logged; /* esm_dist_bytes_sent when the last metrics line was written */
     double start, last_progress;
     double last_step_s; /* the last step's wall time: the progress line's rate */
+    int64_t first_step; /* steps done when this process started: the time-left estimate's base */
 } train_loop;
 
 /* Prints this rank's error (naming the rank when there are several) and returns 1. */
