@@ -7,15 +7,18 @@ SAN     ?= 0
 CC      ?= gcc
 VERSION := 0.1.0
 
-# OpenBLAS's serial build: esmeta owns all threading (one member per thread in ES, fixed image
-# partitions in backprop and eval), so no result depends on how a BLAS would split its work.
-# Debian installs the builds side by side; point pkg-config and the run-time path at the serial
-# one (scripts/install-deps installs it). With another build the CLI warns that bits may vary.
-BLAS_DIR   := $(firstword $(wildcard /usr/lib/*/openblas-serial))
+# OpenBLAS's pthreads build, pinned to one thread at start-up (esm_blas_single_thread): esmeta
+# owns all threading (one member per thread in ES, fixed image partitions in backprop and eval),
+# so no result depends on how a BLAS would split its work. Not the serial build: Debian's is not
+# safe to call from several threads at once (wrong results, measured), and not the OpenMP build,
+# which ties its threads to OpenMP's. Debian installs the builds side by side; point pkg-config
+# and the run-time path at the pthreads one (scripts/install-deps installs it).
+BLAS_DIR   := $(firstword $(wildcard /usr/lib/*/openblas-pthread/libopenblas.so))
+BLAS_DIR   := $(patsubst %/,%,$(dir $(BLAS_DIR)))
 ifneq ($(BLAS_DIR),)
 BLAS_CFLAGS := $(shell PKG_CONFIG_PATH=$(BLAS_DIR)/pkgconfig pkg-config --cflags openblas)
 BLAS_LIBS   := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
-BLAS_NAME   := openblas-serial
+BLAS_NAME   := openblas-pthread
 else
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null)

@@ -115,6 +115,7 @@ static int bench_trainer(const esm_dataset *ds, const esm_split *sp, const char 
 
 int main(int argc, char **argv)
 {
+    esm_blas_single_thread(); /* esmeta's threads only, as the CLI runs */
     if (argc < 2) {
         fprintf(stderr, "usage: %s DATA [GENS] [cuda|cuda-tf32]\n", argv[0]);
         return 2;

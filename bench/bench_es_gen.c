@@ -100,6 +100,7 @@ static int usage(const char *self)
 
 int main(int argc, char **argv)
 {
+    esm_blas_single_thread(); /* esmeta's threads only, as the CLI runs */
     const char *data = NULL, *only = "";
     int gens = 5, pop = 0, nthreads = 0, maxt = omp_get_max_threads(), npos = 0;
     double sgemm_s = 1.0;

@@ -161,6 +161,7 @@ static int child_main(char **argv)
 
 int main(int argc, char **argv)
 {
+    esm_blas_single_thread(); /* esmeta's threads only, as the CLI runs */
     if (argc == 7 && !strcmp(argv[1], "--child"))
         return child_main(argv);
     point p = {50, 0, esm_net_config_default()};

@@ -1,10 +1,10 @@
 /* Times the conv-4 ProtoNet on one synthetic episode (default 60-way 5-shot 5-query: 600 28x28
- * images) with T BLAS threads (default 1): forward only (what an ES evaluation costs: images/s and
+ * images) split over T threads (default 1; the library's own image partitions, BLAS single-threaded): forward only (what an ES evaluation costs: images/s and
  * conv GFLOP/s of the embedding network), then forward + backward. The two phases run one after
  * the other, the forward workspace freed before the backward one is made, so each line's
  * peak_rss_mib is that phase's own peak (the backward one is the larger).
  * Usage: build/bench_model [--forward-only] [way shot query reps threads]; prints JSON lines. */
-#include <cblas.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +41,7 @@ static int phase(episode_ctx *c, int backward, int reps, int threads)
     int images = c->way * c->shot + c->nq;
     double dt[100];
     if (esm_protonet_ws_create(c->net, c->way, c->shot, c->nq, backward, &c->ws, &c->err) != ESM_OK ||
-        !bench_time(run_episode, c, reps, dt)) {
+        esm_protonet_ws_set_threads(c->ws, threads, &c->err) != ESM_OK || !bench_time(run_episode, c, reps, dt)) {
         fprintf(stderr, "bench_model: %s: %s\n", what, c->err.msg);
         return 1;
     }
@@ -70,7 +70,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_model [--forward-only] [way shot query reps threads]\n");
         return 2;
     }
-    openblas_set_num_threads(threads);
+    esm_blas_single_thread();
+    omp_set_num_threads(threads);
     esm_net net;
     esm_err err = {0};
     esm_net_config cfg = esm_net_config_default();

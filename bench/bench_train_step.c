@@ -1,6 +1,6 @@
 /* One backprop training step of the conv-4 ProtoNet (forward, backward, Adam) on a synthetic
- * episode, with T threads, next to OpenBLAS SGEMM GFLOP/s measured in the same run: the
- * ceiling the step's convolutions (im2col GEMMs) could reach.
+ * episode, with T threads, next to OpenBLAS SGEMM GFLOP/s measured in the same run (T concurrent
+ * single-threaded GEMMs): the ceiling the step's convolutions (im2col GEMMs) could reach.
  * usage: build/bench_train_step [way shot query reps threads]; prints JSON lines. peak_rss_mib is
  * the process's peak (getrusage) after the timed steps, before the SGEMM buffers exist. */
 #include <cblas.h>
@@ -12,24 +12,32 @@
 #include "bench_util.h"
 #include "esmeta.h"
 
-/* SGEMM shaped like block 2's im2col product: (64 x 576) * (576 x N). */
-static double sgemm_gflops(int reps)
+/* SGEMM shaped like block 2's im2col product, (64 x 576) * (576 x N), one single-threaded GEMM
+ * per thread at once, as the step's image partitions run them: the summed GFLOP/s. */
+static double sgemm_gflops(int reps, int threads)
 {
     int m = 64, k = 576, n = 8192;
-    float *a = malloc(sizeof(float) * (size_t)m * k), *b = malloc(sizeof(float) * (size_t)k * n);
-    float *c = malloc(sizeof(float) * (size_t)m * n);
-    esm_gauss_fill(3, 0, 0, a, (size_t)m * k);
-    esm_gauss_fill(3, 1, 0, b, (size_t)k * n);
-    double best = 0;
-    for (int r = 0; r <= reps; r++) {
-        double t0 = now_s();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
-        double g = 2.0 * m * k * n / (now_s() - t0) / 1e9;
-        if (r > 0 && g > best)
-            best = g;
+    double total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    {
+        float *a = malloc(sizeof(float) * (size_t)m * k), *b = malloc(sizeof(float) * (size_t)k * n);
+        float *c = malloc(sizeof(float) * (size_t)m * n);
+        double best = 0;
+        if (a && b && c) {
+            esm_gauss_fill(3, 0, 0, a, (size_t)m * k);
+            esm_gauss_fill(3, 1, 0, b, (size_t)k * n);
+            for (int r = 0; r <= reps; r++) {
+                double t0 = now_s();
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
+                double g = 2.0 * m * k * n / (now_s() - t0) / 1e9;
+                if (r > 0 && g > best)
+                    best = g;
+            }
+        }
+        total += best;
+        free(a), free(b), free(c);
     }
-    free(a), free(b), free(c);
-    return best;
+    return total;
 }
 
 typedef struct {
@@ -64,6 +72,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_train_step [way shot query reps threads]\n");
         return 2;
     }
+    esm_blas_single_thread();
     omp_set_num_threads(threads);
     esm_net net;
     esm_err err = {0};
@@ -87,7 +96,8 @@ int main(int argc, char **argv)
         labels[i] = i / query;
     esm_net_init_params(&net, 1, p, bn);
     esm_protonet_ws *ws;
-    if (esm_protonet_ws_create(&net, way, shot, nq, 1, &ws, &err) != ESM_OK) {
+    if (esm_protonet_ws_create(&net, way, shot, nq, 1, &ws, &err) != ESM_OK ||
+        esm_protonet_ws_set_threads(ws, threads, &err) != ESM_OK) {
         fprintf(stderr, "bench_train_step: %s\n", err.msg);
         return 1;
     }
@@ -101,7 +111,7 @@ int main(int argc, char **argv)
     /* Training convolutions: forward, input gradient (not for block 1) and weight gradient. */
     double f1 = conv_flops_per_image(&net), first = 2.0 * net.block[0].cout * net.block[0].cin * 9 * 28 * 28;
     double flops = (double)(ns + nq) * (3 * f1 - first);
-    double peak = sgemm_gflops(5);
+    double peak = sgemm_gflops(5, threads);
     printf("{\"what\":\"esmeta_train_step\",\"way\":%d,\"shot\":%d,\"query\":%d,\"threads\":%d,\"reps\":%d,"
            "\"s_per_step\":%.4f,\"min_s_per_step\":%.4f,\"images_per_s\":%.0f,\"conv_gflop_per_s\":%.1f,"
            "\"sgemm_gflop_per_s\":%.1f,\"fraction_of_sgemm\":%.2f,\"peak_rss_mib\":%.1f}\n",

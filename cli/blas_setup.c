@@ -35,6 +35,7 @@ static void reexec(char **argv, const char *core, const char *why)
 
 void cli_blas_setup(char **argv)
 {
+    esm_blas_single_thread();
     if (getenv(CORE_VAR))
         return; /* the user's choice, or the one made before our exec */
     esm_blas_info bi;
@@ -52,11 +53,6 @@ void cli_blas_setup(char **argv)
 
 int cli_blas_check(char **argv)
 {
-    esm_blas_info bi;
-    esm_blas_get_info(&bi);
-    if (bi.threaded)
-        fprintf(stderr, "esmeta: warning: this build links a threaded BLAS (%s), so results may change with the "
-                "thread count; install libopenblas-serial-dev and rebuild\n", bi.config);
     esm_err err = {0};
     if (esm_blas_selfcheck(&err) == ESM_OK)
         return 0;
@@ -80,8 +76,8 @@ void cli_blas_json(FILE *f)
     int generic = esm_blas_better_core(core, esm_cpu_caps_detect()) != NULL;
     fprintf(f, "{\"library\":\"%s\",\"core\":", esm_get_features().blas);
     cli_json_str(f, core);
-    fprintf(f, ",\"chosen_by\":\"%s\",\"generic\":%s,\"threaded\":%s", by, generic ? "true" : "false",
-            bi.threaded ? "true" : "false");
+    fprintf(f, ",\"chosen_by\":\"%s\",\"generic\":%s,\"threads_per_call\":%d", by, generic ? "true" : "false",
+            bi.threads);
     if (replaced) {
         fprintf(f, ",\"replaced\":");
         cli_json_str(f, replaced);

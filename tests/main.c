@@ -2,6 +2,7 @@
  * child process and ends with the line "N passed, N failed". Exits non-zero on any failure. */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "esmeta.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -75,6 +76,7 @@ static int run_one(const esm_test_entry *e)
 
 int main(int argc, char **argv)
 {
+    esm_blas_single_thread(); /* as the CLI does: the library refuses a BLAS that threads */
     int passed = 0, failed = 0;
     const char *label = getenv("ESM_TEST_LABEL");
     char root[] = "/tmp/esmeta-tests.XXXXXX";

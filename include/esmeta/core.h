@@ -57,10 +57,19 @@ esm_features esm_get_features(void);
 typedef struct {
     char core[32];    /* kernel in use, e.g. "Haswell" (OpenBLAS's name) */
     char config[160]; /* the library's build description */
-    int threaded;     /* 0 for a serial build: esmeta owns all threading */
+    int threads;      /* threads one BLAS call may use: 1 is what esmeta needs */
 } esm_blas_info;
 
 void esm_blas_get_info(esm_blas_info *out);
+
+/* Makes every BLAS call run on its calling thread (process-wide: OpenBLAS's own thread count).
+ * esmeta does all threading itself, so no result depends on how a BLAS would split a GEMM; the
+ * trainers and esm_evaluate refuse to run while the BLAS may use more threads. The CLI calls this
+ * at start-up; a program using the library calls it once before training. (A serial OpenBLAS
+ * build would need no call, but Debian's is not safe to call from several threads at once.) */
+void esm_blas_single_thread(void);
+/* ESM_OK when BLAS calls run single-threaded, else ESM_EUNSUPPORTED and how to fix it. */
+esm_status esm_blas_check_single_thread(esm_err *err);
 
 /* What of the CPU decides the kernel: features the CPU has and the OS has enabled. */
 typedef struct {

@@ -8,17 +8,32 @@
 #include <string.h>
 #include <strings.h>
 
-/* OpenBLAS's own queries (declared in its cblas.h too, but not by every BLAS's). */
+/* OpenBLAS's own calls (declared in its cblas.h too, but not by every BLAS's). */
 char *openblas_get_corename(void);
 char *openblas_get_config(void);
-int openblas_get_parallel(void);
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int);
 
 void esm_blas_get_info(esm_blas_info *out)
 {
     memset(out, 0, sizeof *out);
     snprintf(out->core, sizeof out->core, "%s", openblas_get_corename());
     snprintf(out->config, sizeof out->config, "%s", openblas_get_config());
-    out->threaded = openblas_get_parallel() != 0;
+    out->threads = openblas_get_num_threads();
+}
+
+void esm_blas_single_thread(void)
+{
+    openblas_set_num_threads(1);
+}
+
+esm_status esm_blas_check_single_thread(esm_err *err)
+{
+    int n = openblas_get_num_threads();
+    if (n == 1)
+        return ESM_OK;
+    return esm_fail(err, ESM_EUNSUPPORTED, "the BLAS may split each GEMM over %d threads, which would make results "
+                    "depend on them; call esm_blas_single_thread() at start-up (the esmeta CLI does)", n);
 }
 
 esm_cpu_caps esm_cpu_caps_detect(void)

@@ -32,6 +32,8 @@ esm_status esm_evaluate(const esm_net *net, const float *params, const float *bn
     if (episodes < 1)
         return esm_fail(err, ESM_EINVAL, "--episodes %d: evaluate at least one episode", episodes);
     esm_status st = esm_episode_check(sp, shape, err);
+    if (st == ESM_OK)
+        st = esm_blas_check_single_thread(err);
     if (st != ESM_OK)
         return st;
     int total = threads > 0 ? threads : omp_get_max_threads(), nt = total < episodes ? total : episodes;

@@ -112,6 +112,8 @@ esm_status esm_trainer_create(const esm_train_config *cfg, const esm_dataset *ds
                               esm_trainer **out, esm_err *err)
 {
     esm_status st = check_config(cfg, sp, err);
+    if (st == ESM_OK)
+        st = esm_blas_check_single_thread(err);
     if (st != ESM_OK)
         return st;
     esm_train_config c = *cfg;
