@@ -14,7 +14,8 @@
 # data/omniglot. The device machine gets only the working tree, so carry the data: e.g.
 #   build/esmeta prepare --out data/omniglot.esmc      (25 MB; data/ is git-ignored)
 # and pass carry ["data"] to the device run. Without data, 3 and 4 run on synthetic episodes
-# and 5 is skipped.
+# and 5 cannot run, so the check fails. It exits non-zero on a build without CUDA ("cuda":false),
+# unless every cuda_gpu_* test ran and passed, and when any later step fails.
 # Environment: GENS (timed generations per P, default 5), RUN_GENS (ES run length, default 40),
 #              FULL_SUITE=0 to skip the whole test suite.
 set -u
@@ -51,7 +52,12 @@ else
     echo "{\"step\":\"build\",\"ok\":false,\"s\":$(since "$t0"),\"log_tail\":\"$(jstr "$(tail -n 15 "$OUT/build.log")")\"}"
     exit 1
 fi
-echo "{\"step\":\"version\",\"esmeta\":$(build/esmeta --version)}"
+version=$(build/esmeta --version)
+echo "{\"step\":\"version\",\"esmeta\":$version}"
+case $version in
+*'"cuda":true'*) ;;
+*) echo "{\"step\":\"version\",\"ok\":false,\"error\":\"this build has no CUDA: nothing below could run on the GPU\"}"; exit 1 ;;
+esac
 
 # ---- data: a cache file makes every later load fast
 DATA=""
@@ -78,17 +84,22 @@ else
     export ESM_TEST_SYNTHETIC=1
 fi
 
-# ---- 3. tests: the gated comparisons first, then everything
+# ---- 3. tests: the GPU tests first (every one must run: a skip fails the check), then everything
+status=0
 t0=$(now)
 ESM_TEST_VERBOSE=1 ESM_TEST_CLI=build/esmeta timeout 300 build/esmeta-tests cuda >"$OUT/test-cuda.log" 2>&1
 rc=$?
-skipped=$(grep -c "skipped: no CUDA device" "$OUT/test-cuda.log")
-echo "{\"step\":\"test_cuda\",\"rc\":$rc,\"s\":$(since "$t0"),\"skipped\":$skipped,\"summary\":\"$(jstr "$(grep -E '^(ok|FAIL)|passed, |noise:|data, width|skipped|^    [a-z_/.]+:[0-9]+: ' "$OUT/test-cuda.log")")\"}"
+want=$(grep -c '^TEST(cuda_gpu_' tests/test_cuda.c)
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$OUT/test-cuda.log" | tail -n 1)
+gpu_ran=$(grep -c '^ok   cuda_gpu_' "$OUT/test-cuda.log")
+[ "$rc" -eq 0 ] && [ -n "$line" ] && [ "$gpu_ran" -eq "$want" ] || status=1
+echo "{\"step\":\"test_cuda\",\"ok\":$([ $status = 0 ] && echo true || echo false),\"rc\":$rc,\"gpu_tests_passed\":$gpu_ran,\"gpu_tests\":$want,\"s\":$(since "$t0"),\"summary\":\"$(jstr "$(grep -E '^(ok|FAIL|skip)|passed, |noise:|data, width|^    [a-z_/.]+:[0-9]+: ' "$OUT/test-cuda.log")")\"}"
 if [ "$FULL_SUITE" = 1 ]; then
     t0=$(now)
     ESM_TEST_CLI=build/esmeta timeout 240 build/esmeta-tests >"$OUT/test-all.log" 2>&1
     rc=$?
-    echo "{\"step\":\"test_all\",\"rc\":$rc,\"s\":$(since "$t0"),\"summary\":\"$(jstr "$(grep -E 'passed, |^FAIL|^    [a-z_/.]+:[0-9]+: ' "$OUT/test-all.log" | tail -n 12)")\"}"
+    [ "$rc" -eq 0 ] || status=1
+    echo "{\"step\":\"test_all\",\"rc\":$rc,\"s\":$(since "$t0"),\"summary\":\"$(jstr "$(grep -E 'passed, |^FAIL|^skip|^    [a-z_/.]+:[0-9]+: ' "$OUT/test-all.log" | tail -n 12)")\"}"
 fi
 
 # ---- 4. generation timing, P = 64 .. 1024
@@ -96,9 +107,12 @@ for dev in cuda cuda-tf32; do
     g=$GENS
     [ "$dev" = cuda-tf32 ] && g=3
     timeout 200 build/bench_cuda_gen "${CACHE:-synthetic}" "$g" "$dev" 2>>"$OUT/bench.log" ||
-        echo "{\"step\":\"bench\",\"device\":\"$dev\",\"rc\":$?}"
+        { echo "{\"step\":\"bench\",\"device\":\"$dev\",\"rc\":$?}"; status=1; }
 done
-[ -n "$CACHE" ] || exit 0
+if [ -z "$CACHE" ]; then
+    echo "{\"step\":\"es_run\",\"ok\":false,\"error\":\"no data: the GPU training run did not run\"}"
+    exit 1
+fi
 
 # ---- 5. a short ES-ProtoNet run on the GPU, and its first generations on the CPU
 run_es() { # device gens dir
@@ -108,6 +122,7 @@ run_es() { # device gens dir
         --generations "$2" --centre-every 10 --eval-every "$2" --eval-episodes 100 --checkpoint-every 0 --quiet \
         --out "$3" >"$3.json" 2>"$3.err"
     rc=$?
+    [ "$rc" -eq 0 ] || status=1
     first=$(head -n 1 "$3/metrics.jsonl" 2>/dev/null)
     last=$(grep '"generation"' "$3/metrics.jsonl" 2>/dev/null | tail -n 1)
     ev=$(grep '"eval_acc"' "$3/metrics.jsonl" 2>/dev/null | tail -n 1)
@@ -119,4 +134,4 @@ run_es cpu 3 "$OUT/es-cpu"
 # The same three generations on the GPU, for the side-by-side (losses agree to ~1e-5 at first;
 # ES rankings amplify the differences over generations).
 run_es cuda 3 "$OUT/es-cuda3"
-exit 0
+exit $status

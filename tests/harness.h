@@ -8,12 +8,17 @@
 
 typedef struct {
     int failures;
+    int skipped;
+    char skip_reason[240];
 } esm_tctx;
 
 #define TEST(name) void test_##name(esm_tctx *t_)
 
 void esm_tfail(esm_tctx *t, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Marks the test as not run here, with the reason the runner prints. A skipped test is counted
+ * as skipped, never as passed; a failure recorded before or after still fails it. */
+void esm_tskip(esm_tctx *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* CHECK records a failure and continues; REQUIRE stops the test. */
 #define CHECK(cond) \
@@ -29,6 +34,9 @@ void esm_tfail(esm_tctx *t, const char *file, int line, const char *fmt, ...)
          if (!(fabs(a_ - b_) <= (tol))) \
              esm_tfail(t_, __FILE__, __LINE__, "%s = %.9g, %s = %.9g, tolerance %.3g", #a, a_, #b, b_, (double)(tol)); \
     } while (0)
+/* Ends the test as skipped: SKIP("no CUDA device: %s", why). */
+#define SKIP(...) \
+    do { esm_tskip(t_, __VA_ARGS__); return; } while (0)
 /* For esm_status-returning calls: on failure show the library's message. */
 #define REQUIRE_OK(expr, errp) \
     do { esm_status s_ = (expr); \

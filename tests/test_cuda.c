@@ -1,8 +1,9 @@
 /* The CUDA population evaluator against the CPU one, and --device handling.
  *
- * The comparisons need a GPU: without one (or on a build without CUDA) they print
- * "skipped: no CUDA device" and pass without comparing anything. The error path of
- * `--device cuda` is tested where there is no GPU, which is every CI machine. */
+ * The tests named cuda_gpu_* need a GPU: without one (or on a build without CUDA) they are
+ * reported as skipped, with the reason, never as passed; bench/gpu-check.sh fails unless every
+ * one of them ran. The error path of `--device cuda` is tested where there is no GPU, which is
+ * every CI machine, and skipped where there is one. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,12 +16,17 @@
 
 #define TINY_ES "--trainer es --width 8 --depth 2 --way 5 --shot 1 --query 2 --pop 4 --seed 3 --quiet"
 
-static int no_device(void)
+/* Marks the test skipped and returns 1 when no GPU can run it, saying why. */
+static int no_device(esm_tctx *t_)
 {
-    if (esm_popeval_cuda_devices() > 0)
+#if ESM_HAVE_CUDA
+    char why[160] = "none found";
+    if (esm_cuda_device_count(why, sizeof why) > 0)
         return 0;
-    printf("    skipped: no CUDA device\n");
-    fflush(stdout);
+    esm_tskip(t_, "no CUDA device: %s", why);
+#else
+    esm_tskip(t_, "this build has no CUDA (no nvcc at build time)");
+#endif
     return 1;
 }
 
@@ -43,9 +49,8 @@ TEST(cuda_device_config_round_trips)
           esm_popeval_device_known("cuda-tf32") && esm_popeval_device_known("") && !esm_popeval_device_known("tpu"));
 }
 
-/* Without a GPU (or without CUDA in the build) --device cuda is one clear line, and nothing is
- * written. With a GPU the command would train, so the check does not apply there. */
-TEST(cuda_train_without_device_fails_cleanly)
+/* An unknown device is one clear line; a CPU run resumes on the CPU and only on a known device. */
+TEST(cuda_train_device_errors)
 {
     const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
     REQUIRE(cache);
@@ -64,10 +69,19 @@ TEST(cuda_train_without_device_fails_cleanly)
     snprintf(args, sizeof args, "train --data %s --resume %s/c --generations 2 --device cpu", cache, tmp);
     CHECKF(esm_test_run_cli(args, out, sizeof out, errbuf, sizeof errbuf) == 0 && strstr(out, "\"steps\":2"),
            "resume --device cpu: %s %s", out, errbuf);
-    if (esm_popeval_cuda_devices() > 0) {
-        printf("    skipped: a CUDA device is present (the no-GPU error cannot be provoked)\n");
-        return;
-    }
+}
+
+/* Without a GPU (or without CUDA in the build) --device cuda is one clear line, and nothing is
+ * written. With a GPU the command would train, so the check cannot run there. */
+TEST(cuda_train_without_device_fails_cleanly)
+{
+    if (esm_popeval_cuda_devices() > 0)
+        SKIP("a CUDA device is present: the no-GPU error cannot be provoked");
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    char args[9000], out[4096], errbuf[4096];
+    snprintf(args, sizeof args, "train --data %s " TINY_ES " --generations 1 --device cpu --out %s/c", cache, tmp);
+    REQUIRE(esm_test_run_cli(args, out, sizeof out, errbuf, sizeof errbuf) == 0);
     snprintf(args, sizeof args, "train --data %s --resume %s/c --generations 3 --device cuda", cache, tmp);
     esm_test_expect_cli_error(t_, args, "--device cuda", "use --device cpu");
     for (int tf32 = 0; tf32 < 2; tf32++) {
@@ -201,9 +215,9 @@ static void compare_fitness(esm_tctx *t_, const esm_net_config *nc, esm_episode_
 }
 #endif
 
-TEST(cuda_noise_matches_host)
+TEST(cuda_gpu_noise_matches_host)
 {
-    if (no_device())
+    if (no_device(t_))
         return;
 #if ESM_HAVE_CUDA
     compare_noise(t_);
@@ -216,9 +230,9 @@ TEST(cuda_noise_matches_host)
  * (width 64) on 5-way 5-shot 5-query episodes, and a small odd-sized net split into batches of
  * a few members by a tiny memory budget. FP32 within a relative 2e-4 of the CPU's loss (the
  * GEMMs sum in another order); TF32 within 2e-2. */
-TEST(cuda_fitness_matches_cpu)
+TEST(cuda_gpu_fitness_matches_cpu)
 {
-    if (no_device())
+    if (no_device(t_))
         return;
 #if ESM_HAVE_CUDA
     esm_net_config big = esm_net_config_default(), small = esm_net_config_default();
