@@ -328,9 +328,14 @@ __global__ static void head_kernel(const float *__restrict__ act, size_t act_str
             if (c == label)
                 logit_label = l;
         }
-        double zs = 0.0;
-        for (int c = 0; c < way; c++) /* the host keeps the logits as float in its prob row */
-            zs += exp((double)(float)-sqdist(a, proto + (size_t)c * dim, nimg, P, ns + q, dim) - mx);
+        /* As esm_protonet_query_xent: the best class adds exactly exp(0) = 1, not exp of its
+         * float-rounded logit minus mx, which far from the prototypes (logits ~1e8, float
+         * spacing ~8) is e^+-8 and made the loss negative or huge. The other logits are
+         * rounded to float, as the host keeps them in its prob row. */
+        double zs = 1.0;
+        for (int c = 0; c < way; c++)
+            if (c != best)
+                zs += exp((double)(float)-sqdist(a, proto + (size_t)c * dim, nimg, P, ns + q, dim) - mx);
         double lse = mx + log(zs);
         qloss[q] = lse - logit_label;
         qhit[q] = best == label;
