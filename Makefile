@@ -37,7 +37,8 @@ endif
 
 # CUDA is optional: src/cuda/*.cu are compiled by nvcc when nvcc is on PATH (or in /usr/local/cuda),
 # and the GPU population evaluator (--device cuda) is linked in; `make NVCC=` builds without it.
-# sm_90 SASS for the H100/H200 plus compute_90 PTX, which the driver JIT-compiles on newer GPUs.
+# SASS for Ampere (sm_80, sm_86), Ada (sm_89) and Hopper (sm_90, H100/H200), which cannot run
+# PTX newer than their own, plus compute_90 PTX, which the driver JIT-compiles on newer GPUs.
 ifeq ($(origin NVCC),undefined)
 NVCC       := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
 endif
@@ -46,7 +47,9 @@ CUDA_SRC   := $(sort $(wildcard src/cuda/*.cu))
 ifeq ($(HAVE_CUDA),1)
 CUDA_HOME  := $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
 CUDA_LIBDIR := $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/targets/x86_64-linux/lib) $(CUDA_HOME)/lib64)
-CUDA_ARCH  ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+CUDA_ARCH  ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86 \
+              -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 \
+              -gencode arch=compute_90,code=compute_90
 # nvcc's kernel-launch stubs are C++ (static guards, personality): link libstdc++ too.
 CUDA_LIBS  := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart -lstdc++
 CUDA_OBJ   := $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)

@@ -27,8 +27,8 @@
  * batch norm subtracts the batch mean, so the bias cancels exactly.
  *
  * Precision. Everything is FP32 (with the host's double-precision reductions where the host
- * uses them) unless the backend was opened with tf32, which sets cuBLAS's
- * CUBLAS_TF32_TENSOR_OP_MATH for the conv GEMMs. Device code is compiled without fast math and
+ * uses them; cuBLAS in CUBLAS_PEDANTIC_MATH) unless the backend was opened with tf32, which
+ * sets cuBLAS's CUBLAS_TF32_TENSOR_OP_MATH for the conv GEMMs. Device code is compiled without fast math and
  * uses __fmul_rn/__fadd_rn where the host computes a*b + c, so nvcc cannot contract it into an
  * FMA the host (x86-64-v2, no FMA) does not do. The noise then differs from the host's only
  * through libm: CUDA's logf is within 1 ulp and sinf/cosf within 2 ulp, against glibc's
@@ -435,8 +435,10 @@ static esm_status cuda_setup(cuda_eval *c, const esm_net *net, esm_episode_shape
     CK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     CKB(cublasCreate(&c->blas));
     CKB(cublasSetStream(c->blas, c->stream));
-    /* FP32 is the reference; TF32 rounds the GEMM inputs to 10-bit mantissas on tensor cores. */
-    CKB(cublasSetMathMode(c->blas, c->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    /* FP32 is the reference, and pedantic so that NVIDIA_TF32_OVERRIDE cannot turn it into TF32
+     * behind the caller's back (CUBLAS_DEFAULT_MATH lets it). TF32 rounds the GEMM inputs to
+     * 10-bit mantissas on tensor cores, only for --device cuda-tf32. */
+    CKB(cublasSetMathMode(c->blas, c->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
     CK(cudaMalloc((void **)&c->mean, net->n_params * sizeof(float)));
     CK(cudaMalloc((void **)&c->scale, net->n_params * sizeof(float)));
     CK(cudaMalloc((void **)&c->theta, B * net->n_params * sizeof(float)));
