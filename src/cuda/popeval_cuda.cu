@@ -368,6 +368,8 @@ typedef struct {
     int *labels;   /* (n_eps_cap, nq) */
     int n_eps_cap;
     float *h_x, *h_loss, *h_acc;
+    float *h_scale; /* the scales on the device, to upload them only when they change */
+    int scale_valid;
     int *h_labels;
     double *h_ls, *h_as;
     int h_cap;
@@ -388,6 +390,7 @@ static void cuda_free_impl(void *impl)
     if (c->stream)
         cudaStreamDestroy(c->stream);
     free(c->h_x), free(c->h_loss), free(c->h_acc), free(c->h_labels), free(c->h_ls), free(c->h_as);
+    free(c->h_scale);
     free(c);
 }
 
@@ -455,7 +458,8 @@ static esm_status cuda_setup(cuda_eval *c, const esm_net *net, esm_episode_shape
     CK(cudaMalloc((void **)&c->qhit, B * c->nq * sizeof(int)));
     c->h_loss = (float *)malloc(B * sizeof(float));
     c->h_acc = (float *)malloc(B * sizeof(float));
-    if (!c->h_loss || !c->h_acc)
+    c->h_scale = (float *)malloc(net->n_params * sizeof(float));
+    if (!c->h_loss || !c->h_acc || !c->h_scale)
         return esm_fail(err, ESM_ENOMEM, "out of memory");
     return ESM_OK;
 }
@@ -588,7 +592,15 @@ static esm_status cuda_evaluate(void *impl, const esm_popeval_job *job, float *l
     if (st != ESM_OK)
         return st;
     CK(cudaMemcpyAsync(c->mean, job->mean, net->n_params * sizeof(float), cudaMemcpyHostToDevice, c->stream));
-    CK(cudaMemcpyAsync(c->scale, job->scale, net->n_params * sizeof(float), cudaMemcpyHostToDevice, c->stream));
+    /* A scalar sigma gives the same scales every generation: compare on the host (cheap) rather
+     * than send n_params floats across PCIe each time. */
+    size_t sbytes = net->n_params * sizeof(float);
+    if (!c->scale_valid || memcmp(c->h_scale, job->scale, sbytes)) {
+        memcpy(c->h_scale, job->scale, sbytes);
+        c->scale_valid = 0; /* until the copy is known to have been queued */
+        CK(cudaMemcpyAsync(c->scale, c->h_scale, sbytes, cudaMemcpyHostToDevice, c->stream));
+        c->scale_valid = 1;
+    }
     for (int k = 0; k < job->count; k++)
         c->h_ls[k] = c->h_as[k] = 0.0;
     for (int b0 = 0; b0 < job->count; b0 += c->batch) {
