@@ -49,6 +49,9 @@
 #include "train/popeval.h"
 
 #define THREADS 256
+/* cuBLAS's own scratch, given to it from the budget (cublasSetWorkspace) instead of left for it to
+ * allocate outside it; 32 MiB is what NVIDIA recommends for Hopper, enough for older GPUs too. */
+#define BLAS_WORKSPACE ((size_t)32 << 20)
 
 /* ---------------------------------------------------------------- errors */
 
@@ -361,6 +364,7 @@ typedef struct {
     size_t col_floats, z_floats, act_floats; /* per member, the largest over blocks */
     cublasHandle_t blas;
     cudaStream_t stream;
+    void *blas_ws;
     float *mean, *scale, *theta, *col0, *col, *z, *act, *bn_scale, *bn_shift, *proto, *loss, *acc;
     double *qloss;
     int *qhit;
@@ -380,7 +384,7 @@ static void cuda_free_impl(void *impl)
     cuda_eval *c = (cuda_eval *)impl;
     if (!c)
         return;
-    void *dev[] = {c->mean, c->scale, c->theta, c->col0, c->col, c->z, c->act, c->bn_scale, c->bn_shift,
+    void *dev[] = {c->blas_ws, c->mean, c->scale, c->theta, c->col0, c->col, c->z, c->act, c->bn_scale, c->bn_shift,
                    c->proto, c->loss, c->acc, c->qloss, c->qhit, c->x, c->labels};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i])
@@ -425,7 +429,8 @@ static esm_status cuda_setup(cuda_eval *c, const esm_net *net, esm_episode_shape
     size_t free_b = 0, total_b = 0;
     CK(cudaMemGetInfo(&free_b, &total_b));
     const esm_block *k0 = &net->block[0];
-    size_t fixed = (2 * net->n_params + (size_t)k0->cin * 9 * c->nimg * k0->h * k0->w) * sizeof(float);
+    size_t fixed = (2 * net->n_params + (size_t)k0->cin * 9 * c->nimg * k0->h * k0->w) * sizeof(float) +
+                   BLAS_WORKSPACE;
     size_t budget = opts && opts->mem_budget ? opts->mem_budget : free_b / 4 * 3;
     size_t per = member_bytes(c);
     if (budget <= fixed || (budget - fixed) / per < 1)
@@ -438,6 +443,8 @@ static esm_status cuda_setup(cuda_eval *c, const esm_net *net, esm_episode_shape
     CK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     CKB(cublasCreate(&c->blas));
     CKB(cublasSetStream(c->blas, c->stream));
+    CK(cudaMalloc(&c->blas_ws, BLAS_WORKSPACE));
+    CKB(cublasSetWorkspace(c->blas, c->blas_ws, BLAS_WORKSPACE));
     /* FP32 is the reference, and pedantic so that NVIDIA_TF32_OVERRIDE cannot turn it into TF32
      * behind the caller's back (CUBLAS_DEFAULT_MATH lets it). TF32 rounds the GEMM inputs to
      * 10-bit mantissas on tensor cores, only for --device cuda-tf32. */
