@@ -229,8 +229,8 @@ TEST(cuda_gpu_noise_matches_host)
 
 /* CUDA fitness of the same members on the same episodes as the CPU's: the default conv-4
  * (width 64) on 5-way 5-shot 5-query episodes, and a small odd-sized net split into batches of
- * a few members by a tiny memory budget (4 MiB above cuBLAS's 32 MiB workspace). FP32 within a relative 2e-4 of the CPU's loss (the
- * GEMMs sum in another order); TF32 within 2e-2. */
+ * a few members by a tiny memory budget (4 MiB above cuBLAS's 32 MiB workspace). FP32 within
+ * a relative 2e-4 of the CPU's loss (the GEMMs sum in another order); TF32 within 2e-2. */
 TEST(cuda_gpu_fitness_matches_cpu)
 {
     if (no_device(t_))
@@ -241,7 +241,7 @@ TEST(cuda_gpu_fitness_matches_cpu)
     small.depth = 3;
     esm_episode_shape s555 = {5, 5, 5}, s312 = {3, 1, 2};
     compare_fitness(t_, &big, s555, 2, 0, 16, 1, 0, 0, 2e-4, 1.0f);
-    compare_fitness(t_, &small, s312, 3, 5, 11, 0, 0, (32u + 4u) << 20, 2e-4, 1.0f); /* cuBLAS 32 MiB + 4 */
+    compare_fitness(t_, &small, s312, 3, 5, 11, 0, 0, (32u + 4u) << 20, 2e-4, 1.0f);
     compare_fitness(t_, &big, s555, 1, 0, 16, 1, 1, 0, 2e-2, 1.0f);
     /* Diverging members: scales 3e4 times larger give batch-norm gains ~1e3 and logits ~1e8,
      * where the head must take the best class's term exactly, as the CPU does. */
