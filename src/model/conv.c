@@ -3,6 +3,7 @@
  * images (the later blocks: 7x7, 3x3) give sgemm too few columns to run at full speed, so
  * G images are lowered side by side into col (cin*9, G*hw) and multiplied at once; the
  * result (cout, G*hw) is then scattered to NCHW. */
+#include "core/simd.h"
 #include "reduce.h"
 #include "ws.h"
 
@@ -33,7 +34,7 @@ size_t esm_conv3x3_scratch(int cin, int cout, int h, int w)
 
 /* col row r = ci*9 + ky*3 + kx holds inp[ci, y+ky-1, x+kx-1] at column y*w + x (0 outside);
  * rows are ld apart. */
-static void im2col3x3(const float *restrict inp, int cin, int h, int w, size_t ld, float *restrict col)
+ESM_HOT static void im2col3x3(const float *restrict inp, int cin, int h, int w, size_t ld, float *restrict col)
 {
     for (int ci = 0; ci < cin; ci++) {
         const float *src = inp + (size_t)ci * h * w;
@@ -65,7 +66,7 @@ static void im2col3x3(const float *restrict inp, int cin, int h, int w, size_t l
 }
 
 /* Adjoint of im2col3x3: d_inp (cin, h, w) += scatter of dcol. */
-static void col2im3x3_add(const float *restrict dcol, int cin, int h, int w, size_t ld, float *restrict d_inp)
+ESM_HOT static void col2im3x3_add(const float *restrict dcol, int cin, int h, int w, size_t ld, float *restrict d_inp)
 {
     for (int ci = 0; ci < cin; ci++) {
         float *dst = d_inp + (size_t)ci * h * w;

@@ -8,6 +8,7 @@
 
 #include "esmeta/es.h"
 #include "esmeta/protonet.h"
+#include "core/simd.h"
 #include "train/popeval.h"
 
 /* What one thread needs to score a member. */
@@ -82,13 +83,18 @@ static esm_status ensure_slots(cpu_eval *c, int n, esm_err *err)
     return ESM_OK;
 }
 
+ESM_HOT static void add_scaled(const float *mean, const float *scale, size_t n, float *theta)
+{
+    for (size_t j = 0; j < n; j++)
+        theta[j] = mean[j] + scale[j] * theta[j];
+}
+
 /* Member i's parameters: the same arithmetic as esm_es_member_range (noise, then
  * mean + scale * noise in float), so the members are bit-identical to the ES object's. */
 static void build_member(const esm_popeval_job *job, size_t n, int i, float *theta)
 {
     esm_es_noise_range(job->seed, job->gen, i, job->antithetic, 0, n, theta);
-    for (size_t j = 0; j < n; j++)
-        theta[j] = job->mean[j] + job->scale[j] * theta[j];
+    add_scaled(job->mean, job->scale, n, theta);
 }
 
 esm_status esm_episodes_score(const esm_net *net, const esm_episode *eps, int n_eps, const float *params, float *bn,
