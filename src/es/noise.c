@@ -1,5 +1,6 @@
 /* Member noise, regenerated on demand from the counter-based RNG keyed by
  * (seed, generation, pair); never stored as a population x dimension matrix. */
+#include "core/simd.h"
 #include "es/strategy.h"
 
 #include <assert.h>
@@ -15,7 +16,7 @@ void esm_es_noise_range(uint64_t seed, uint32_t gen, int member, int antithetic,
             out[j] = -out[j];
 }
 
-static void add_member(double *s1, double *s2, const float *z, float a, float b, size_t n)
+ESM_HOT static void add_member(double *s1, double *s2, const float *z, float a, float b, size_t n)
 {
     if (a != 0.0f)
         for (size_t j = 0; j < n; j++)

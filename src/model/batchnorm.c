@@ -3,6 +3,7 @@
  * affine part into y = scale*z + shift, which the ReLU + pool pass applies (relu_pool.c).
  * Per-image partial sums are float (short, cache-resident segments); they are combined in
  * double because a channel spans up to n*h*w ~ 5e5 values. */
+#include "core/simd.h"
 #include "reduce.h"
 #include "ws.h"
 
@@ -28,7 +29,7 @@ static void merge_segment(double *m, const float *seg, int hw)
     m[0] = tot;
 }
 
-void esm_batchnorm_segments(const float *z, int n, int c, int hw, float *seg)
+ESM_HOT void esm_batchnorm_segments(const float *z, int n, int c, int hw, float *seg)
 {
     for (size_t q = 0; q < (size_t)n * c; q++)
         seg_stats(z + q * hw, hw, seg + 2 * q);
@@ -97,7 +98,7 @@ void esm_batchnorm_fold(const float *gamma, const float *beta, const float *mean
  * dz = gamma*invstd/M * (M*dy - sum(dy) - xhat*sum(dy*xhat)).
  * Three steps: per-image sums (independent, parallel in the net pass), their sum per channel in
  * image order (double), and the elementwise update (independent per image). */
-void esm_batchnorm_backward_sums(const float *z, const float *mean, const float *d, int n, int c, int hw, float *seg)
+ESM_HOT void esm_batchnorm_backward_sums(const float *z, const float *mean, const float *d, int n, int c, int hw, float *seg)
 {
     for (int i = 0; i < n; i++)
         for (int ch = 0; ch < c; ch++) {
@@ -135,7 +136,7 @@ void esm_batchnorm_backward_coefs(const float *seg, int n, const float *var, con
     }
 }
 
-void esm_batchnorm_backward_apply(const float *z, const float *mean, const float *coef, int n, int c, int hw,
+ESM_HOT void esm_batchnorm_backward_apply(const float *z, const float *mean, const float *coef, int n, int c, int hw,
                                   float *d)
 {
     for (int i = 0; i < n; i++)

@@ -3,11 +3,12 @@
  * with floor pooling (odd last rows/columns are dropped, as in PyTorch: 7x7 -> 3x3). Fusing
  * means neither the normalised values nor the ReLU output are ever stored; backward
  * recomputes them from z. */
+#include "core/simd.h"
 #include "esmeta/model.h"
 
 #include <string.h>
 
-void esm_affine_relu_pool_forward(const float *z, const float *scale, const float *shift, int n, int c, int h,
+ESM_HOT void esm_affine_relu_pool_forward(const float *z, const float *scale, const float *shift, int n, int c, int h,
                                   int w, float *out)
 {
     int ho = h / 2, wo = w / 2;
@@ -35,7 +36,7 @@ void esm_affine_relu_pool_forward(const float *z, const float *scale, const floa
     }
 }
 
-void esm_affine_relu_pool_backward(const float *z, const float *scale, const float *shift, const float *d_out,
+ESM_HOT void esm_affine_relu_pool_backward(const float *z, const float *scale, const float *shift, const float *d_out,
                                    int n, int c, int h, int w, float *d_y)
 {
     int ho = h / 2, wo = w / 2;

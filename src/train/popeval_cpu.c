@@ -8,6 +8,7 @@
 
 #include "esmeta/es.h"
 #include "esmeta/protonet.h"
+#include "core/simd.h"
 #include "train/popeval.h"
 
 /* What one thread needs to score a member. */
@@ -15,6 +16,7 @@ typedef struct {
     esm_protonet_ws *ws;         /* whole episodes (stream_chunk 0) */
     esm_protonet_stream *stream; /* streamed episodes (stream_chunk > 0) */
     float *theta; /* (n_params) the member's parameters */
+    float *noise; /* (n_params) the noise of the member or antithetic pair being scored */
 } member_slot;
 
 typedef struct {
@@ -50,6 +52,7 @@ static void cpu_free(void *impl)
         esm_protonet_ws_free(c->slots[k].ws);
         esm_protonet_stream_free(c->slots[k].stream);
         free(c->slots[k].theta);
+        free(c->slots[k].noise);
     }
     free(c->slots);
     free(c);
@@ -68,27 +71,55 @@ static esm_status ensure_slots(cpu_eval *c, int n, esm_err *err)
     for (; c->n_slots < n; c->n_slots++) {
         member_slot *m = &c->slots[c->n_slots];
         m->theta = malloc(c->net.n_params * sizeof(float));
-        if (!m->theta)
+        m->noise = malloc(c->net.n_params * sizeof(float));
+        if (!m->theta || !m->noise) {
+            free(m->theta), free(m->noise);
             return esm_fail(err, ESM_ENOMEM, "out of memory for member parameters");
+        }
         m->ws = NULL, m->stream = NULL;
         esm_status st = c->stream_chunk > 0
                             ? esm_protonet_stream_create(&c->net, sh.way, c->stream_chunk, &m->stream, err)
                             : esm_protonet_ws_create(&c->net, sh.way, sh.shot, sh.way * sh.query, 0, &m->ws, err);
         if (st != ESM_OK) {
-            free(m->theta);
+            free(m->theta), free(m->noise);
             return st;
         }
     }
     return ESM_OK;
 }
 
-/* Member i's parameters: the same arithmetic as esm_es_member_range (noise, then
- * mean + scale * noise in float), so the members are bit-identical to the ES object's. */
-static void build_member(const esm_popeval_job *job, size_t n, int i, float *theta)
+/* theta = mean + scale * (sign z): the arithmetic of esm_es_member_range (negating the noise
+ * is exact), so the members are bit-identical to the ES object's. */
+ESM_HOT static void add_scaled(const float *mean, const float *scale, const float *z, int neg, size_t n,
+                               float *theta)
 {
-    esm_es_noise_range(job->seed, job->gen, i, job->antithetic, 0, n, theta);
-    for (size_t j = 0; j < n; j++)
-        theta[j] = job->mean[j] + job->scale[j] * theta[j];
+    if (neg)
+        for (size_t j = 0; j < n; j++)
+            theta[j] = mean[j] + scale[j] * -z[j];
+    else
+        for (size_t j = 0; j < n; j++)
+            theta[j] = mean[j] + scale[j] * z[j];
+}
+
+/* The job's members in units that share one noise draw: antithetic pairs (or the one member of a
+ * pair that the job's range cuts), else single members. Unit u is members [*lo, *hi). */
+static int unit_count(const esm_popeval_job *job)
+{
+    if (!job->antithetic)
+        return job->count;
+    return (job->begin + job->count - 1) / 2 - job->begin / 2 + 1;
+}
+
+static void unit_members(const esm_popeval_job *job, int u, int *lo, int *hi)
+{
+    int end = job->begin + job->count;
+    if (!job->antithetic) {
+        *lo = job->begin + u, *hi = *lo + 1;
+        return;
+    }
+    int first = (job->begin / 2 + u) * 2;
+    *lo = first > job->begin ? first : job->begin;
+    *hi = first + 2 < end ? first + 2 : end;
 }
 
 esm_status esm_episodes_score(const esm_net *net, const esm_episode *eps, int n_eps, const float *params, float *bn,
@@ -125,10 +156,9 @@ static esm_status cpu_evaluate(void *impl, const esm_popeval_job *job, float *lo
                                esm_err *err)
 {
     cpu_eval *c = impl;
-    int count = job->count;
-    if (count < 1)
+    if (job->count < 1)
         return ESM_OK;
-    int nt = omp_get_max_threads() < count ? omp_get_max_threads() : count;
+    int units = unit_count(job), nt = omp_get_max_threads() < units ? omp_get_max_threads() : units;
     esm_status st = ensure_slots(c, nt, err);
     if (st != ESM_OK)
         return st;
@@ -138,16 +168,21 @@ static esm_status cpu_evaluate(void *impl, const esm_popeval_job *job, float *lo
         free(stat), free(errs);
         return esm_fail(err, ESM_ENOMEM, "out of memory");
     }
+    size_t np = c->net.n_params;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (int k = 0; k < count; k++) {
-        int tid = omp_get_thread_num();
+    for (int u = 0; u < units; u++) {
+        int tid = omp_get_thread_num(), lo, hi;
         member_slot *m = &c->slots[tid];
-        if (stat[tid] != ESM_OK)
-            continue;
-        build_member(job, c->net.n_params, job->begin + k, m->theta);
-        stat[tid] = esm_episodes_score(&c->net, job->eps, job->n_eps, m->theta, NULL, ESM_BN_BATCH, m->ws, m->stream,
-                                       &loss[k], &acc[k], &errs[tid]);
-        fitness[k] = -loss[k];
+        unit_members(job, u, &lo, &hi);
+        /* one draw for the unit: the first member's noise; its mirror (if any) is its negation */
+        esm_es_noise_range(job->seed, job->gen, lo, job->antithetic, 0, np, m->noise);
+        for (int i = lo; i < hi && stat[tid] == ESM_OK; i++) {
+            int k = i - job->begin;
+            add_scaled(job->mean, job->scale, m->noise, i != lo, np, m->theta);
+            stat[tid] = esm_episodes_score(&c->net, job->eps, job->n_eps, m->theta, NULL, ESM_BN_BATCH, m->ws,
+                                           m->stream, &loss[k], &acc[k], &errs[tid]);
+            fitness[k] = -loss[k];
+        }
     }
     for (int k = 0; k < nt && st == ESM_OK; k++)
         if (stat[k] != ESM_OK) {

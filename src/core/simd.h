@@ -1,0 +1,17 @@
+/* Runtime dispatch for the hot loops. ESM_HOT gives a function AVX-512 (x86-64-v4) and AVX2
+ * (x86-64-v3) clones next to the baseline (x86-64-v2) one, and the loader picks the widest the CPU
+ * runs (GCC target_clones, an ifunc): one binary, full width everywhere, unlike -march=native.
+ * The build passes -ffp-contract=off, so no clone fuses a*b + c into an FMA the baseline does not
+ * do, and without -ffast-math the vectoriser never reorders a float sum: every clone computes the
+ * same bits (tests/test_simd.c checks a fused loop against a plain one). Set ESM_NO_CLONES to build
+ * the baseline alone. */
+#ifndef ESM_CORE_SIMD_H
+#define ESM_CORE_SIMD_H
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(ESM_NO_CLONES)
+#define ESM_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define ESM_HOT
+#endif
+
+#endif
