@@ -109,14 +109,14 @@ int main(int argc, char **argv)
     esm_blas_single_thread(); /* the trainers refuse a BLAS that threads */
     esm_dataset *ds = tiny_dataset();
     esm_err err = {0};
-    if (esm_cache_write(ds, "fuzz/corpus/cache/seed-tiny.esmc", &err) != ESM_OK)
+    if (esm_cache_write(ds, "fuzz/corpus/cache/seed-tiny", &err) != ESM_OK)
         die("cache", &err);
     static char *split_names[] = {"train"}, *split_texts[] = {"Latin/character01/rot000\n"};
     esm_dataset with_split = *ds;
     with_split.n_splits = 1;
     with_split.split_names = split_names;
     with_split.split_texts = split_texts;
-    if (esm_cache_write(&with_split, "fuzz/corpus/cache/seed-split.esmc", &err) != ESM_OK)
+    if (esm_cache_write(&with_split, "fuzz/corpus/cache/seed-split", &err) != ESM_OK)
         die("cache", &err);
     write_ckpt(ds, ESM_TRAINER_BACKPROP, "fuzz/corpus/ckpt/seed-backprop.ckpt");
     write_ckpt(ds, ESM_TRAINER_ES, "fuzz/corpus/ckpt/seed-es.ckpt");
