@@ -97,7 +97,7 @@ $(shell mkdir -p $(BUILD))
 $(file > $(BUILD)/flags.txt,$(FLAGS_NOW))
 endif
 
-.PHONY: all deps test test-asan test-kernels check clean run bench bench-report fuzz
+.PHONY: all deps test test-asan test-kernels check clean run bench bench-report fuzz fuzz-coverage
 all: $(LIB) $(BIN)
 
 $(BUILD)/obj/%.o: %.c $(BUILD)/flags.txt
@@ -181,6 +181,10 @@ fuzz: deps
 	    build-fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -timeout=1 -rss_limit_mb=2048 -print_final_stats=1 \
 	        -artifact_prefix=build-fuzz/crashes/$$h- -close_fd_mask=3 build-fuzz/corpus/$$h fuzz/corpus/$$h; \
 	done
+
+# Line coverage of each harness's parser over its corpus (clang source-based coverage).
+fuzz-coverage: all
+	@fuzz/coverage.sh
 
 # The main job: set up, prepare the data, and run what esmeta is for.
 run: deps
