@@ -73,3 +73,34 @@ TEST(write_faults_full_then_read_only_tmpfs)
     CHECKF(strstr(err.msg, path) && strstr(err.msg, strerror(EROFS)), "%s", err.msg);
     CHECK(file_size(path) == good);
 }
+
+/* The CLI on a full disk (a 64 KiB tmpfs): one line naming the file that hit it, a non-zero
+ * status, and nothing partial under a real name. Saving every 20 episodes, a checkpoint save
+ * meets the full disk first (the old file and the new one must both fit) and the last good
+ * checkpoint still loads; saving only at the end, the metrics meet it and no checkpoint exists. */
+TEST(write_faults_cli_on_a_full_tmpfs)
+{
+    const char *cache = esm_test_cache();
+    REQUIRE(cache);
+    char dir[4200], args[9000], ckpt[4300];
+    snprintf(dir, sizeof dir, "%s/fs", esm_test_tmpdir());
+    if (!mount_small_tmpfs(dir, 64))
+        return;
+    const char *tiny = "--width 4 --depth 1 --way 2 --shot 1 --query 1 --seed 3 --quiet --episodes 3000";
+    snprintf(args, sizeof args, "train --data %s %s --checkpoint-every 20 --out %s/ckpt", cache, tiny, dir);
+    esm_test_expect_cli_error(t_, args, "ckpt/checkpoint.bin", strerror(ENOSPC));
+    snprintf(ckpt, sizeof ckpt, "%s/ckpt/checkpoint.bin", dir);
+    esm_model m;
+    esm_err err = {0};
+    REQUIRE_OK(esm_model_load(ckpt, &m, &err), &err);
+    esm_model_free(&m);
+    snprintf(args, sizeof args, "rm -rf %s/ckpt", dir);
+    REQUIRE(system(args) == 0);
+
+    snprintf(args, sizeof args, "train --data %s %s --checkpoint-every 100000 --out %s/metrics", cache, tiny, dir);
+    esm_test_expect_cli_error(t_, args, "metrics/metrics.jsonl", strerror(ENOSPC));
+    snprintf(ckpt, sizeof ckpt, "%s/metrics/checkpoint.bin", dir);
+    CHECK(access(ckpt, F_OK) != 0);
+    snprintf(ckpt, sizeof ckpt, "%s/metrics", dir);
+    CHECK(esm_test_count_files(ckpt, "checkpoint.bin") == 0);
+}
