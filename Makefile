@@ -61,6 +61,11 @@ ifeq ($(SAN),1)
 OPT      := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS  := -fsanitize=address,undefined
 endif
+# The library as the fuzzers link it (clang only): coverage-instrumented, with the sanitizers.
+ifeq ($(SAN),fuzz)
+OPT      := -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  := -fsanitize=address,undefined
+endif
 
 CPPFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -DESM_VERSION='"$(VERSION)"' \
             -DESM_HAVE_MPI=$(HAVE_MPI) -DESM_HAVE_CUDA=$(HAVE_CUDA) -DESM_BLAS_VENDOR='"$(BLAS_NAME)"'
@@ -74,12 +79,14 @@ NVCCFLAGS := -std=c++17 -O2 -g $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror -We
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
+# The fuzz harnesses are built into the tests too, which replay their corpus (fuzz/README.md).
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/%)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
-TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/test_registry.o
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o) $(FUZZ_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/test_registry.o
 
 LIB := $(BUILD)/libesmeta.a
 BIN := $(BUILD)/esmeta
@@ -93,7 +100,7 @@ $(shell mkdir -p $(BUILD))
 $(file > $(BUILD)/flags.txt,$(FLAGS_NOW))
 endif
 
-.PHONY: all deps test test-asan test-kernels check clean run bench bench-report
+.PHONY: all deps test test-asan test-kernels check clean run bench bench-report fuzz fuzz-coverage
 all: $(LIB) $(BIN)
 
 $(BUILD)/obj/%.o: %.c $(BUILD)/flags.txt
@@ -159,12 +166,35 @@ test-kernels: deps
 check: deps
 	@scripts/run-checks
 
+# The fuzz campaign: each harness of fuzz/ under libFuzzer with ASan+UBSan for FUZZ_SECONDS,
+# starting from its seed corpus; new inputs go to build-fuzz/corpus/<harness>, crashes to
+# build-fuzz/crashes/ (fuzz/README.md). The tests replay fuzz/corpus without clang.
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES   := $(patsubst fuzz/fuzz_%.c,%,$(filter-out fuzz/fuzz_file.c,$(FUZZ_SRC)))
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build-fuzz SAN=fuzz CC=$(FUZZ_CC) NVCC= build-fuzz/libesmeta.a
+	@mkdir -p build-fuzz/crashes
+	@set -e; for h in $(FUZZ_NAMES); do \
+	    $(FUZZ_CC) $(CPPFLAGS) -DESM_LIBFUZZER -g -O1 -fsanitize=fuzzer,address,undefined \
+	        -fno-sanitize-recover=undefined $(PKG_CFLAGS) -o build-fuzz/fuzz_$$h fuzz/fuzz_$$h.c fuzz/fuzz_file.c \
+	        build-fuzz/libesmeta.a $(PKG_LIBS) $(MPI_LIBS) -fopenmp -lm; \
+	    mkdir -p build-fuzz/corpus/$$h; \
+	    echo "FUZZ $$h for $(FUZZ_SECONDS) s"; \
+	    build-fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -timeout=1 -rss_limit_mb=2048 -print_final_stats=1 \
+	        -artifact_prefix=build-fuzz/crashes/$$h- -close_fd_mask=3 build-fuzz/corpus/$$h fuzz/corpus/$$h; \
+	done
+
+# Line coverage of each harness's parser over its corpus (clang source-based coverage).
+fuzz-coverage: all
+	@fuzz/coverage.sh
+
 # The main job: set up, prepare the data, and run what esmeta is for.
 run: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/main-job
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CUDA_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

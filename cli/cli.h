@@ -49,4 +49,8 @@ int cli_blas_check(char **argv);
 void cli_blas_json(FILE *f);
 /* Seconds on a monotonic clock. */
 double cli_now(void);
+
+/* Under MPI, 1 if every rank runs the same esmeta executable (a hash of /proc/self/exe); 0
+ * with err set otherwise. Collective. */
+int cli_check_same_binary(esm_dist *d, esm_err *err);
 #endif

@@ -277,7 +277,7 @@ static int train(train_loop *L, esm_split *sp, esm_err *err)
         return 2; /* a usage error: every rank saw the same arguments */
     if (opened == 0)
         return train_local_error(L, err);
-    if (esm_trainer_set_dist(L->t, L->dist, err) != ESM_OK)
+    if (!cli_check_same_binary(L->dist, err) || esm_trainer_set_dist(L->t, L->dist, err) != ESM_OK)
         return train_rank_error(L, err);
     if (L->lead && a->eval_every > 0 &&
         !(L->has_eval_sp = esm_split_get(L->ds, a->eval_split, &L->eval_sp, err) == ESM_OK))

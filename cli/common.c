@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "core/read_file.h"
 
 int cli_error(const esm_err *err)
 {
@@ -192,3 +193,22 @@ void cli_json_num(FILE *f, double v)
 }
 
 double cli_now(void) { return now_s(); }
+
+/* Ranks built from different sources can agree on every option and still compute different
+ * bits; their executables then differ, which one hash per rank shows at start-up. */
+int cli_check_same_binary(esm_dist *d, esm_err *err)
+{
+    if (esm_dist_size(d) <= 1)
+        return 1;
+    unsigned char *exe = NULL;
+    size_t len = 0;
+    uint64_t h = 0; /* a rank that cannot read its executable disagrees with those that can */
+    if (esm_read_file("/proc/self/exe", "executable", &exe, &len, err) == ESM_OK)
+        h = esm_dist_hash(ESM_DIST_HASH_INIT, exe, len);
+    free(exe);
+    esm_status st = esm_dist_check_same(d, h, "the esmeta binary", err);
+    if (st == ESM_EDIST)
+        esm_fail(err, ESM_EDIST, "the %d ranks run different esmeta executables (rebuild or copy the same one "
+                 "everywhere); stopped before the first step", esm_dist_size(d));
+    return st == ESM_OK;
+}

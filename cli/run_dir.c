@@ -87,6 +87,16 @@ int run_dir_resume(run_dir *r, const char *dir, int64_t done, esm_err *err)
     return 1;
 }
 
+int run_dir_flush(run_dir *r, esm_err *err)
+{
+    errno = 0;
+    if (fflush(r->mf) == 0 && !ferror(r->mf))
+        return 1;
+    esm_fail(err, ESM_EIO, "%s: cannot write the metrics (%s); the last checkpoint is intact", r->metrics,
+             strerror(errno ? errno : EIO));
+    return 0;
+}
+
 void run_dir_close(run_dir *r)
 {
     if (r->mf)

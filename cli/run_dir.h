@@ -20,6 +20,9 @@ int run_dir_create(run_dir *r, const char *dir, esm_err *err);
 /* A resumed run at `done` steps: drops metrics lines of later steps (they belong to work the
  * checkpoint does not have) and picks up the elapsed time. */
 int run_dir_resume(run_dir *r, const char *dir, int64_t done, esm_err *err);
+/* Flushes the metrics; 0 with err naming the file if a write since the last flush failed (a
+ * full disk): lines lost silently would leave a run whose record ends early with no error. */
+int run_dir_flush(run_dir *r, esm_err *err);
 void run_dir_close(run_dir *r);
 
 #endif

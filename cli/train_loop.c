@@ -67,7 +67,6 @@ static void write_step(train_loop *L, const esm_train_stats *s, double step_s, u
     fputs(",\"images_per_s\":", f);
     cli_json_num(f, step_s > 0 ? s->images / step_s : NAN);
     fprintf(f, ",\"elapsed_s\":%.3f}\n", elapsed(L));
-    fflush(f);
 }
 
 static void progress(train_loop *L, const esm_train_stats *s, int force)
@@ -102,7 +101,8 @@ static int run_eval(train_loop *L, esm_err *err)
     cli_json_str(L->rd.mf, a->eval_split);
     fprintf(L->rd.mf, ",\"eval_way\":%d,\"eval_shot\":%d,\"eval_episodes\":%d,\"eval_acc\":%.6f,\"eval_ci95\":%.6f,"
             "\"elapsed_s\":%.3f}\n", shape.way, shape.shot, r.episodes, r.mean_acc, r.ci95, elapsed(L));
-    fflush(L->rd.mf);
+    if (!run_dir_flush(&L->rd, err))
+        return 0;
     if (!a->quiet)
         fprintf(stderr, "  eval on %s after %lld steps: %.2f%% +- %.2f%%\n", a->eval_split, (long long)step,
                 100 * r.mean_acc, 100 * r.ci95);
@@ -123,7 +123,8 @@ static int save_point(train_loop *L, int *rc, esm_err *err)
     return 1;
 }
 
-/* Writes what the lead writes after a step; 0 (after aborting the job) if the eval failed. */
+/* Writes what the lead writes after a step; 0 (after aborting the job) if the metrics or the
+ * eval failed. */
 static int after_step(train_loop *L, const esm_train_stats *s, double dt, esm_err *err)
 {
     if (!L->lead)
@@ -133,6 +134,10 @@ static int after_step(train_loop *L, const esm_train_stats *s, double dt, esm_er
     L->last_step_s = dt;
     write_step(L, s, dt, bytes - L->bytes_logged);
     L->bytes_logged = bytes;
+    if (!run_dir_flush(&L->rd, err)) {
+        train_local_error(L, err);
+        return 0;
+    }
     progress(L, s, 0);
     int64_t done = esm_trainer_steps_done(L->t);
     if (L->has_eval_sp && L->a->eval_every > 0 && done % L->a->eval_every == 0 && !run_eval(L, err)) {

@@ -246,28 +246,70 @@ TEST(dist_es_sends_o_pop_bytes_whatever_the_model_size)
     CHECK(a[0] == 0 && a[10] == 0);
 }
 
+/* A copy of the cache at path whose drawings are all inverted: the same characters and splits
+ * (so the same configuration), other pixels. */
+static int write_inverted_cache(const char *from, const char *to)
+{
+    esm_dataset *ds = NULL;
+    esm_err err = {0};
+    if (esm_cache_read(from, &ds, &err) != ESM_OK)
+        return 0;
+    size_t n = ds->n_total * (size_t)ds->channels * ds->height * ds->width;
+    for (size_t i = 0; i < n; i++)
+        ds->pixels[i] = (uint8_t)(255 - ds->pixels[i]);
+    int ok = esm_cache_write(ds, to, &err) == ESM_OK;
+    esm_dataset_free(ds);
+    return ok;
+}
+
 TEST(dist_diverged_ranks_stop_with_a_clear_error)
 {
     NEED_MPIRUN();
     const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
     REQUIRE(cache);
-    /* Two programs (MPMD) whose learning rates differ: equal at the start, apart after one
-     * generation, caught by the check every 10 generations. */
-    char other[8192];
-    snprintf(other, sizeof other, "train --data %s " TINY_ES " --generations 30 --out %s/div --lr 0.002 : -np 1 %s "
-             "train --data %s " TINY_ES " --generations 30 --out %s/div --lr 0.003", cache, tmp, esm_test_cli(), cache,
-             tmp);
+    /* Two programs (MPMD) with the same options on different pixels: equal at the start, apart
+     * after one generation, caught by the check every 10 generations. */
+    char inverted[4200], other[8192];
+    snprintf(inverted, sizeof inverted, "%s/inverted.esmc", tmp);
+    REQUIRE(write_inverted_cache(cache, inverted));
+    snprintf(other, sizeof other, "train --data %s " TINY_ES " --generations 30 --out %s/div : -np 1 %s "
+             "train --data %s " TINY_ES " --generations 30 --out %s/div", cache, tmp, esm_test_cli(), inverted, tmp);
     int rc = mpirun(1, "%s", other);
     CHECKF(rc != 0, "diverged ranks exited %d", rc);
     CHECKF(file_has("mpirun.err", "after step 10") && file_has("mpirun.err", "hold different states"),
            "no divergence message");
     CHECK(count_lines("div", "\"generation\":") == 9); /* the 10th is where they were caught */
-    /* Ranks that start apart (another seed) stop before the first step. */
+}
+
+TEST(dist_ranks_with_other_options_or_binaries_stop_at_start)
+{
+    NEED_MPIRUN();
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    /* Learning rates that differ would only show in the state after a generation. */
+    char other[8192];
+    snprintf(other, sizeof other, "train --data %s " TINY_ES " --generations 30 --out %s/lr --lr 0.002 : -np 1 %s "
+             "train --data %s " TINY_ES " --generations 30 --out %s/lr --lr 0.003", cache, tmp, esm_test_cli(), cache,
+             tmp);
+    int rc = mpirun(1, "%s", other);
+    CHECKF(rc != 0 && file_has("mpirun.err", "different configurations"), "exit %d", rc);
+    CHECK(count_lines("lr", "\"generation\":") == 0);
+    /* Another seed: caught by the same check, before the state comparison would. */
     snprintf(other, sizeof other, "train --data %s " TINY_ES " --generations 3 --out %s/seed : -np 1 %s "
              "train --data %s " TINY_ES " --generations 3 --out %s/seed --seed 9", cache, tmp, esm_test_cli(), cache,
              tmp);
     rc = mpirun(1, "%s", other);
-    CHECK(rc != 0 && file_has("mpirun.err", "after step 0"));
+    CHECK(rc != 0 && file_has("mpirun.err", "different configurations"));
+    /* The same program with one byte appended: it still runs, but it is another binary. */
+    char copy[4200], cmd[9000];
+    snprintf(copy, sizeof copy, "%s/esmeta-other", tmp);
+    snprintf(cmd, sizeof cmd, "cp %s %s && printf x >> %s", esm_test_cli(), copy, copy);
+    REQUIRE(system(cmd) == 0);
+    snprintf(other, sizeof other, "train --data %s " TINY_ES " --generations 3 --out %s/exe : -np 1 %s "
+             "train --data %s " TINY_ES " --generations 3 --out %s/exe", cache, tmp, copy, cache, tmp);
+    rc = mpirun(1, "%s", other);
+    CHECKF(rc != 0 && file_has("mpirun.err", "different esmeta executables"), "exit %d", rc);
+    CHECK(count_lines("exe", "\"generation\":") == 0);
 }
 
 static double now_s(void)

@@ -20,6 +20,10 @@ extern "C" {
 
 typedef enum { ESM_TRAINER_BACKPROP = 0, ESM_TRAINER_ES = 1 } esm_trainer_kind;
 
+/* The largest ES population a trainer accepts (2^20): far above any useful one, and low enough
+ * that every per-member buffer is sized without overflow. */
+#define ESM_MAX_POP (1 << 20)
+
 /* Everything that determines a run's outcome; saved whole in every checkpoint. */
 typedef struct {
     esm_trainer_kind trainer;

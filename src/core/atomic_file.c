@@ -9,6 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The errno the test seam injects before op on the file being written, or 0. */
+static int injected(const char *op, const char *path)
+{
+    return esm_afile_fault ? esm_afile_fault(op, path) : 0;
+}
+
 esm_status esm_afile_open(esm_afile *af, const char *path, esm_err *err)
 {
     memset(af, 0, sizeof *af);
@@ -18,7 +24,8 @@ esm_status esm_afile_open(esm_afile *af, const char *path, esm_err *err)
     /* A fixed name, so a temporary left by a process killed mid-write is reused and replaced by
      * the next save instead of piling up. One writer per target is assumed. */
     snprintf(af->tmp_path, sizeof af->tmp_path, "%s.tmp", path);
-    int fd = open(af->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fault = injected("open", path);
+    int fd = fault ? (errno = fault, -1) : open(af->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return esm_fail(err, ESM_EIO, "%s: cannot create a file there (%s); check the folder exists and is writable",
                         path, strerror(errno));
@@ -35,7 +42,10 @@ void esm_afile_write(esm_afile *af, const void *buf, size_t len)
 {
     if (af->failed || len == 0)
         return;
-    if (fwrite(buf, 1, len, af->f) != len)
+    int fault = injected("write", af->final_path);
+    if (fault)
+        af->failed = fault;
+    else if (fwrite(buf, 1, len, af->f) != len)
         af->failed = errno ? errno : EIO;
     af->crc = esm_crc32(af->crc, buf, len);
 }
@@ -54,15 +64,17 @@ static void fsync_parent(const char *path)
 esm_status esm_afile_commit(esm_afile *af, esm_err *err)
 {
     int e = af->failed;
-    if (!e && fflush(af->f) != 0)
-        e = errno;
-    if (!e && fsync(fileno(af->f)) != 0)
-        e = errno;
+    if (!e && ((e = injected("flush", af->final_path)) || fflush(af->f) != 0))
+        e = e ? e : errno;
+    if (!e && ((e = injected("fsync", af->final_path)) || fsync(fileno(af->f)) != 0))
+        e = e ? e : errno;
+    int close_fault = e ? 0 : injected("close", af->final_path);
     if (fclose(af->f) != 0 && !e)
         e = errno;
+    e = e ? e : close_fault;
     af->f = NULL;
-    if (!e && rename(af->tmp_path, af->final_path) != 0)
-        e = errno;
+    if (!e && ((e = injected("rename", af->final_path)) || rename(af->tmp_path, af->final_path) != 0))
+        e = e ? e : errno;
     if (e) {
         unlink(af->tmp_path);
         return esm_fail(err, ESM_EIO, "%s: write failed (%s); the previous file, if any, is unchanged",

@@ -15,6 +15,14 @@ typedef struct {
     int failed;      /* a write failed; commit will refuse */
 } esm_afile;
 
+/* Test seam: a program that defines esm_afile_fault (the test suite does) is asked before each
+ * operation of every atomic write ("open", "write", "flush", "fsync", "close", "rename") and
+ * may return an errno to make that operation fail as the system would (or stop the process
+ * there). It is a weak symbol, not a settable pointer, so that the library keeps no mutable
+ * state and programs that do not define it (the CLI) get no fault path at all: the seam
+ * resolves to NULL at link time. */
+int esm_afile_fault(const char *op, const char *path) __attribute__((weak));
+
 esm_status esm_afile_open(esm_afile *af, const char *path, esm_err *err);
 /* Writes and folds the bytes into af->crc; errors surface at commit. */
 void esm_afile_write(esm_afile *af, const void *buf, size_t len);

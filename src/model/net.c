@@ -2,7 +2,9 @@
 #include "esmeta/model.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 
 /* Philox stream ids for initialisation: c0 tags the purpose so that other users of the
  * same seed (episodes, ES noise) never draw the same numbers. */
@@ -12,6 +14,18 @@ esm_net_config esm_net_config_default(void)
 {
     esm_net_config c = {.in_channels = 1, .in_height = 28, .in_width = 28, .width = 64, .depth = 4};
     return c;
+}
+
+/* 1 if a block (cin -> cout on an h x w input) would take the parameter count p past what a
+ * float array can hold in bytes, or its activations (cout * h * w, an int elsewhere) past INT_MAX:
+ * a --width users can type must fail here, not wrap into a small allocation. */
+static int block_params_overflow(int cin, int cout, int h, int w, size_t p)
+{
+    size_t n, total;
+    if (__builtin_mul_overflow((size_t)cout, (size_t)cin * 9, &n) || __builtin_add_overflow(n, 3 * (size_t)cout, &n) ||
+        __builtin_add_overflow(p, n, &total))
+        return 1;
+    return total > SIZE_MAX / sizeof(float) || (size_t)cout * (size_t)h * (size_t)w > INT_MAX;
 }
 
 esm_status esm_net_init(esm_net *net, const esm_net_config *cfg, esm_err *err)
@@ -33,6 +47,9 @@ esm_status esm_net_init(esm_net *net, const esm_net_config *cfg, esm_err *err)
         esm_block *k = &net->block[b];
         int cout = cfg->width;
         *k = (esm_block){.cin = cin, .cout = cout, .h = h, .w = w, .ho = h / 2, .wo = w / 2};
+        if (block_params_overflow(cin, cout, h, w, p))
+            return esm_fail(err, ESM_EINVAL, "net config: width %d gives more parameters than memory can address; "
+                            "use a smaller --width", cfg->width);
         k->w_off = p, p += (size_t)cout * cin * 9;
         k->b_off = p, p += cout;
         k->gamma_off = p, p += cout;

@@ -82,6 +82,11 @@ static esm_status check_es_config(const esm_train_config *c, const esm_es_config
 {
     if (c->pop < 2)
         return esm_fail(err, ESM_EINVAL, "--pop %d: ES needs a population of at least 2 to rank members", c->pop);
+    /* Per-member buffers are sized 3 * pop in int arithmetic (and every member is scored each
+     * generation): refuse absurd populations here, before anything is allocated. */
+    if (c->pop > ESM_MAX_POP)
+        return esm_fail(err, ESM_EINVAL, "--pop %d is above the largest population esmeta runs (%d)", c->pop,
+                        ESM_MAX_POP);
     if (ec->antithetic && c->pop % 2)
         return esm_fail(err, ESM_EINVAL, "--pop %d is odd but %s samples antithetic pairs: use an even --pop (e.g. %d)",
                         c->pop, c->strategy, c->pop + 1);

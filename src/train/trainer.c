@@ -276,9 +276,32 @@ esm_status esm_trainer_check_dist(esm_trainer *t, esm_err *err)
     return st;
 }
 
+/* Ranks started with different options (or esmeta versions) would start from the same state
+ * when the difference is, say, the learning rate, and only drift apart steps later: compare
+ * the whole configuration first, so that they stop before the first step, naming the cause. */
+static esm_status check_same_config(esm_trainer *t, esm_err *err)
+{
+    char cfg[2048];
+    int n = esm_config_to_text(&t->cfg, cfg, sizeof cfg);
+    if (n < 0 || n >= (int)sizeof cfg)
+        return esm_fail(err, ESM_EINVAL, "configuration too long to compare");
+    uint64_t h = esm_dist_hash(ESM_DIST_HASH_INIT, cfg, (size_t)n);
+    h = esm_dist_hash(h, ESM_VERSION, sizeof ESM_VERSION);
+    esm_status st = esm_dist_check_same(t->dist, h, "the configuration", err);
+    if (st == ESM_EDIST)
+        return esm_fail(err, ESM_EDIST, "the %d ranks were started with different configurations or esmeta versions "
+                        "(compare their command lines); stopped before the first step", esm_dist_size(t->dist));
+    return st;
+}
+
 esm_status esm_trainer_set_dist(esm_trainer *t, esm_dist *d, esm_err *err)
 {
     t->dist = d;
+    if (esm_dist_size(d) > 1) {
+        esm_status st = check_same_config(t, err);
+        if (st != ESM_OK)
+            return st;
+    }
     return esm_trainer_check_dist(t, err);
 }
 

@@ -1,0 +1,245 @@
+/* Fault injection on the atomic write path (checkpoints and the cache): ENOSPC or EIO at every
+ * operation of a save in turn (each write, flush, fsync, close, rename), SIGKILL at every
+ * operation, and a real full or read-only tmpfs. Each time: the fault really fired, the save
+ * fails with one line naming the file, the previous file is byte-identical and still resumes
+ * to the same state, and no partial file is left under the real name. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/atomic_file.h"
+#include "esmeta.h"
+#include "harness.h"
+
+/* The seam's plan (test process only): fail operation number `at` (1-based) with `code`, or
+ * SIGKILL the process there when code is -1; `seen` counts operations, `fired` names the one hit. */
+static struct {
+    int at, code, seen;
+    char fired[16];
+} plan;
+
+int esm_afile_fault(const char *op, const char *path)
+{
+    (void)path;
+    if (++plan.seen != plan.at)
+        return 0;
+    snprintf(plan.fired, sizeof plan.fired, "%s", op);
+    if (plan.code == -1)
+        raise(SIGKILL);
+    return plan.code;
+}
+
+static void arm(int at, int code)
+{
+    plan.at = at, plan.code = code, plan.seen = 0, plan.fired[0] = 0;
+}
+
+static esm_dataset *tiny_dataset(void)
+{
+    static char *names[] = {"Latin/character01", "Latin/character02", "Greek/character01"};
+    static uint8_t bg[] = {1, 1, 0}, pixels[6 * 28 * 28];
+    static int n_images[] = {2, 2, 2};
+    static size_t first[] = {0, 2, 4};
+    for (size_t i = 0; i < sizeof pixels; i++)
+        pixels[i] = (uint8_t)(i * 7 % 251);
+    static esm_dataset ds = {28, 28, 1, 3, names, bg, n_images, first, 6, pixels, 0, NULL, NULL};
+    return &ds;
+}
+
+typedef struct {
+    esm_dataset *ds;
+    esm_split sp;
+    esm_trainer *t;
+} run;
+
+static int open_run(esm_tctx *t_, run *r)
+{
+    esm_err err = {0};
+    r->ds = tiny_dataset();
+    r->t = NULL;
+    if (esm_split_parse(r->ds, "Latin/character01/rot000\nLatin/character02/rot000\nGreek/character01/rot090\n",
+                        "faults", &r->sp, &err) != ESM_OK)
+        return esm_tfail(t_, __FILE__, __LINE__, "%s", err.msg), 0;
+    esm_train_config cfg = esm_train_config_default(ESM_TRAINER_BACKPROP);
+    cfg.net.width = 4;
+    cfg.shape = (esm_episode_shape){2, 1, 1};
+    cfg.steps = 4;
+    cfg.episodes_per_step = 1;
+    if (esm_trainer_create(&cfg, r->ds, &r->sp, &r->t, &err) != ESM_OK ||
+        esm_trainer_step(r->t, NULL, &err) != ESM_OK)
+        return esm_tfail(t_, __FILE__, __LINE__, "%s", err.msg), 0;
+    return 1;
+}
+
+static void close_run(run *r)
+{
+    esm_trainer_free(r->t);
+    esm_split_free(&r->sp);
+}
+
+static unsigned char *slurp(const char *path, long *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    *len = ftell(f);
+    rewind(f);
+    unsigned char *b = malloc((size_t)*len + 1);
+    if (b && fread(b, 1, (size_t)*len, f) != (size_t)*len) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    return b;
+}
+
+/* 1 if path holds exactly the bytes of good. */
+static int same_file(const char *path, const char *good)
+{
+    long a = -1, b = -2;
+    unsigned char *x = slurp(path, &a), *y = slurp(good, &b);
+    int same = x && y && a == b && memcmp(x, y, (size_t)a) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+/* The checkpoint at path resumes to the state saved in good: a save of the resumed trainer
+ * gives good's bytes. */
+static int resumes_to(esm_tctx *t_, run *r, const char *path, const char *good)
+{
+    char again[4200];
+    snprintf(again, sizeof again, "%s/resumed.ckpt", esm_test_tmpdir());
+    esm_trainer *t = NULL;
+    esm_err err = {0};
+    arm(0, 0);
+    if (esm_trainer_resume(path, r->ds, &r->sp, &t, &err) != ESM_OK || esm_trainer_save(t, again, &err) != ESM_OK)
+        return esm_tfail(t_, __FILE__, __LINE__, "%s", err.msg), esm_trainer_free(t), 0;
+    esm_trainer_free(t);
+    return same_file(again, good);
+}
+
+/* Saves a good checkpoint at path and a copy of it at good, then takes one more step so that
+ * the next save would change the file. */
+static int save_good(esm_tctx *t_, run *r, const char *path, const char *good)
+{
+    esm_err err = {0};
+    arm(0, 0);
+    if (esm_trainer_save(r->t, path, &err) != ESM_OK || esm_trainer_save(r->t, good, &err) != ESM_OK ||
+        esm_trainer_step(r->t, NULL, &err) != ESM_OK)
+        return esm_tfail(t_, __FILE__, __LINE__, "%s", err.msg), 0;
+    return 1;
+}
+
+static void fail_every_operation(esm_tctx *t_, int code)
+{
+    run r;
+    REQUIRE(open_run(t_, &r));
+    char path[4200], good[4200];
+    snprintf(path, sizeof path, "%s/run.ckpt", esm_test_tmpdir());
+    snprintf(good, sizeof good, "%s/good.ckpt", esm_test_tmpdir());
+    REQUIRE(save_good(t_, &r, path, good));
+    int kinds = 0; /* bit per operation kind hit: write, flush, fsync, close, rename */
+    const char *names[] = {"open", "write", "flush", "fsync", "close", "rename"};
+    int k = 1;
+    for (;; k++) {
+        esm_err err = {0};
+        arm(k, code);
+        esm_status st = esm_trainer_save(r.t, path, &err);
+        if (!plan.fired[0]) { /* k is past the last operation: the save must have worked */
+            CHECKF(st == ESM_OK, "save with no fault: %s", err.msg);
+            break;
+        }
+        for (int i = 0; i < 6; i++)
+            if (!strcmp(plan.fired, names[i]))
+                kinds |= 1 << i;
+        CHECKF(st != ESM_OK, "%s fault at operation %d (%s) was not reported", strerror(code), k, plan.fired);
+        CHECKF(strstr(err.msg, path) && strstr(err.msg, strerror(code)) && !strchr(err.msg, '\n'),
+               "operation %d (%s): %s", k, plan.fired, err.msg);
+        CHECKF(same_file(path, good), "operation %d (%s) changed the previous checkpoint", k, plan.fired);
+        CHECK(esm_test_count_files(esm_test_tmpdir(), "run.ckpt.tmp") == 0);
+    }
+    CHECKF(kinds == 0x3f, "operation kinds hit: %#x of 0x3f over %d operations", kinds, k - 1);
+    CHECK(k > 8);
+    CHECK(resumes_to(t_, &r, good, good));
+    close_run(&r);
+}
+
+TEST(write_faults_enospc_at_every_operation_of_a_checkpoint)
+{
+    fail_every_operation(t_, ENOSPC);
+}
+
+TEST(write_faults_eio_at_every_operation_of_a_checkpoint)
+{
+    fail_every_operation(t_, EIO);
+}
+
+TEST(write_faults_sigkill_at_every_operation_of_a_checkpoint)
+{
+    run r;
+    REQUIRE(open_run(t_, &r));
+    char path[4200], good[4200];
+    snprintf(path, sizeof path, "%s/run.ckpt", esm_test_tmpdir());
+    snprintf(good, sizeof good, "%s/good.ckpt", esm_test_tmpdir());
+    REQUIRE(save_good(t_, &r, path, good));
+    int killed = 0;
+    for (int k = 1; k < 1000; k++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            esm_err err = {0};
+            arm(k, -1);
+            _exit(esm_trainer_save(r.t, path, &err) == ESM_OK ? 0 : 1);
+        }
+        int ws = 0;
+        waitpid(pid, &ws, 0);
+        if (!WIFSIGNALED(ws)) { /* past the last operation: the save completed */
+            CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+            break;
+        }
+        CHECK(WTERMSIG(ws) == SIGKILL);
+        killed++;
+        /* The seam runs before each operation, the rename included: a kill anywhere leaves the old file. */
+        REQUIREF(same_file(path, good), "kill at operation %d changed the previous checkpoint", k);
+        CHECK(resumes_to(t_, &r, path, good));
+    }
+    CHECKF(killed > 8, "%d kills", killed);
+    close_run(&r);
+}
+
+/* The cache, whose writes are far larger: one fault per kind is enough to see each path. */
+TEST(write_faults_cache_keeps_the_previous_cache)
+{
+    esm_dataset *ds = tiny_dataset();
+    char path[4200], good[4200];
+    snprintf(path, sizeof path, "%s/data.esmc", esm_test_tmpdir());
+    snprintf(good, sizeof good, "%s/good.esmc", esm_test_tmpdir());
+    esm_err err = {0};
+    arm(0, 0);
+    REQUIRE_OK(esm_cache_write(ds, path, &err), &err);
+    REQUIRE_OK(esm_cache_write(ds, good, &err), &err);
+    ds->n_images[0] = 1, ds->n_images[1] = 3; /* a different cache, same size */
+    int k = 1;
+    for (; k < 10000; k++) {
+        arm(k, k % 2 ? ENOSPC : EIO);
+        esm_status st = esm_cache_write(ds, path, &err);
+        if (!plan.fired[0])
+            break;
+        CHECKF(st == ESM_EIO && strstr(err.msg, "data.esmc"), "operation %d (%s): %s", k, plan.fired, err.msg);
+        CHECKF(same_file(path, good), "operation %d (%s) changed the previous cache", k, plan.fired);
+    }
+    ds->n_images[0] = 2, ds->n_images[1] = 2;
+    CHECK(k > 5);
+    esm_dataset *back = NULL; /* the last save, with no fault, wrote the new cache whole */
+    REQUIRE_OK(esm_cache_read(path, &back, &err), &err);
+    CHECK(back->n_images[0] == 1 && back->n_images[1] == 3);
+    esm_dataset_free(back);
+}

@@ -1,0 +1,106 @@
+/* The atomic write path on a real small file system: a tmpfs mounted by the test (root only,
+ * in a mount namespace of its own so that nothing outlives the test process), filled up, then
+ * remounted read-only (root ignores folder permissions, so only a read-only mount tests that). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "esmeta.h"
+#include "harness.h"
+
+/* Mounts a tmpfs of `kb` KiB at dir; 0 with the reason printed when this process may not. */
+static int mount_small_tmpfs(const char *dir, int kb)
+{
+    char opts[64];
+    snprintf(opts, sizeof opts, "size=%dk", kb);
+    if (geteuid() != 0 || unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mkdir(dir, 0755) != 0 || mount("tmpfs", dir, "tmpfs", 0, opts) != 0) {
+        printf("    skipped: cannot mount a tmpfs here (%s; needs root and CAP_SYS_ADMIN)\n",
+               geteuid() != 0 ? "not root" : strerror(errno));
+        return 0;
+    }
+    return 1;
+}
+
+static esm_dataset *dataset_of(int per_char, uint8_t *pixels)
+{
+    static char *names[] = {"Latin/character01", "Latin/character02", "Greek/character01"};
+    static uint8_t bg[] = {1, 1, 0};
+    static int n_images[3];
+    static size_t first[3];
+    static esm_dataset ds;
+    for (int i = 0; i < 3; i++)
+        n_images[i] = per_char, first[i] = (size_t)i * per_char;
+    ds = (esm_dataset){28, 28, 1, 3, names, bg, n_images, first, (size_t)3 * per_char, pixels, 0, NULL, NULL};
+    return &ds;
+}
+
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+TEST(write_faults_full_then_read_only_tmpfs)
+{
+    char dir[4200], path[4300];
+    snprintf(dir, sizeof dir, "%s/fs", esm_test_tmpdir());
+    if (!mount_small_tmpfs(dir, 16))
+        return;
+    snprintf(path, sizeof path, "%s/data.esmc", dir);
+    static uint8_t pixels[60 * 28 * 28];
+    esm_err err = {0};
+    REQUIRE_OK(esm_cache_write(dataset_of(2, pixels), path, &err), &err); /* 4.7 KB: fits */
+    long good = file_size(path);
+    /* 47 KB cannot fit in 16 KiB: the disk really fills up. */
+    CHECK(esm_cache_write(dataset_of(20, pixels), path, &err) == ESM_EIO);
+    CHECKF(strstr(err.msg, path) && strstr(err.msg, strerror(ENOSPC)) && !strchr(err.msg, '\n'), "%s", err.msg);
+    CHECK(file_size(path) == good);
+    CHECK(esm_test_count_files(dir, "data.esmc.tmp") == 0);
+    esm_dataset *back = NULL;
+    REQUIRE_OK(esm_cache_read(path, &back, &err), &err);
+    CHECK(back->n_total == 6);
+    esm_dataset_free(back);
+
+    REQUIRE(mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY, NULL) == 0);
+    CHECK(esm_cache_write(dataset_of(1, pixels), path, &err) == ESM_EIO);
+    CHECKF(strstr(err.msg, path) && strstr(err.msg, strerror(EROFS)), "%s", err.msg);
+    CHECK(file_size(path) == good);
+}
+
+/* The CLI on a full disk (a 64 KiB tmpfs): one line naming the file that hit it, a non-zero
+ * status, and nothing partial under a real name. Saving every 20 episodes, a checkpoint save
+ * meets the full disk first (the old file and the new one must both fit) and the last good
+ * checkpoint still loads; saving only at the end, the metrics meet it and no checkpoint exists. */
+TEST(write_faults_cli_on_a_full_tmpfs)
+{
+    const char *cache = esm_test_cache();
+    REQUIRE(cache);
+    char dir[4200], args[9000], ckpt[4300];
+    snprintf(dir, sizeof dir, "%s/fs", esm_test_tmpdir());
+    if (!mount_small_tmpfs(dir, 64))
+        return;
+    const char *tiny = "--width 4 --depth 1 --way 2 --shot 1 --query 1 --seed 3 --quiet --episodes 3000";
+    snprintf(args, sizeof args, "train --data %s %s --checkpoint-every 20 --out %s/ckpt", cache, tiny, dir);
+    esm_test_expect_cli_error(t_, args, "ckpt/checkpoint.bin", strerror(ENOSPC));
+    snprintf(ckpt, sizeof ckpt, "%s/ckpt/checkpoint.bin", dir);
+    esm_model m;
+    esm_err err = {0};
+    REQUIRE_OK(esm_model_load(ckpt, &m, &err), &err);
+    esm_model_free(&m);
+    snprintf(args, sizeof args, "rm -rf %s/ckpt", dir);
+    REQUIRE(system(args) == 0);
+
+    snprintf(args, sizeof args, "train --data %s %s --checkpoint-every 100000 --out %s/metrics", cache, tiny, dir);
+    esm_test_expect_cli_error(t_, args, "metrics/metrics.jsonl", strerror(ENOSPC));
+    snprintf(ckpt, sizeof ckpt, "%s/metrics/checkpoint.bin", dir);
+    CHECK(access(ckpt, F_OK) != 0);
+    snprintf(ckpt, sizeof ckpt, "%s/metrics", dir);
+    CHECK(esm_test_count_files(ckpt, "checkpoint.bin") == 0);
+}
