@@ -110,6 +110,9 @@ static esm_status make_es(esm_trainer *t, es_state *s, esm_err *err)
     ec.popsize = c->pop;
     ec.seed = derive_seed(c->seed);
     ec.sigma0 = c->sigma;
+    /* ClipUp's speed cap keeps the strategy's ratio to the rate (pgpe: max_speed = 2 lr), as a
+     * schedule's esm_es_set_lr keeps it; a cap left at the default rate's would never bind. */
+    ec.optim.max_speed *= c->lr / ec.optim.lr;
     ec.optim.lr = c->lr;
     ec.optim.weight_decay = c->weight_decay;
     st = esm_es_create(&s->es, &ec, t->params, err);
