@@ -26,7 +26,7 @@
 #   --episodes N     test episodes per side (default 1000)
 #   --seed S         training seed (default 1); test episodes use seed 0 on both sides
 #   --out DIR        (default peers)
-#   --peers LIST     which to run, comma-separated, in this order (default esmeta,evotorch,evosax)
+#   --peers LIST     which to run, comma-separated (default esmeta,evotorch,evosax; they run in that order)
 #   --cpus LIST      pin every side to these CPUs (taskset -c LIST), e.g. 0,1 (default: no pinning)
 #   --evosax-python PY  interpreter with jax and evosax (default: the --python one)
 #
