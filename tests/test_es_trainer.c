@@ -511,6 +511,17 @@ TEST(es_trainer_clipup_cap_follows_lr)
     CHECKF(largest <= 2 * 0.001 * (1 + 1e-4) && largest > 1.9 * 0.001,
            "largest centre step %g: want the cap 2 * lr = 0.002 reached and never passed", largest);
     esm_trainer_free(t);
+    /* A checkpoint from before the rule (es_rules 0) resumes as it was trained: the cap is 0.15. */
+    c.es_rules = 0;
+    REQUIRE_OK(esm_trainer_create(&c, f.ds, &f.sp, &t, &err), &err);
+    largest = 0;
+    for (int g = 0; g < 12; g++) {
+        esm_train_stats s;
+        REQUIRE_OK(esm_trainer_step(t, &s, &err), &err);
+        largest = fmax(largest, s.update_norm);
+    }
+    CHECKF(largest > 2.05 * 0.001, "old rules: largest centre step %g, want the uncapped 2.3 lr", largest);
+    esm_trainer_free(t);
     fixture_close(&f);
 }
 
