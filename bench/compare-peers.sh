@@ -3,8 +3,8 @@
 # running the same ES on the same objective, on the same cores, for the same wall-clock budget, one after
 # the other:
 #   esmeta   build/esmeta train --trainer es --strategy openai-es --width 32 --pop 64 --sigma 0.02 --lr 0.002
-#            --way 5 --shot 5 --query 5, stopped by SIGINT after S seconds (it finishes the generation and
-#            saves), then build/esmeta eval of the centre on the test split;
+#            --way 5 --shot 5 --query 5 --time-limit S (it stops before a generation would end past S
+#            seconds and saves), then build/esmeta eval of the centre on the test split;
 #   evotorch bench/peer_evotorch.py: EvoTorch's PGPE configured as OpenAI-ES (antithetic, centred ranks,
 #            Adam, fixed sigma) on the same conv-4 ProtoNet and episode shape, then the same evaluation
 #            protocol in Python;
@@ -74,9 +74,10 @@ if want esmeta; then
     run=$out/esmeta
     rm -rf "$run"
     # shellcheck disable=SC2086
-    OMP_NUM_THREADS=$threads pin timeout -s INT "$seconds" "$bin" train $es_args --data "$data" --split trainval \
+    # --time-limit ends the run cleanly before a generation would pass the budget and saves it.
+    OMP_NUM_THREADS=$threads pin "$bin" train $es_args --data "$data" --split trainval \
         --generations 1000000000 --seed "$seed" --out "$run" --checkpoint-every 0 --centre-every 0 \
-        --threads "$threads" --quiet >/dev/null || true
+        --threads "$threads" --time-limit "$seconds" --quiet >/dev/null
     [ -f "$run/checkpoint.bin" ] || { echo "compare-peers.sh: esmeta training left no checkpoint" >&2; exit 1; }
     last=$(grep '"generation"' "$run/metrics.jsonl" | tail -n 1)
     gens=$(echo "$last" | field generation); train_s=$(echo "$last" | field elapsed_s)
