@@ -1,17 +1,21 @@
 #!/bin/sh
-# esmeta's ES-ProtoNet against a peer a user would pick instead, EvoTorch (PyTorch), running the same ES on
-# the same objective, on the same cores, for the same wall-clock budget, one after the other:
+# esmeta's ES-ProtoNet against the peers a user would pick instead, EvoTorch (PyTorch) and evosax (JAX),
+# running the same ES on the same objective, on the same cores, for the same wall-clock budget, one after
+# the other:
 #   esmeta   build/esmeta train --trainer es --strategy openai-es --width 32 --pop 64 --sigma 0.02 --lr 0.002
-#            --way 5 --shot 5 --query 5, stopped by SIGINT after S seconds (it finishes the generation and
-#            saves), then build/esmeta eval of the centre on the test split;
+#            --way 5 --shot 5 --query 5 --time-limit S (it stops before a generation would end past S
+#            seconds and saves), then build/esmeta eval of the centre on the test split;
 #   evotorch bench/peer_evotorch.py: EvoTorch's PGPE configured as OpenAI-ES (antithetic, centred ranks,
 #            Adam, fixed sigma) on the same conv-4 ProtoNet and episode shape, then the same evaluation
-#            protocol in Python.
+#            protocol in Python;
+#   evosax   bench/peer_evosax.py: evosax's Open_ES (antithetic, centred ranks, optax Adam, fixed sigma)
+#            on the same network and episodes shape, the same evaluation protocol (JAX on the CPU;
+#            compilation and the vmap/map trial happen before its budget starts).
 # Both evaluate 5-way 5-shot 15-query episodes of the Vinyals test split with batch norm in evaluation mode
 # (the centre's running statistics, tracked the same way by both sides); the episodes themselves are
 # different draws (esmeta's Philox streams, numpy's generator) from the same classes.
 # Prints a Markdown table; writes OUT/results.jsonl (one JSON line per peer), OUT/table.md, OUT/esmeta/
-# (run directory) and OUT/evotorch.jsonl (the peer's per-generation lines).
+# (run directory), OUT/evotorch.jsonl and OUT/evosax.jsonl (the peers' per-generation lines).
 #
 # usage: bench/compare-peers.sh [options]
 #   --python PY      interpreter with torch and evotorch (default: $PYTHON, else python3)
@@ -22,13 +26,15 @@
 #   --episodes N     test episodes per side (default 1000)
 #   --seed S         training seed (default 1); test episodes use seed 0 on both sides
 #   --out DIR        (default peers)
-#   --only esmeta|evotorch   run one side only (for testing the script)
+#   --peers LIST     which to run, comma-separated (default esmeta,evotorch,evosax; they run in that order)
+#   --cpus LIST      pin every side to these CPUs (taskset -c LIST), e.g. 0,1 (default: no pinning)
+#   --evosax-python PY  interpreter with jax and evosax (default: the --python one)
 #
-# Python and EvoTorch are needed only here, never by the build or the tests.
+# Python, EvoTorch and evosax are needed only here, never by the build or the tests.
 set -eu
-usage() { sed -n '16,26p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '21,33p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 py=${PYTHON:-python3}; data=${ESMETA_DATA:-data/omniglot.esmc}; seconds=600; threads=$(nproc); episodes=1000
-seed=1; out=peers; only=""
+seed=1; out=peers; peers=esmeta,evotorch,evosax; cpus=""; expy=""
 while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || usage
     case $1 in
@@ -39,7 +45,9 @@ while [ $# -gt 0 ]; do
     --episodes) episodes=$2 ;;
     --seed) seed=$2 ;;
     --out) out=$2 ;;
-    --only) only=$2 ;;
+    --peers) peers=$2 ;;
+    --cpus) cpus=$2 ;;
+    --evosax-python) expy=$2 ;;
     *) echo "compare-peers.sh: unknown option $1" >&2; usage ;;
     esac
     shift 2
@@ -48,8 +56,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/build/esmeta
 [ -x "$bin" ] || { echo "compare-peers.sh: $bin is missing; run make first" >&2; exit 1; }
 [ -f "$data" ] || { echo "compare-peers.sh: $data is not a file; make a cache with '$bin prepare --out $data'" >&2; exit 1; }
-[ "$only" = esmeta ] || "$py" -c 'import torch, evotorch' 2>/dev/null ||
+expy=${expy:-$py}
+want() { case ",$peers," in *,"$1",*) return 0 ;; *) return 1 ;; esac; }
+! want evotorch || "$py" -c 'import torch, evotorch' 2>/dev/null ||
     { echo "compare-peers.sh: $py cannot import torch and evotorch (pip install evotorch); see bench/README.md" >&2; exit 1; }
+! want evosax || "$expy" -c 'import jax, evosax' 2>/dev/null ||
+    { echo "compare-peers.sh: $expy cannot import jax and evosax (pip install evosax 'jax[cpu]'); see bench/README.md" >&2; exit 1; }
+pin() { if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi; }
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$out"
 : > "$out/results.jsonl"
@@ -57,13 +70,14 @@ field() { sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p" | tail -n 1; }
 now() { date +%s.%N; }
 es_args="--trainer es --strategy openai-es --width 32 --pop 64 --sigma 0.02 --lr 0.002 --way 5 --shot 5 --query 5"
 
-if [ "$only" != evotorch ]; then
+if want esmeta; then
     run=$out/esmeta
     rm -rf "$run"
     # shellcheck disable=SC2086
-    OMP_NUM_THREADS=$threads timeout -s INT "$seconds" "$bin" train $es_args --data "$data" --split trainval \
+    # --time-limit ends the run cleanly before a generation would pass the budget and saves it.
+    OMP_NUM_THREADS=$threads pin "$bin" train $es_args --data "$data" --split trainval \
         --generations 1000000000 --seed "$seed" --out "$run" --checkpoint-every 0 --centre-every 0 \
-        --threads "$threads" --quiet >/dev/null || true
+        --threads "$threads" --time-limit "$seconds" --quiet >/dev/null
     [ -f "$run/checkpoint.bin" ] || { echo "compare-peers.sh: esmeta training left no checkpoint" >&2; exit 1; }
     last=$(grep '"generation"' "$run/metrics.jsonl" | tail -n 1)
     gens=$(echo "$last" | field generation); train_s=$(echo "$last" | field elapsed_s)
@@ -72,7 +86,7 @@ if [ "$only" != evotorch ]; then
         { l[NR] = $1 } END { k = int(NR / 4); if (k > 50) k = 50; if (k < 1) k = 1;
           for (i = 1; i <= k; i++) { a += l[i]; b += l[NR - k + i] } printf "%.4f %.4f", a / k, b / k }')
     t0=$(now)
-    res=$(OMP_NUM_THREADS=$threads "$bin" eval --checkpoint "$run/checkpoint.bin" --data "$data" --split test \
+    res=$(OMP_NUM_THREADS=$threads pin "$bin" eval --checkpoint "$run/checkpoint.bin" --data "$data" --split test \
         --way 5 --shot 5 --query 15 --episodes "$episodes" --seed 0 --threads "$threads")
     t1=$(now)
     printf '{"peer":"esmeta","version":"%s","generations":%s,"train_s":%s,"s_per_gen":%s,"loss_first":%s,"loss_last":%s,"eval_split":"test","test_task":"5-way 5-shot 15-query","episodes":%s,"eval_bn":"running","accuracy":%s,"ci95":%s,"loss":%s,"eval_s":%.2f,"threads":%s,"seconds":%s}\n' \
@@ -83,24 +97,33 @@ if [ "$only" != evotorch ]; then
         tee -a "$out/results.jsonl" >&2
 fi
 
-if [ "$only" != esmeta ]; then
-    OMP_NUM_THREADS=$threads "$py" "$root/bench/peer_evotorch.py" --data "$data" --seconds "$seconds" \
+if want evotorch; then
+    OMP_NUM_THREADS=$threads pin "$py" "$root/bench/peer_evotorch.py" --data "$data" --seconds "$seconds" \
         --threads "$threads" --eval-episodes "$episodes" --seed "$seed" --eval-bn running \
         --out "$out/evotorch.jsonl" > "$out/evotorch.final.json"
     head -n 1 "$out/evotorch.jsonl" | sed 's/^{/{"setup":true,/' >&2
     sed 's/}$/,"threads":'"$threads"',"seconds":'"$seconds"'}/' "$out/evotorch.final.json" | tee -a "$out/results.jsonl" >&2
 fi
 
+if want evosax; then
+    # XLA sizes its thread pool from the CPUs the process may use: --cpus (or $threads cores) bounds it.
+    pin "$expy" "$root/bench/peer_evosax.py" --data "$data" --seconds "$seconds" --eval-episodes "$episodes" \
+        --seed "$seed" --out "$out/evosax.jsonl" > "$out/evosax.final.json"
+    head -n 1 "$out/evosax.jsonl" | sed 's/^{/{"setup":true,/' >&2
+    sed 's/}$/,"threads":'"$threads"',"seconds":'"$seconds"'}/' "$out/evosax.final.json" | tee -a "$out/results.jsonl" >&2
+fi
+
 {
-    echo "\`bench/compare-peers.sh --seconds $seconds --threads $threads --episodes $episodes\`: OpenAI-ES, conv-4 width 32"
+    echo "\`bench/compare-peers.sh --seconds $seconds --threads $threads --episodes $episodes${cpus:+ --cpus $cpus}\`: OpenAI-ES, conv-4 width 32"
     echo "(28,320 parameters), P = 64, sigma 0.02, Adam 0.002, one 5-way 5-shot 5-query trainval episode a generation;"
     echo "test: $episodes 5-way 5-shot 15-query episodes of the test split, batch norm with the centre's running"
-    echo "statistics (evaluation mode) on both sides. $threads threads, $seconds s of training each, one after the other."
+    echo "statistics (evaluation mode) on every side. $threads threads${cpus:+ on CPUs $cpus}, $seconds s of training each, one after the other."
     echo
     echo "| peer | s / generation | generations in ${seconds} s | member loss first -> last | test accuracy | 95% CI |"
     echo "| --- | --- | --- | --- | --- | --- |"
     while read -r line; do
         peer=$(echo "$line" | sed 's/.*"peer":"\([^"]*\)".*/\1/')
+        [ "$peer" = evosax ] && peer="evosax $("$expy" -c 'from importlib import metadata; print(metadata.version("evosax"))' 2>/dev/null) ($(echo "$line" | sed 's/.*"popeval":"\([^"]*\)".*/\1/'))"
         [ "$peer" = evotorch ] && peer="evotorch $("$py" -c 'import evotorch; print(evotorch.__version__)' 2>/dev/null) ($(echo "$line" | sed 's/.*"popeval":"\([^"]*\)".*/\1/'))"
         printf '| %s | %.3f | %s | %s -> %s | %.2f%% | +- %.2f%% |\n' "$peer" "$(echo "$line" | field s_per_gen)" \
             "$(echo "$line" | field generations)" "$(echo "$line" | field loss_first)" \

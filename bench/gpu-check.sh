@@ -118,7 +118,7 @@ fi
 run_es() { # device gens dir
     rm -rf "$3"
     t0=$(now)
-    build/esmeta train --data "$CACHE" --trainer es --device "$1" --pop 256 --sigma 0.02 --lr 0.002 \
+    build/esmeta train --data "$CACHE" --split train --trainer es --device "$1" --pop 256 --sigma 0.02 --lr 0.002 \
         --generations "$2" --centre-every 10 --eval-every "$2" --eval-episodes 100 --checkpoint-every 0 --quiet \
         --out "$3" >"$3.json" 2>"$3.err"
     rc=$?

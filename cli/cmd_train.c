@@ -39,9 +39,15 @@ static void help(void)
         "             --chunk N  score episodes streamed, N images at a time (exact batch norm; memory does\n"
         "                            not grow with the episode; up to 3.8x the conv work; cpu only; default 0 = off)\n"
         "  --checkpoint-every N      save every N steps (default 500) and at the end\n"
+        "  es:        --budget-forwards N  run as many generations as N member-image forwards buy\n"
+        "             (pop x episodes-per-gen x way x (shot + query) a generation; instead of --generations)\n"
+        "  --time-limit SECONDS      stop before a step would end past this much training time in this process;\n"
+        "                            saves, exits 0, \"interrupted\":false, \"time_limited\":true; --resume continues\n"
         "  --eval-every N            validation accuracy every N steps (default 0 = never) on --eval-split\n"
         "                            (default val) with --eval-episodes (100) of --eval-way/--eval-shot/--eval-query\n"
-        "                            (5/5/15)\n"
+        "                            (5/5/15). Refused when that split shares classes with the training split (val is\n"
+        "                            inside trainval): train on train to validate on val, or monitor a held-out split\n"
+        "  --eval-seen-classes       evaluate on such a split anyway; its lines say \"held_out\":false\n"
         "  backprop:  --episodes-per-step E  episodes averaged into each Adam step (default 1); under\n"
         "             mpirun they are spread over the ranks\n"
         "  --threads T               OpenMP threads (default: OMP_NUM_THREADS or all cores; per rank under mpirun)\n"
@@ -54,7 +60,7 @@ static void help(void)
 enum { O_DATA = 1000, O_SPLIT, O_OUT, O_RESUME, O_TRAINER, O_STRATEGY, O_WAY, O_SHOT, O_QUERY, O_WIDTH, O_DEPTH,
        O_POP, O_EPG, O_CENTRE, O_THREADS, O_EPISODES, O_GENS, O_HALVE, O_CKPT, O_EVAL_EVERY, O_EVAL_EPISODES,
        O_EVAL_SPLIT, O_EVAL_WAY, O_EVAL_SHOT, O_EVAL_QUERY, O_SEED, O_LR, O_SIGMA, O_WD, O_QUIET, O_HELP, O_EPS,
-       O_DEVICE, O_CHUNK };
+       O_DEVICE, O_CHUNK, O_TIME_LIMIT, O_EVAL_SEEN, O_BUDGET };
 
 static const struct option OPTS[] = {
     {"data", 1, 0, O_DATA}, {"split", 1, 0, O_SPLIT}, {"out", 1, 0, O_OUT}, {"resume", 1, 0, O_RESUME},
@@ -67,6 +73,8 @@ static const struct option OPTS[] = {
     {"eval-query", 1, 0, O_EVAL_QUERY}, {"seed", 1, 0, O_SEED}, {"lr", 1, 0, O_LR}, {"sigma", 1, 0, O_SIGMA},
     {"weight-decay", 1, 0, O_WD}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
     {"episodes-per-step", 1, 0, O_EPS}, {"device", 1, 0, O_DEVICE}, {"chunk", 1, 0, O_CHUNK},
+    {"time-limit", 1, 0, O_TIME_LIMIT}, {"eval-seen-classes", 0, 0, O_EVAL_SEEN},
+    {"budget-forwards", 1, 0, O_BUDGET},
     {0, 0, 0, 0}};
 
 #define BIG 1000000000L
@@ -94,6 +102,7 @@ static int parse_long_opt(int c, const char *v, train_args *a)
     case O_CHUNK: l = &a->chunk; a->has_chunk = 1; break;
     case O_EPISODES: ll = &a->steps; a->steps_flag = 1; break;
     case O_GENS: ll = &a->steps; a->steps_flag = 2; break;
+    case O_BUDGET: ll = &a->budget_forwards; break;
     case O_HALVE: ll = &a->lr_halve_every; break;
     case O_CKPT: ll = &a->checkpoint_every; break;
     case O_EVAL_EVERY: ll = &a->eval_every; break;
@@ -139,7 +148,9 @@ static int parse_args(int argc, char **argv, train_args *a)
         case O_LR: ok = cli_parse_float("train", "--lr", optarg, &a->lr), a->has_lr = 1; break;
         case O_SIGMA: ok = cli_parse_float("train", "--sigma", optarg, &a->sigma), a->has_sigma = 1; break;
         case O_WD: ok = cli_parse_float("train", "--weight-decay", optarg, &a->weight_decay), a->has_wd = 1; break;
+        case O_TIME_LIMIT: ok = cli_parse_float("train", "--time-limit", optarg, &a->time_limit); break;
         case O_QUIET: a->quiet = 1; break;
+        case O_EVAL_SEEN: a->eval_seen = 1; break;
         case O_HELP: help(); exit(0);
         case '?':
         case ':': cli_usage_error("train", "unknown or incomplete option '%s'", argv[optind - 1]); return 0;
@@ -228,11 +239,37 @@ static int build_config(const train_args *a, esm_train_config *cfg)
 
 static int check_eval_args(const train_args *a)
 {
+    if (!(a->time_limit >= 0) || !isfinite(a->time_limit)) {
+        cli_usage_error("train", "--time-limit %g: give the training budget in seconds (> 0)", (double)a->time_limit);
+        return 0;
+    }
     if (a->eval_every < 0 || a->checkpoint_every < 0 || a->eval_episodes < 1) {
         cli_usage_error("train", "--eval-every and --checkpoint-every must be >= 0 and --eval-episodes >= 1");
         return 0;
     }
     return 1;
+}
+
+/* --budget-forwards: a budget that means the same work on any machine (wall time does not), turned
+ * into the generation count it buys. 0 and a message if it buys none or the run is not ES. */
+static int apply_budget(train_loop *L, esm_err *err)
+{
+    const train_args *a = L->a;
+    if (!a->budget_forwards)
+        return 1;
+    const esm_train_config *c = esm_trainer_config(L->t);
+    if (c->trainer != ESM_TRAINER_ES || a->steps_flag || a->budget_forwards < 0) {
+        esm_fail(err, ESM_EINVAL, "--budget-forwards %lld: a positive budget, for --trainer es, instead of "
+                 "--generations", a->budget_forwards);
+        return 0;
+    }
+    long long per = (long long)c->pop * c->episodes_per_gen * c->shape.way * (c->shape.shot + c->shape.query);
+    if (a->budget_forwards < per) {
+        esm_fail(err, ESM_EINVAL, "--budget-forwards %lld buys no generation: one costs %lld member-image forwards",
+                 a->budget_forwards, per);
+        return 0;
+    }
+    return esm_trainer_set_steps(L->t, a->budget_forwards / per, err) == ESM_OK;
 }
 
 /* Opens the trainer (fresh or resumed) and the run folder. */
@@ -256,16 +293,38 @@ static int open_run(train_loop *L, const train_args *a, esm_split *sp, esm_err *
         if (esm_split_get(L->ds, m.cfg.split, sp, err) != ESM_OK ||
             esm_trainer_resume_on(ckpt, a->device, L->ds, sp, &L->t, err) != ESM_OK)
             return 0;
-        if (a->steps >= 0 && esm_trainer_set_steps(L->t, a->steps, err) != ESM_OK)
+        if ((a->steps >= 0 && esm_trainer_set_steps(L->t, a->steps, err) != ESM_OK) || !apply_budget(L, err))
             return 0;
         return !L->lead || run_dir_resume(&L->rd, a->resume, esm_trainer_steps_done(L->t), err);
     }
     esm_train_config cfg;
     if (!build_config(a, &cfg))
         return -1;
-    if (esm_split_get(L->ds, cfg.split, sp, err) != ESM_OK || esm_trainer_create(&cfg, L->ds, sp, &L->t, err) != ESM_OK)
+    if (esm_split_get(L->ds, cfg.split, sp, err) != ESM_OK || esm_trainer_create(&cfg, L->ds, sp, &L->t, err) != ESM_OK ||
+        !apply_budget(L, err))
         return 0;
     return !L->lead || run_dir_create(&L->rd, a->out, err);
+}
+
+/* An evaluation on classes the run trains on is not a validation: refused unless asked for
+ * (--eval-seen-classes), and then labelled in every line. */
+static int check_held_out(train_loop *L, const esm_split *train_sp, esm_err *err)
+{
+    const train_args *a = L->a;
+    int shared = esm_split_shared(L->ds, train_sp, &L->eval_sp);
+    if (shared < 0) {
+        esm_fail(err, ESM_ENOMEM, "out of memory comparing the training and evaluation splits");
+        return 0;
+    }
+    L->eval_held_out = shared == 0;
+    if (shared == 0 || a->eval_seen)
+        return 1;
+    const char *train_name = esm_trainer_config(L->t)->split;
+    esm_fail(err, ESM_EINVAL, "--eval-split %s: %d of its %d classes are training classes of --split %s, so its "
+             "accuracy is not held out; train on --split train to validate on val, evaluate a split the run never "
+             "trains on (and choose nothing on test), or add --eval-seen-classes to measure it labelled as seen",
+             a->eval_split, shared, L->eval_sp.n_classes, train_name);
+    return 0;
 }
 
 /* Everything after the data is loaded; returns the exit status. */
@@ -280,7 +339,8 @@ static int train(train_loop *L, esm_split *sp, esm_err *err)
     if (!cli_check_same_binary(L->dist, err) || esm_trainer_set_dist(L->t, L->dist, err) != ESM_OK)
         return train_rank_error(L, err);
     if (L->lead && a->eval_every > 0 &&
-        !(L->has_eval_sp = esm_split_get(L->ds, a->eval_split, &L->eval_sp, err) == ESM_OK))
+        (!(L->has_eval_sp = esm_split_get(L->ds, a->eval_split, &L->eval_sp, err) == ESM_OK) ||
+         !check_held_out(L, sp, err)))
         return train_local_error(L, err);
     train_catch_signals();
     L->start = L->last_progress = cli_now();

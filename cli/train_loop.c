@@ -99,13 +99,14 @@ static int run_eval(train_loop *L, esm_err *err)
     int64_t step = esm_trainer_steps_done(L->t);
     fprintf(L->rd.mf, "{\"step\":%lld,\"eval_split\":", (long long)step);
     cli_json_str(L->rd.mf, a->eval_split);
+    fprintf(L->rd.mf, ",\"held_out\":%s", L->eval_held_out ? "true" : "false");
     fprintf(L->rd.mf, ",\"eval_way\":%d,\"eval_shot\":%d,\"eval_episodes\":%d,\"eval_acc\":%.6f,\"eval_ci95\":%.6f,"
             "\"elapsed_s\":%.3f}\n", shape.way, shape.shot, r.episodes, r.mean_acc, r.ci95, elapsed(L));
     if (!run_dir_flush(&L->rd, err))
         return 0;
     if (!a->quiet)
-        fprintf(stderr, "  eval on %s after %lld steps: %.2f%% +- %.2f%%\n", a->eval_split, (long long)step,
-                100 * r.mean_acc, 100 * r.ci95);
+        fprintf(stderr, "  eval on %s%s after %lld steps: %.2f%% +- %.2f%%\n", a->eval_split,
+                L->eval_held_out ? "" : " (classes seen in training)", (long long)step, 100 * r.mean_acc, 100 * r.ci95);
     return 1;
 }
 
@@ -160,10 +161,21 @@ static void summary(train_loop *L, const esm_train_stats *s)
     cli_json_num(stdout, s->loss);
     printf(",\"acc\":");
     cli_json_num(stdout, s->acc);
-    printf(",\"elapsed_s\":%.3f,\"interrupted\":%s}\n", elapsed(L), L->stopped ? "true" : "false");
+    printf(",\"elapsed_s\":%.3f,\"interrupted\":%s,\"time_limited\":%s}\n", elapsed(L), L->stopped ? "true" : "false",
+           L->time_up ? "true" : "false");
 }
 
-/* Every rank runs the same iterations: the stop flag is agreed on. */
+/* 2: a signal asked to stop; 1: the next step would end past --time-limit (judged by the last
+ * step's time); 0: go on. */
+static int stop_wish(const train_loop *L)
+{
+    if (stop_requested)
+        return 2;
+    double limit = L->a->time_limit;
+    return limit > 0 && cli_now() - L->start + L->last_step_s > limit ? 1 : 0;
+}
+
+/* Every rank runs the same iterations: the stop flag is agreed on (a signal wins over the clock). */
 int train_loop_run(train_loop *L, esm_err *err)
 {
     const esm_train_config *cfg = esm_trainer_config(L->t);
@@ -171,9 +183,12 @@ int train_loop_run(train_loop *L, esm_err *err)
     int rc = 0;
     L->bytes_logged = esm_dist_bytes_sent(L->dist);
     for (;;) {
-        if (esm_dist_max_int(L->dist, stop_requested, &L->stopped, err) != ESM_OK)
+        int wish;
+        if (esm_dist_max_int(L->dist, stop_wish(L), &wish, err) != ESM_OK)
             return train_rank_error(L, err);
-        if (L->stopped || esm_trainer_steps_done(L->t) >= cfg->steps)
+        L->stopped = wish == 2;
+        L->time_up = wish == 1;
+        if (wish || esm_trainer_steps_done(L->t) >= cfg->steps)
             break;
         double t0 = cli_now();
         esm_status st = esm_trainer_step(L->t, &s, err);

@@ -15,7 +15,10 @@ typedef struct {
     long long steps, lr_halve_every, checkpoint_every, eval_every, eval_episodes, eval_way, eval_shot, eval_query;
     uint64_t seed;
     float lr, sigma, weight_decay;
+    long long budget_forwards; /* --budget-forwards: ES generations from member-image forwards; 0 = none */
+    float time_limit; /* --time-limit: seconds of training in this process; 0 = none */
     int has_seed, has_lr, has_sigma, has_wd, steps_flag, quiet; /* steps_flag: 1 --episodes, 2 --generations */
+    int eval_seen; /* --eval-seen-classes: evaluate on a split that shares classes with the training split */
 } train_args;
 
 typedef struct {
@@ -25,9 +28,11 @@ typedef struct {
     const esm_dataset *ds;
     esm_split eval_sp;
     int has_eval_sp;
+    int eval_held_out; /* the eval split shares no class with the training split */
     esm_dist *dist;
     int lead;     /* rank 0: the one rank that writes files and prints results */
     int stopped;  /* some rank was asked to stop (agreed by all ranks) */
+    int time_up;  /* the --time-limit budget ended the run (agreed by all ranks); not an interruption */
     uint64_t bytes_logged; /* esm_dist_bytes_sent when the last metrics line was written */
     double start, last_progress;
     double last_step_s; /* the last step's wall time: the progress line's rate */
@@ -41,7 +46,8 @@ int train_rank_error(const train_loop *L, const esm_err *err);
 int train_local_error(const train_loop *L, const esm_err *err);
 /* SIGINT/SIGTERM then make the loop finish its step, save, and stop. */
 void train_catch_signals(void);
-/* Runs the steps that remain; returns the exit status (130 if stopped by a signal). */
+/* Runs the steps that remain; returns the exit status (130 if stopped by a signal, 0 if stopped by
+ * --time-limit: the run is then saved and can be resumed like any other). */
 int train_loop_run(train_loop *L, esm_err *err);
 
 #endif

@@ -202,7 +202,8 @@ TEST(es_update_uses_the_members_that_were_evaluated)
 TEST(es_weight_decay_alone_when_fitness_is_flat)
 {
     /* Equal fitness carries no signal (tied centred ranks are all 0), so OpenAI-ES with SGD
-     * moves by the L2 decay only: mean -= lr * weight_decay * mean. */
+     * moves by the L2 decay only. The decay is OpenAI's l2coeff, taken with the 1/sigma this
+     * gradient has and theirs has not: mean -= lr * (weight_decay / sigma) * mean. */
     esm_err err;
     size_t dim = 1100;
     esm_es_config c;
@@ -211,6 +212,7 @@ TEST(es_weight_decay_alone_when_fitness_is_flat)
     c.optim.momentum = 0;
     c.optim.lr = 0.5f;
     c.optim.weight_decay = 0.1f;
+    c.sigma0 = 0.25f; /* decay factor per unit lr: 0.1 / 0.25 = 0.4 */
     float *x0 = malloc(dim * sizeof *x0);
     float *flat = malloc((size_t)c.popsize * sizeof *flat);
     REQUIRE(x0 && flat);
@@ -223,7 +225,7 @@ TEST(es_weight_decay_alone_when_fitness_is_flat)
     REQUIRE_OK(esm_es_tell(es, flat, NULL, &err), &err);
     double worst = 0;
     for (size_t j = 0; j < dim; j++)
-        worst = fmax(worst, fabs(esm_es_mean(es)[j] - x0[j] * (1 - 0.5 * 0.1)));
+        worst = fmax(worst, fabs(esm_es_mean(es)[j] - x0[j] * (1 - 0.5 * 0.4)));
     CHECKF(worst < 1e-6, "largest deviation from pure decay: %g", worst);
     /* A schedule's new rate applies from the next tell; bad rates are refused and change nothing. */
     CHECK(esm_es_set_lr(es, 0.0f, &err) == ESM_EINVAL && strstr(err.msg, "learning rate 0"));
@@ -233,7 +235,7 @@ TEST(es_weight_decay_alone_when_fitness_is_flat)
     REQUIRE_OK(esm_es_tell(es, flat, NULL, &err), &err);
     worst = 0;
     for (size_t j = 0; j < dim; j++)
-        worst = fmax(worst, fabs(esm_es_mean(es)[j] - x0[j] * (1 - 0.5 * 0.1) * (1 - 0.25 * 0.1)));
+        worst = fmax(worst, fabs(esm_es_mean(es)[j] - x0[j] * (1 - 0.5 * 0.4) * (1 - 0.25 * 0.4)));
     CHECKF(worst < 1e-6, "largest deviation from decay at the new rate: %g", worst);
     free(x0), free(flat);
     esm_es_free(es);

@@ -488,6 +488,43 @@ TEST(es_trainer_every_strategy_steps)
     fixture_close(&f);
 }
 
+/* pgpe's ClipUp caps the centre's speed at 2 * --lr (its default ratio), not at the default rate's
+ * 0.15: with momentum 0.9 the velocity of nearly orthogonal noisy gradients grows to about
+ * 2.3 lr within ten steps, so the cap must bind. */
+TEST(es_trainer_clipup_cap_follows_lr)
+{
+    esm_err err = {0};
+    fixture f;
+    REQUIRE_OK(fixture_open(&f, &err) ? ESM_OK : ESM_EIO, &err);
+    esm_train_config c = tiny_cfg(8, 2, 8);
+    snprintf(c.strategy, sizeof c.strategy, "pgpe");
+    c.lr = 0.001f;
+    c.centre_every = 0;
+    esm_trainer *t = NULL;
+    REQUIRE_OK(esm_trainer_create(&c, f.ds, &f.sp, &t, &err), &err);
+    double largest = 0;
+    for (int g = 0; g < 12; g++) {
+        esm_train_stats s;
+        REQUIRE_OK(esm_trainer_step(t, &s, &err), &err);
+        largest = fmax(largest, s.update_norm);
+    }
+    CHECKF(largest <= 2 * 0.001 * (1 + 1e-4) && largest > 1.9 * 0.001,
+           "largest centre step %g: want the cap 2 * lr = 0.002 reached and never passed", largest);
+    esm_trainer_free(t);
+    /* A checkpoint from before the rule (es_rules 0) resumes as it was trained: the cap is 0.15. */
+    c.es_rules = 0;
+    REQUIRE_OK(esm_trainer_create(&c, f.ds, &f.sp, &t, &err), &err);
+    largest = 0;
+    for (int g = 0; g < 12; g++) {
+        esm_train_stats s;
+        REQUIRE_OK(esm_trainer_step(t, &s, &err), &err);
+        largest = fmax(largest, s.update_norm);
+    }
+    CHECKF(largest > 2.05 * 0.001, "old rules: largest centre step %g, want the uncapped 2.3 lr", largest);
+    esm_trainer_free(t);
+    fixture_close(&f);
+}
+
 /* ---- memory ---- */
 
 /* The data every child uses, loaded by this process before it forks. */

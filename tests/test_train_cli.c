@@ -246,6 +246,72 @@ TEST(train_final_progress_line_has_a_rate)
     CHECKF(sscanf(lr, " lr %lg %lg img/s", &lr_v, &rate) == 2 && rate > 0, "progress line: %.120s", line);
 }
 
+/* --time-limit ends a run that could go on for ever cleanly: exit 0, a checkpoint, not an
+ * interruption, and --resume continues it. */
+TEST(train_time_limit_stops_cleanly_and_resumes)
+{
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    char args[9000], out[4096], err[8192];
+    snprintf(args, sizeof args, "train --data %s --trainer es --pop 4 --generations 1000000000 --checkpoint-every 0 "
+             "--centre-every 0 --time-limit 0.5 %s --out %s/tl", cache, TINY, tmp);
+    REQUIRE(esm_test_run_cli(args, out, sizeof out, err, sizeof err) == 0);
+    CHECKF(strstr(out, "\"interrupted\":false") && strstr(out, "\"time_limited\":true"), "summary: %s", out);
+    const char *st = strstr(out, "\"steps\":");
+    long long steps = -1;
+    REQUIRE(st && sscanf(st, "\"steps\":%lld", &steps) == 1);
+    CHECKF(steps >= 1 && steps < 1000000000LL, "steps %lld", steps);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tl/metrics.jsonl", tmp);
+    CHECK(esm_test_count_lines(path, "\"generation\":") == steps);
+    snprintf(args, sizeof args, "train --data %s --resume %s/tl --generations %lld --quiet", cache, tmp, steps + 2);
+    REQUIRE(esm_test_run_cli(args, out, sizeof out, err, sizeof err) == 0);
+    char want[64];
+    snprintf(want, sizeof want, "\"steps\":%lld,", steps + 2);
+    CHECKF(strstr(out, want) && strstr(out, "\"time_limited\":false"), "resumed summary: %s", out);
+    CHECK(esm_test_count_lines(path, "\"generation\":") == steps + 2);
+    snprintf(args, sizeof args, "train --data %s --trainer es --time-limit -1 --out %s/tl2", cache, tmp);
+    CHECK(esm_test_run_cli(args, out, sizeof out, err, sizeof err) == 2 && strstr(err, "--time-limit"));
+}
+
+/* Vinyals' val lies inside trainval: an evaluation there is not a validation, so the trainer
+ * refuses it unless asked, then labels it; on a held-out split the lines say so. */
+TEST(train_refuses_validation_on_training_classes)
+{
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    char args[9000], out[4096], err[8192], path[4200];
+    snprintf(args, sizeof args, "train --data %s %s --episodes 2 --eval-every 1 --eval-episodes 2 --out %s/seen",
+             cache, TINY, tmp);
+    CHECK(esm_test_run_cli(args, out, sizeof out, err, sizeof err) != 0 && strstr(err, "not held out") &&
+          strstr(err, "--split trainval"));
+    snprintf(args, sizeof args, "train --data %s %s --episodes 2 --eval-every 1 --eval-episodes 2 "
+             "--eval-seen-classes --out %s/seen2", cache, TINY, tmp);
+    REQUIRE(esm_test_run_cli(args, out, sizeof out, err, sizeof err) == 0);
+    snprintf(path, sizeof path, "%s/seen2/metrics.jsonl", tmp);
+    CHECK(esm_test_count_lines(path, "\"eval_split\":\"val\",\"held_out\":false") == 2);
+    snprintf(args, sizeof args, "train --data %s %s --split train --episodes 2 --eval-every 1 --eval-episodes 2 "
+             "--out %s/held", cache, TINY, tmp);
+    REQUIRE(esm_test_run_cli(args, out, sizeof out, err, sizeof err) == 0);
+    snprintf(path, sizeof path, "%s/held/metrics.jsonl", tmp);
+    CHECK(esm_test_count_lines(path, "\"eval_split\":\"val\",\"held_out\":true") == 2);
+}
+
+/* A budget in member-image forwards buys whole generations: pop 4 x 5-way (1 + 2) = 60 a generation. */
+TEST(train_budget_forwards_sets_the_generations)
+{
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    char args[9000], out[4096], err[8192];
+    snprintf(args, sizeof args, "train --data %s --trainer es --pop 4 --centre-every 0 --budget-forwards 200 %s "
+             "--out %s/bf", cache, TINY, tmp);
+    REQUIRE(esm_test_run_cli(args, out, sizeof out, err, sizeof err) == 0);
+    CHECKF(strstr(out, "\"steps\":3,\"of\":3,"), "summary: %s", out);
+    snprintf(args, sizeof args, "train --data %s --trainer es --pop 4 --budget-forwards 59 %s --out %s/bf2", cache,
+             TINY, tmp);
+    CHECK(esm_test_run_cli(args, out, sizeof out, err, sizeof err) != 0 && strstr(err, "costs 60"));
+}
+
 TEST(eval_is_seeded_and_thread_count_invariant)
 {
     const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();

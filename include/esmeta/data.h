@@ -83,6 +83,10 @@ esm_status esm_split_get(const esm_dataset *ds, const char *name, esm_split *out
 esm_status esm_split_parse(const esm_dataset *ds, const char *text, const char *origin, esm_split *out,
                            esm_err *err);
 void esm_split_free(esm_split *sp);
+/* How many classes (character and rotation) of b are also classes of a; -1 if out of memory.
+ * Vinyals' val lies inside trainval, so accuracy on val after training on trainval is not
+ * held out: callers check this before calling an evaluation "validation". */
+int esm_split_shared(const esm_dataset *ds, const esm_split *a, const esm_split *b);
 
 /* Writes image `img` of character chr rotated by rot quarter turns as floats in [0,1]
  * (ink = 1) into out[channels*height*width]. */

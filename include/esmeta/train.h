@@ -51,6 +51,11 @@ typedef struct {
      * episode exceeds a chunk); 0 = whole episodes (the default; a chunk at least the episode's
      * size gives the same bits). CPU only. */
     int stream_chunk;
+    /* Which ES optimiser rules the run was made under, so that a checkpoint resumes as it was
+     * trained: 1 (from 2026-12-02): pgpe's ClipUp cap follows lr, openai-es weight decay on OpenAI's
+     * scale (divided by sigma); 0 (checkpoints without the key): the cap stays at the strategy's
+     * default and the decay is taken as the optimiser's own coefficient. */
+    int es_rules;
 } esm_train_config;
 
 /* Snell et al.'s defaults for backprop: 60-way 5-shot 5-query, Adam 1e-3 halved every 2000. */

@@ -174,3 +174,17 @@ void esm_split_free(esm_split *sp)
     sp->classes = NULL;
     sp->n_classes = 0;
 }
+
+int esm_split_shared(const esm_dataset *ds, const esm_split *a, const esm_split *b)
+{
+    unsigned char *in_a = calloc((size_t)ds->n_chars * 4, 1);
+    if (!in_a)
+        return -1;
+    for (int i = 0; i < a->n_classes; i++)
+        in_a[(size_t)a->classes[i].chr * 4 + (size_t)a->classes[i].rot] = 1;
+    int n = 0;
+    for (int i = 0; i < b->n_classes; i++)
+        n += in_a[(size_t)b->classes[i].chr * 4 + (size_t)b->classes[i].rot];
+    free(in_a);
+    return n;
+}

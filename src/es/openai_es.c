@@ -3,6 +3,11 @@
  * pairs, centred-rank shaping, gradient (1 / (P sigma)) sum_i w_i eps_i fed to Adam or
  * SGD with L2 weight decay.
  *
+ * Weight decay means what OpenAI's l2coeff means. Their gradient is (1 / P) sum_i w_i eps_i,
+ * without the 1/sigma here, and they step along (that - l2coeff * theta). This gradient is theirs
+ * over sigma, so the decay is divided by sigma too: the step follows the same direction, and the
+ * coefficient is not 1/sigma (50x at sigma 0.02) weaker than the same number in their code.
+ *
  * Defaults follow the authors' es_distributed code (noise_stdev 0.02, Adam stepsize 0.01,
  * beta1 0.9, beta2 0.999, eps 1e-8, l2coeff 0.005). Their population was thousands of
  * workers; the default here is CMA's 4 + 3 ln n rounded up to even, to be raised freely. */
@@ -77,7 +82,9 @@ static esm_status oes_tell(esm_es *es, const esm_es_ranking *rk, esm_es_report *
         for (size_t j = 0; j < n; j++)
             g[b + j] = (float)(k * s1[j]);
     }
-    rep->update_norm = esm_optim_step(&es->cfg.optim, &st->opt, es->mean, g, dim, partial);
+    esm_optim_config oc = es->cfg.optim;
+    oc.weight_decay = (float)(oc.weight_decay / es->cfg.sigma0);
+    rep->update_norm = esm_optim_step(&oc, &st->opt, es->mean, g, dim, partial);
     rep->sigma_mean = es->cfg.sigma0;
     free(w), free(g), free(partial);
     return ESM_OK;

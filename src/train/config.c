@@ -21,6 +21,7 @@ esm_train_config esm_train_config_default(esm_trainer_kind kind)
     c.lr_halve_every = 2000;
     c.episodes_per_step = 1;
     snprintf(c.device, sizeof c.device, "cpu");
+    c.es_rules = 1;
     if (kind == ESM_TRAINER_ES) {
         /* A starting point from a small numpy OpenAI-ES study (issue 4): 5-way 5-shot 5-query
          * episodes, population 32, sigma 0.02, Adam 0.002. */
@@ -59,12 +60,12 @@ int esm_config_to_text(const esm_train_config *c, char *buf, size_t cap)
                     "trainer=%s\nsplit=%s\nsplit_hash=%" PRIu64 "\nway=%d\nshot=%d\nquery=%d\nsteps=%" PRId64
                     "\nseed=%" PRIu64 "\nin_channels=%d\nin_height=%d\nin_width=%d\nwidth=%d\ndepth=%d\nlr=%a\n"
                     "lr_halve_every=%" PRId64 "\nweight_decay=%a\nstrategy=%s\npop=%d\nsigma=%a\n"
-                    "episodes_per_gen=%d\ncentre_every=%d\nepisodes_per_step=%d\ndevice=%s\nstream_chunk=%d\n",
+                    "episodes_per_gen=%d\ncentre_every=%d\nepisodes_per_step=%d\ndevice=%s\nstream_chunk=%d\nes_rules=%d\n",
                     esm_trainer_kind_name(c->trainer), c->split, c->split_hash, c->shape.way, c->shape.shot,
                     c->shape.query, c->steps, c->seed, c->net.in_channels, c->net.in_height, c->net.in_width,
                     c->net.width, c->net.depth, (double)c->lr, c->lr_halve_every, (double)c->weight_decay,
                     c->strategy, c->pop, (double)c->sigma, c->episodes_per_gen, c->centre_every, c->episodes_per_step,
-                    c->device[0] ? c->device : "cpu", c->stream_chunk);
+                    c->device[0] ? c->device : "cpu", c->stream_chunk, c->es_rules);
 }
 
 static int set_field(esm_train_config *c, const char *key, const char *v)
@@ -111,6 +112,7 @@ static int set_field(esm_train_config *c, const char *key, const char *v)
     INT_FIELD("centre_every", c->centre_every)
     INT_FIELD("episodes_per_step", c->episodes_per_step)
     INT_FIELD("stream_chunk", c->stream_chunk) /* absent before streaming: 0, whole episodes */
+    INT_FIELD("es_rules", c->es_rules)         /* absent before 2026-12-02: 0, the old rules */
 #undef INT_FIELD
     return 1; /* keys from newer versions are ignored */
 }

@@ -115,8 +115,15 @@ static esm_status make_es(esm_trainer *t, es_state *s, esm_err *err)
     ec.popsize = c->pop;
     ec.seed = derive_seed(c->seed);
     ec.sigma0 = c->sigma;
+    /* ClipUp's speed cap keeps the strategy's ratio to the rate (pgpe: max_speed = 2 lr), as a
+     * schedule's esm_es_set_lr keeps it; a cap left at the default rate's would never bind.
+     * Checkpoints from before (es_rules 0) keep the rules they were trained under. */
+    if (c->es_rules >= 1)
+        ec.optim.max_speed *= c->lr / ec.optim.lr;
     ec.optim.lr = c->lr;
     ec.optim.weight_decay = c->weight_decay;
+    if (c->es_rules < 1 && !strcmp(c->strategy, "openai-es"))
+        ec.optim.weight_decay = c->weight_decay * c->sigma; /* openai-es divides it by sigma again */
     st = esm_es_create(&s->es, &ec, t->params, err);
     if (st == ESM_OK) {
         s->es_bytes = esm_es_state_size(s->es);
