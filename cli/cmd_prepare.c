@@ -1,6 +1,7 @@
-/* esmeta prepare: raw Omniglot -> one cache file. */
+/* esmeta prepare: raw Omniglot, or a user's own class-folder tree -> one cache file. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -12,26 +13,61 @@
 static void help(void)
 {
     printf("usage: esmeta prepare [--data PATH] [--out FILE]\n"
-           "  --data PATH  Omniglot folder (zips or extracted) (default: $ESMETA_DATA, ../shared/data/omniglot, ...)\n"
-           "  --out FILE   cache file to write (default " DEFAULT_CACHE "); written atomically\n");
+           "       esmeta prepare --images DIR [--channels 1|3] [--size HxW] [--invert] --out FILE\n"
+           "  --data PATH     Omniglot folder (zips or extracted) (default: $ESMETA_DATA, ../shared/data/omniglot, ...)\n"
+           "  --out FILE      cache file to write (default " DEFAULT_CACHE "); written atomically\n"
+           "  --images DIR    your own images: every folder below DIR holding .png/.jpg/.jpeg files is a class\n"
+           "  --channels N    1 (grey) or 3 (RGB; default)\n"
+           "  --size HxW      resized to H x W (default 84x84): area averaging when shrinking, bilinear when enlarging\n"
+           "  --invert        store 255 - value (dark ink on white, as Omniglot is prepared)\n");
+}
+
+static int parse_size(const char *v, esm_image_shape *s)
+{
+    char *end;
+    long h = strtol(v, &end, 10);
+    if (end == v || (*end != 'x' && *end != 'X'))
+        return 0;
+    const char *w_at = end + 1;
+    long w = strtol(w_at, &end, 10);
+    if (end == w_at || *end || h < 1 || w < 1 || h > 4096 || w > 4096)
+        return 0;
+    s->height = (int)h, s->width = (int)w;
+    return 1;
 }
 
 int cmd_prepare(int argc, char **argv)
 {
-    const char *data = NULL, *out = DEFAULT_CACHE;
+    const char *data = NULL, *out = DEFAULT_CACHE, *images = NULL;
+    esm_images_opts io = {.shape = {.channels = 3, .height = 84, .width = 84}};
     static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"data", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'}, {"images", required_argument, 0, 'i'},
+        {"channels", required_argument, 0, 'c'}, {"size", required_argument, 0, 's'}, {"invert", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (c) {
         case 'd': data = optarg; break;
         case 'o': out = optarg; break;
+        case 'i': images = optarg; break;
+        case 'v': io.shape.invert = 1; break;
+        case 'c':
+            if (strcmp(optarg, "1") && strcmp(optarg, "3"))
+                return cli_usage_error("prepare", "--channels '%s': use 1 (grey) or 3 (RGB)", optarg);
+            io.shape.channels = atoi(optarg);
+            break;
+        case 's':
+            if (!parse_size(optarg, &io.shape))
+                return cli_usage_error("prepare", "--size '%s': expected HxW, e.g. 84x84 (each 1..4096)", optarg);
+            break;
         case 'h': help(); return 0;
         default: return cli_usage_error("prepare", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
         return cli_usage_error("prepare", "unexpected argument '%s'", argv[optind]);
+    if (images && data)
+        return cli_usage_error("prepare", "--images and --data are two different sources; give one");
     if (!strcmp(out, DEFAULT_CACHE))
         mkdir("data", 0755);
     /* Fail before the slow part if the result could not be written. */
@@ -50,7 +86,7 @@ int cmd_prepare(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     esm_err err = {0};
     esm_dataset *ds = NULL;
-    if (!cli_load_dataset(data, &ds, &err))
+    if (images ? !cli_load_images(images, &io, &ds, &err) : !cli_load_dataset(data, &ds, &err))
         return cli_error(&err);
     if (esm_cache_write(ds, out, &err) != ESM_OK) {
         esm_dataset_free(ds);

@@ -63,6 +63,32 @@ esm_status esm_png_preprocess(const unsigned char *png, size_t len, int expect_s
 /* The same for a file on disk. */
 esm_status esm_png_preprocess_file(const char *path, int expect_size, int out_size, uint8_t *out, esm_err *err);
 
+/* The shape images are preprocessed to. */
+typedef struct {
+    int channels;       /* 1 grey, 3 RGB */
+    int height, width;
+    int invert;         /* 1: 255 - value (Omniglot: ink = 255 on a background of 0) */
+} esm_image_shape;
+
+/* Decodes a PNG (8 bits or fewer per sample) or JPEG (grey or colour, not CMYK) and resizes it
+ * axis by axis into out[channels][height][width]: area averaging on an axis that shrinks,
+ * bilinear interpolation (pixel centres aligned, edges clamped) on one that grows. */
+esm_status esm_image_preprocess(const unsigned char *bytes, size_t len, const esm_image_shape *shape, uint8_t *out,
+                                const char *origin, esm_err *err);
+
+typedef struct {
+    esm_image_shape shape;
+    int threads;        /* decode threads; 0 = OpenMP default */
+    esm_progress_fn progress;
+    void *progress_user;
+} esm_images_opts;
+
+/* A user's own class-folder tree: every folder under dir that holds image files (.png, .jpg,
+ * .jpeg, any case) is one class, named by its path below dir ("birds/sparrow"); classes and
+ * their images are in name order. A folder with neither images nor subfolders is an empty
+ * class and an error, as are images directly in dir. */
+esm_status esm_dataset_from_images(const char *dir, const esm_images_opts *opts, esm_dataset **out, esm_err *err);
+
 /* A class is a character seen at one rotation (quarter turns counter-clockwise). */
 typedef struct {
     int chr;
@@ -76,9 +102,10 @@ typedef struct {
     int min_images; /* fewest drawings of any class: bounds shot + query */
 } esm_split;
 
-/* name: train, val, trainval, test (Vinyals, from split files carried by ds), background,
+/* name: a split carried by ds (Omniglot: train, val, trainval, test, Vinyals'), background,
  * evaluation (Lake: every character of that half at 4 rotations), or a path to a file of
- * lines "Alphabet/characterNN/rotDDD". */
+ * lines "CLASS/rotDDD" or "CLASS" (rotation 0), e.g. "Alphabet/characterNN/rot090".
+ * Rotations other than 0 need square images. */
 esm_status esm_split_get(const esm_dataset *ds, const char *name, esm_split *out, esm_err *err);
 esm_status esm_split_parse(const esm_dataset *ds, const char *text, const char *origin, esm_split *out,
                            esm_err *err);

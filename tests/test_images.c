@@ -1,0 +1,288 @@
+/* A user's own class-folder tree (esmeta prepare --images): PNG and JPEG, grey and RGB,
+ * resizing, bad inputs. The images are made here, so no network or real data set is needed. */
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jpeglib.h>
+
+#include "esmeta.h"
+#include "harness.h"
+
+enum { W = 8, H = 6 };
+
+/* Pixel (y, x, channel c) of image k: smooth, so that JPEG at quality 100 stays close. */
+static uint8_t pattern(int k, int y, int x, int c)
+{
+    return (uint8_t)(40 + 20 * k + 10 * y + 6 * x + 50 * c);
+}
+
+static void fill(int k, uint8_t *rgb)
+{
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < 3; c++)
+                rgb[(y * W + x) * 3 + c] = pattern(k, y, x, c);
+}
+
+static int write_png_rgb(const char *path, int k)
+{
+    uint8_t rgb[W * H * 3];
+    fill(k, rgb);
+    png_image img = {.version = PNG_IMAGE_VERSION, .width = W, .height = H, .format = PNG_FORMAT_RGB};
+    return png_image_write_to_file(&img, path, 0, rgb, 0, NULL);
+}
+
+/* components 3: RGB from pattern k; 4: CMYK (the unsupported kind). */
+static int write_jpeg(const char *path, int k, int components)
+{
+    uint8_t px[W * H * 4];
+    if (components == 3)
+        fill(k, px);
+    else
+        memset(px, 100, sizeof px);
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return 0;
+    struct jpeg_compress_struct ci;
+    struct jpeg_error_mgr jerr;
+    ci.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&ci);
+    jpeg_stdio_dest(&ci, f);
+    ci.image_width = W, ci.image_height = H;
+    ci.input_components = components;
+    ci.in_color_space = components == 3 ? JCS_RGB : JCS_CMYK;
+    jpeg_set_defaults(&ci);
+    jpeg_set_quality(&ci, 100, TRUE);
+    if (components == 3) { /* no chroma subsampling: colour stays per pixel */
+        ci.comp_info[0].h_samp_factor = ci.comp_info[0].v_samp_factor = 1;
+    }
+    jpeg_start_compress(&ci, TRUE);
+    while (ci.next_scanline < ci.image_height) {
+        JSAMPROW row = px + ci.next_scanline * W * components;
+        jpeg_write_scanlines(&ci, &row, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    return fclose(f) == 0;
+}
+
+/* root/animals/cat: 2 PNG; root/animals/dog: 3 JPEG; root/plants: 1 PNG + 1 JPEG. */
+static int make_tree(const char *root)
+{
+    char p[4400];
+    const char *dirs[] = {"", "/animals", "/animals/cat", "/animals/dog", "/plants"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(p, sizeof p, "%s%s", root, dirs[i]);
+        if (mkdir(p, 0755) != 0)
+            return 0;
+    }
+    int ok = 1;
+    for (int k = 0; k < 2; k++)
+        snprintf(p, sizeof p, "%s/animals/cat/%d.png", root, k), ok &= write_png_rgb(p, k);
+    for (int k = 0; k < 3; k++)
+        snprintf(p, sizeof p, "%s/animals/dog/%d.JPG", root, k), ok &= write_jpeg(p, k, 3);
+    snprintf(p, sizeof p, "%s/plants/a.png", root), ok &= write_png_rgb(p, 5);
+    snprintf(p, sizeof p, "%s/plants/b.jpeg", root), ok &= write_jpeg(p, 6, 3);
+    return ok;
+}
+
+static esm_dataset *load(esm_tctx *t_, const char *root, int channels, int h, int w, esm_err *err)
+{
+    esm_images_opts o = {.shape = {.channels = channels, .height = h, .width = w}, .threads = 2};
+    esm_dataset *ds = NULL;
+    esm_status st = esm_dataset_from_images(root, &o, &ds, err);
+    (void)t_;
+    return st == ESM_OK ? ds : NULL;
+}
+
+TEST(images_rgb_tree_counts_and_pixels)
+{
+    char root[4200];
+    snprintf(root, sizeof root, "%s/set", esm_test_tmpdir());
+    REQUIRE(make_tree(root));
+    esm_err err = {0};
+    esm_dataset *ds = load(t_, root, 3, H, W, &err);
+    REQUIRE_OK(ds ? ESM_OK : err.code, &err);
+    REQUIRE(ds->n_chars == 3 && ds->n_total == 7 && ds->channels == 3 && ds->height == H && ds->width == W);
+    CHECK(!strcmp(ds->names[0], "animals/cat") && !strcmp(ds->names[1], "animals/dog") &&
+          !strcmp(ds->names[2], "plants"));
+    CHECK(ds->n_images[0] == 2 && ds->n_images[1] == 3 && ds->n_images[2] == 2);
+    /* image order: cat 0,1 (PNG, exact), dog 0..2 (JPEG q100, near), plants a.png, b.jpeg */
+    const int pat[7] = {0, 1, 0, 1, 2, 5, 6}, exact[7] = {1, 1, 0, 0, 0, 1, 0};
+    int worst = 0;
+    for (int i = 0; i < 7; i++)
+        for (int c = 0; c < 3; c++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    int got = ds->pixels[(((size_t)i * 3 + c) * H + y) * W + x], want = pattern(pat[i], y, x, c);
+                    int d = abs(got - want);
+                    if (exact[i])
+                        CHECKF(d == 0, "image %d c%d (%d,%d): %d, want %d", i, c, y, x, got, want);
+                    else if (d > worst)
+                        worst = d;
+                }
+    CHECKF(worst <= 3, "JPEG pixels differ from the encoded ones by up to %d", worst);
+    esm_dataset_free(ds);
+}
+
+TEST(images_grey_and_resize_against_reference)
+{
+    char root[4200], p[4400];
+    snprintf(root, sizeof root, "%s/set", esm_test_tmpdir());
+    snprintf(p, sizeof p, "%s/c", root);
+    REQUIRE(mkdir(root, 0755) == 0 && mkdir(p, 0755) == 0);
+    snprintf(p, sizeof p, "%s/c/x.png", root);
+    /* a 4x2 grey image: rows 0,1 are 0 200 40 80 and 100 100 100 100 */
+    uint8_t g[8] = {0, 200, 40, 80, 100, 100, 100, 100};
+    png_image img = {.version = PNG_IMAGE_VERSION, .width = 4, .height = 2, .format = PNG_FORMAT_GRAY};
+    REQUIRE(png_image_write_to_file(&img, p, 0, g, 0, NULL));
+    esm_err err = {0};
+    /* Shrink both axes to 1x2: each output the mean of its 2x2 block. */
+    esm_dataset *ds = load(t_, root, 1, 1, 2, &err);
+    REQUIRE_OK(ds ? ESM_OK : err.code, &err);
+    CHECK(ds->pixels[0] == 100 && ds->pixels[1] == 80); /* (0+200+100+100)/4, (40+80+100+100)/4 */
+    esm_dataset_free(ds);
+    /* Enlarge rows 2 -> 4 (bilinear, centres aligned), keep 4 columns: column 0 goes
+     * 0, 0.75*0 + 0.25*100, 0.25*0 + 0.75*100, 100. */
+    ds = load(t_, root, 1, 4, 4, &err);
+    REQUIRE_OK(ds ? ESM_OK : err.code, &err);
+    const uint8_t col0[4] = {0, 25, 75, 100}, col1[4] = {200, 175, 125, 100};
+    for (int y = 0; y < 4; y++)
+        CHECKF(ds->pixels[y * 4] == col0[y] && ds->pixels[y * 4 + 1] == col1[y], "row %d: %d %d", y,
+               ds->pixels[y * 4], ds->pixels[y * 4 + 1]);
+    esm_dataset_free(ds);
+    /* RGB of a grey PNG repeats the grey value in every channel. */
+    ds = load(t_, root, 3, 2, 4, &err);
+    REQUIRE_OK(ds ? ESM_OK : err.code, &err);
+    CHECK(ds->pixels[1] == 200 && ds->pixels[8 + 1] == 200 && ds->pixels[16 + 1] == 200);
+    esm_dataset_free(ds);
+}
+
+/* A tree with the good classes plus one bad file or folder must fail naming it. */
+static void expect_bad(esm_tctx *t_, const char *what, void (*spoil)(const char *root), const char *n1,
+                       const char *n2)
+{
+    char root[4200];
+    snprintf(root, sizeof root, "%s/%s", esm_test_tmpdir(), what);
+    REQUIRE(make_tree(root));
+    spoil(root);
+    esm_err err = {0};
+    esm_dataset *ds = load(t_, root, 3, H, W, &err);
+    CHECKF(!ds, "%s: loaded", what);
+    esm_dataset_free(ds);
+    CHECKF(strstr(err.msg, n1) && (!n2 || strstr(err.msg, n2)), "%s: message '%s' lacks '%s'/'%s'", what, err.msg,
+           n1, n2 ? n2 : "");
+}
+
+static void truncated_jpeg(const char *root)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/animals/dog/1.JPG", root);
+    struct stat sb;
+    if (stat(p, &sb) == 0 && truncate(p, sb.st_size / 2) != 0)
+        perror(p);
+}
+
+static void cmyk_jpeg(const char *root)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/plants/c.jpg", root);
+    write_jpeg(p, 0, 4);
+}
+
+static void png16(const char *root)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/plants/d.png", root);
+    uint16_t px[W * H] = {0};
+    png_image img = {.version = PNG_IMAGE_VERSION, .width = W, .height = H, .format = PNG_FORMAT_LINEAR_Y};
+    png_image_write_to_file(&img, p, 0, px, 0, NULL);
+}
+
+static void empty_class(const char *root)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/animals/fish", root);
+    mkdir(p, 0755);
+}
+
+static void not_an_image(const char *root)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/plants/e.png", root);
+    FILE *f = fopen(p, "w");
+    if (f)
+        fputs("hello", f), fclose(f);
+}
+
+TEST(images_bad_inputs_name_the_file)
+{
+    expect_bad(t_, "trunc", truncated_jpeg, "animals/dog/1.JPG", "truncated");
+    expect_bad(t_, "cmyk", cmyk_jpeg, "plants/c.jpg", "CMYK");
+    expect_bad(t_, "png16", png16, "plants/d.png", "16-bit");
+    expect_bad(t_, "empty", empty_class, "animals/fish", "empty class");
+    expect_bad(t_, "garbage", not_an_image, "plants/e.png", "neither a PNG nor a JPEG");
+}
+
+TEST(images_rotations_need_square_images)
+{
+    char root[4200];
+    snprintf(root, sizeof root, "%s/set", esm_test_tmpdir());
+    REQUIRE(make_tree(root));
+    esm_err err = {0};
+    esm_dataset *ds = load(t_, root, 3, H, W, &err);
+    REQUIRE_OK(ds ? ESM_OK : err.code, &err);
+    esm_split sp;
+    CHECK(esm_split_parse(ds, "plants\nanimals/cat/rot000\n", "list", &sp, &err) == ESM_OK && sp.n_classes == 2);
+    esm_split_free(&sp);
+    CHECK(esm_split_parse(ds, "plants/rot090\n", "list", &sp, &err) != ESM_OK);
+    CHECKF(strstr(err.msg, "square") && strstr(err.msg, "plants"), "%s", err.msg);
+    CHECK(esm_split_get(ds, "background", &sp, &err) != ESM_OK && strstr(err.msg, "square"));
+    esm_dataset_free(ds);
+}
+
+/* Omniglot's extracted folders prepared as a user's own tree (grey, 28x28, inverted) give the
+ * pixels and names the Omniglot loader gives. */
+TEST(images_omniglot_folder_matches_zip_path)
+{
+    char dir[4200], half[4600];
+    snprintf(dir, sizeof dir, "%s/mini", esm_test_tmpdir());
+    REQUIRE(esm_test_make_mini(dir, 3, MINI_ZIP, 0));
+    esm_err err = {0};
+    esm_dataset *ref = NULL, *ds = NULL;
+    REQUIRE_OK(esm_dataset_load(dir, NULL, &ref, &err), &err);
+    char extracted[4400];
+    snprintf(extracted, sizeof extracted, "%s/dirs", esm_test_tmpdir());
+    REQUIRE(esm_test_make_mini(extracted, 3, MINI_DIRS, 0));
+    snprintf(half, sizeof half, "%s/images_background", extracted);
+    esm_images_opts o = {.shape = {.channels = 1, .height = 28, .width = 28, .invert = 1}};
+    REQUIRE_OK(esm_dataset_from_images(half, &o, &ds, &err), &err);
+    REQUIRE(ds->n_chars == 3);
+    for (int c = 0; c < 3; c++)
+        CHECKF(!strcmp(ds->names[c], ref->names[c]) && ds->n_images[c] == ref->n_images[c], "class %d: %s vs %s", c,
+               ds->names[c], ref->names[c]);
+    CHECK(memcmp(ds->pixels, ref->pixels, ds->n_total * 28 * 28) == 0);
+    esm_dataset_free(ds);
+    esm_dataset_free(ref);
+}
+
+TEST(images_cli_prepare_and_info)
+{
+    char root[4200], cache[4300], cmd[9000], out[2048], errb[2048];
+    snprintf(root, sizeof root, "%s/set", esm_test_tmpdir());
+    snprintf(cache, sizeof cache, "%s/own.esmc", esm_test_tmpdir());
+    REQUIRE(make_tree(root));
+    snprintf(cmd, sizeof cmd, "prepare --images %s --channels 3 --size 4x4 --out %s", root, cache);
+    REQUIRE(esm_test_run_cli(cmd, out, sizeof out, errb, sizeof errb) == 0);
+    CHECKF(strstr(out, "\"images\":7") && strstr(out, "\"channels\":3"), "%s", out);
+    snprintf(cmd, sizeof cmd, "info --data %s --split background", cache);
+    REQUIRE(esm_test_run_cli(cmd, out, sizeof out, errb, sizeof errb) == 0);
+    CHECKF(strstr(out, "\"classes\":12") && strstr(out, "\"height\":4") && strstr(out, "\"width\":4") &&
+           strstr(out, "\"channels\":3"), "%s", out);
+    snprintf(cmd, sizeof cmd, "prepare --images %s --size 4y4 --out %s", root, cache);
+    esm_test_expect_cli_error(t_, cmd, "--size", "HxW");
+}
