@@ -19,7 +19,9 @@ static void help(void)
            "  --images DIR    your own images: every folder below DIR holding .png/.jpg/.jpeg files is a class\n"
            "  --channels N    1 (grey) or 3 (RGB; default)\n"
            "  --size HxW      resized to H x W (default 84x84): area averaging when shrinking, bilinear when enlarging\n"
-           "  --invert        store 255 - value (dark ink on white, as Omniglot is prepared)\n");
+           "  --invert        store 255 - value (dark ink on white, as Omniglot is prepared)\n"
+           "  --split-ratio A,B,C  splits train, val, test of those fractions of the classes, drawn with --seed S\n"
+           "                  (default 0); the lists are also written to FILE.train.txt, FILE.val.txt, FILE.test.txt\n");
 }
 
 static int parse_size(const char *v, esm_image_shape *s)
@@ -36,13 +38,38 @@ static int parse_size(const char *v, esm_image_shape *s)
     return 1;
 }
 
+static int parse_ratio(const char *v, double r[3])
+{
+    char tail;
+    return sscanf(v, "%lf,%lf,%lf%c", &r[0], &r[1], &r[2], &tail) == 3;
+}
+
+/* The chosen split lists next to the cache, so that the split can be read, reused or edited. */
+static int write_split_files(const esm_dataset *ds, const char *out)
+{
+    for (int i = 0; i < ds->n_splits; i++) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s.%s.txt", out, ds->split_names[i]);
+        FILE *f = fopen(path, "w");
+        if (!f || fputs(ds->split_texts[i], f) < 0 || fclose(f) != 0) {
+            fprintf(stderr, "esmeta: cannot write split list %s\n", path);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int cmd_prepare(int argc, char **argv)
 {
     const char *data = NULL, *out = DEFAULT_CACHE, *images = NULL;
+    double ratio[3];
+    int have_ratio = 0;
+    uint64_t seed = 0;
     esm_images_opts io = {.shape = {.channels = 3, .height = 84, .width = 84}};
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'}, {"images", required_argument, 0, 'i'},
         {"channels", required_argument, 0, 'c'}, {"size", required_argument, 0, 's'}, {"invert", no_argument, 0, 'v'},
+        {"split-ratio", required_argument, 0, 'r'}, {"seed", required_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
@@ -51,6 +78,15 @@ int cmd_prepare(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'i': images = optarg; break;
         case 'v': io.shape.invert = 1; break;
+        case 'r':
+            if (!(have_ratio = parse_ratio(optarg, ratio)))
+                return cli_usage_error("prepare", "--split-ratio '%s': expected three fractions, e.g. 0.7,0.1,0.2",
+                                       optarg);
+            break;
+        case 'S':
+            if (!cli_parse_u64("prepare", "--seed", optarg, &seed))
+                return 2;
+            break;
         case 'c':
             if (strcmp(optarg, "1") && strcmp(optarg, "3"))
                 return cli_usage_error("prepare", "--channels '%s': use 1 (grey) or 3 (RGB)", optarg);
@@ -88,9 +124,14 @@ int cmd_prepare(int argc, char **argv)
     esm_dataset *ds = NULL;
     if (images ? !cli_load_images(images, &io, &ds, &err) : !cli_load_dataset(data, &ds, &err))
         return cli_error(&err);
-    if (esm_cache_write(ds, out, &err) != ESM_OK) {
+    if ((have_ratio && esm_dataset_split_by_ratio(ds, ratio, seed, &err) != ESM_OK) ||
+        esm_cache_write(ds, out, &err) != ESM_OK) {
         esm_dataset_free(ds);
         return cli_error(&err);
+    }
+    if (have_ratio && !write_split_files(ds, out)) {
+        esm_dataset_free(ds);
+        return 1;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("{\"cache\":");

@@ -286,3 +286,97 @@ TEST(images_cli_prepare_and_info)
     snprintf(cmd, sizeof cmd, "prepare --images %s --size 4y4 --out %s", root, cache);
     esm_test_expect_cli_error(t_, cmd, "--size", "HxW");
 }
+
+/* root/classNN/0.png for n classes, each image a different colour. */
+static int make_flat_tree(const char *root, int n)
+{
+    char p[4400];
+    if (mkdir(root, 0755) != 0)
+        return 0;
+    for (int c = 0; c < n; c++) {
+        snprintf(p, sizeof p, "%s/class%02d", root, c);
+        if (mkdir(p, 0755) != 0)
+            return 0;
+        snprintf(p, sizeof p, "%s/class%02d/0.png", root, c);
+        if (!write_png_rgb(p, c))
+            return 0;
+    }
+    return 1;
+}
+
+static int count_lines(const char *text)
+{
+    int n = 0;
+    for (; *text; text++)
+        n += *text == '\n';
+    return n;
+}
+
+static const char *split_text(const esm_dataset *ds, const char *name)
+{
+    for (int i = 0; i < ds->n_splits; i++)
+        if (!strcmp(ds->split_names[i], name))
+            return ds->split_texts[i];
+    return NULL;
+}
+
+TEST(images_seeded_ratio_split)
+{
+    char root[4200];
+    snprintf(root, sizeof root, "%s/set", esm_test_tmpdir());
+    REQUIRE(make_flat_tree(root, 20));
+    esm_err err = {0};
+    esm_dataset *a = load(t_, root, 1, 2, 2, &err), *b = load(t_, root, 1, 2, 2, &err), *c = load(t_, root, 1, 2, 2, &err);
+    REQUIRE(a && b && c);
+    const double r[3] = {0.7, 0.1, 0.2};
+    REQUIRE_OK(esm_dataset_split_by_ratio(a, r, 5, &err), &err);
+    REQUIRE_OK(esm_dataset_split_by_ratio(b, r, 5, &err), &err);
+    REQUIRE_OK(esm_dataset_split_by_ratio(c, r, 6, &err), &err);
+    const char *names[3] = {"train", "val", "test"};
+    const int want[3] = {14, 2, 4};
+    int differs = 0;
+    unsigned seen[20] = {0};
+    for (int s = 0; s < 3; s++) {
+        const char *ta = split_text(a, names[s]), *tb = split_text(b, names[s]), *tc = split_text(c, names[s]);
+        REQUIRE(ta && tb && tc);
+        CHECKF(count_lines(ta) == want[s], "%s: %d classes", names[s], count_lines(ta));
+        CHECK(!strcmp(ta, tb));
+        differs |= strcmp(ta, tc) != 0;
+        esm_split sp;
+        REQUIRE_OK(esm_split_get(a, names[s], &sp, &err), &err);
+        for (int i = 0; i < sp.n_classes; i++)
+            seen[sp.classes[i].chr]++;
+        esm_split_free(&sp);
+    }
+    CHECK(differs);
+    for (int i = 0; i < 20; i++)
+        CHECKF(seen[i] == 1, "class %d is in %u splits", i, seen[i]);
+    const double bad[3] = {0.7, 0.2, 0.2}, empty[3] = {0.99, 0.01, 0.0};
+    CHECK(esm_dataset_split_by_ratio(c, r, 1, &err) != ESM_OK && strstr(err.msg, "already"));
+    esm_dataset_free(c);
+    c = load(t_, root, 1, 2, 2, &err);
+    REQUIRE(c);
+    CHECK(esm_dataset_split_by_ratio(c, bad, 1, &err) != ESM_OK && strstr(err.msg, "add up to 1"));
+    CHECK(esm_dataset_split_by_ratio(c, empty, 1, &err) != ESM_OK && strstr(err.msg, "no class"));
+    esm_dataset_free(a), esm_dataset_free(b), esm_dataset_free(c);
+}
+
+TEST(images_cli_ratio_split_written_out)
+{
+    char root[4200], cache[4300], list[4400], cmd[9000], out[2048], errb[2048];
+    snprintf(root, sizeof root, "%s/set", esm_test_tmpdir());
+    snprintf(cache, sizeof cache, "%s/own.esmc", esm_test_tmpdir());
+    REQUIRE(make_flat_tree(root, 10));
+    snprintf(cmd, sizeof cmd, "prepare --images %s --size 4x4 --split-ratio 0.6,0.2,0.2 --seed 3 --out %s", root,
+             cache);
+    REQUIRE(esm_test_run_cli(cmd, out, sizeof out, errb, sizeof errb) == 0);
+    snprintf(list, sizeof list, "%s.train.txt", cache);
+    CHECK(esm_test_count_lines(list, "class") == 6);
+    snprintf(cmd, sizeof cmd, "info --data %s --split train", cache);
+    REQUIRE(esm_test_run_cli(cmd, out, sizeof out, errb, sizeof errb) == 0);
+    CHECKF(strstr(out, "\"classes\":6"), "%s", out);
+    /* the written list is a split file the raw folder understands too */
+    snprintf(cmd, sizeof cmd, "info --data %s --split %s", cache, list);
+    REQUIRE(esm_test_run_cli(cmd, out, sizeof out, errb, sizeof errb) == 0);
+    CHECKF(strstr(out, "\"classes\":6"), "%s", out);
+}

@@ -89,6 +89,11 @@ typedef struct {
  * class and an error, as are images directly in dir. */
 esm_status esm_dataset_from_images(const char *dir, const esm_images_opts *opts, esm_dataset **out, esm_err *err);
 
+/* Adds splits "train", "val" and "test" to ds: its classes shuffled with seed and cut by the
+ * fractions ratio[0..2] (non-negative, adding up to 1; each split gets at least one class).
+ * A pure function of seed and the class names; the lists are in ds->split_texts, to be saved. */
+esm_status esm_dataset_split_by_ratio(esm_dataset *ds, const double ratio[3], uint64_t seed, esm_err *err);
+
 /* A class is a character seen at one rotation (quarter turns counter-clockwise). */
 typedef struct {
     int chr;
