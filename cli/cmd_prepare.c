@@ -13,13 +13,16 @@
 static void help(void)
 {
     printf("usage: esmeta prepare [--data PATH] [--out FILE]\n"
-           "       esmeta prepare --images DIR [--channels 1|3] [--size HxW] [--invert] --out FILE\n"
+           "       esmeta prepare --images DIR [--channels 1|3] [--size HxW] [--invert] [--no-normalize]\n"
+           "                      [--split-ratio A,B,C [--seed S]] --out FILE\n"
            "  --data PATH     Omniglot folder (zips or extracted) (default: $ESMETA_DATA, ../shared/data/omniglot, ...)\n"
            "  --out FILE      cache file to write (default " DEFAULT_CACHE "); written atomically\n"
            "  --images DIR    your own images: every folder below DIR holding .png/.jpg/.jpeg files is a class\n"
            "  --channels N    1 (grey) or 3 (RGB; default)\n"
            "  --size HxW      resized to H x W (default 84x84): area averaging when shrinking, bilinear when enlarging\n"
            "  --invert        store 255 - value (dark ink on white, as Omniglot is prepared)\n"
+           "  --no-normalize  episodes see pixel/255; by default each channel is standardised by the set's\n"
+           "                  mean and std (stored in the cache)\n"
            "  --split-ratio A,B,C  splits train, val, test of those fractions of the classes, drawn with --seed S\n"
            "                  (default 0); the lists are also written to FILE.train.txt, FILE.val.txt, FILE.test.txt\n");
 }
@@ -65,10 +68,10 @@ int cmd_prepare(int argc, char **argv)
     double ratio[3];
     int have_ratio = 0;
     uint64_t seed = 0;
-    esm_images_opts io = {.shape = {.channels = 3, .height = 84, .width = 84}};
+    esm_images_opts io = {.shape = {.channels = 3, .height = 84, .width = 84}, .normalize = 1};
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'}, {"images", required_argument, 0, 'i'},
-        {"channels", required_argument, 0, 'c'}, {"size", required_argument, 0, 's'}, {"invert", no_argument, 0, 'v'},
+        {"channels", required_argument, 0, 'c'}, {"size", required_argument, 0, 's'}, {"invert", no_argument, 0, 'v'}, {"no-normalize", no_argument, 0, 'N'},
         {"split-ratio", required_argument, 0, 'r'}, {"seed", required_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     opterr = 0;
@@ -78,6 +81,7 @@ int cmd_prepare(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'i': images = optarg; break;
         case 'v': io.shape.invert = 1; break;
+        case 'N': io.normalize = 0; break;
         case 'r':
             if (!(have_ratio = parse_ratio(optarg, ratio)))
                 return cli_usage_error("prepare", "--split-ratio '%s': expected three fractions, e.g. 0.7,0.1,0.2",

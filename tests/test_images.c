@@ -380,3 +380,55 @@ TEST(images_cli_ratio_split_written_out)
     REQUIRE(esm_test_run_cli(cmd, out, sizeof out, errb, sizeof errb) == 0);
     CHECKF(strstr(out, "\"classes\":6"), "%s", out);
 }
+
+/* The stored statistics against a direct computation over the pattern, what episodes see, the
+ * cache round trip, and a version-1 cache (no statistics) that still loads. */
+TEST(images_channel_stats_and_cache_versions)
+{
+    char root[4200], cache[4300], old[4300];
+    snprintf(root, sizeof root, "%s/set", esm_test_tmpdir());
+    snprintf(cache, sizeof cache, "%s/v2.esmc", esm_test_tmpdir());
+    snprintf(old, sizeof old, "%s/v1.esmc", esm_test_tmpdir());
+    REQUIRE(make_flat_tree(root, 3)); /* class c holds pattern c, PNG: exact pixels */
+    esm_images_opts o = {.shape = {.channels = 3, .height = H, .width = W}, .normalize = 1};
+    esm_err err = {0};
+    esm_dataset *ds = NULL, *back = NULL;
+    REQUIRE_OK(esm_dataset_from_images(root, &o, &ds, &err), &err);
+    for (int c = 0; c < 3; c++) {
+        double s = 0, s2 = 0, n = 3.0 * H * W;
+        for (int k = 0; k < 3; k++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++)
+                    s += pattern(k, y, x, c) / 255.0, s2 += pow(pattern(k, y, x, c) / 255.0, 2);
+        CHECK_NEAR(ds->mean[c], s / n, 1e-6);
+        CHECK_NEAR(ds->std[c], sqrt(s2 / n - pow(s / n, 2)), 1e-5);
+    }
+    float img[3 * H * W];
+    esm_image_to_float(ds, 1, 0, 0, img);
+    CHECK_NEAR(img[2 * H * W + 5], (pattern(1, 0, 5, 2) / 255.0 - ds->mean[2]) / ds->std[2], 1e-5);
+    REQUIRE_OK(esm_cache_write(ds, cache, &err), &err);
+    REQUIRE_OK(esm_cache_read(cache, &back, &err), &err);
+    CHECK(back->normalize == 1 && back->mean[2] == ds->mean[2] && back->std[1] == ds->std[1]);
+    esm_dataset_free(back);
+    /* version 1: the same file without the 4 + 3 x 8 bytes of statistics after the header */
+    FILE *f = fopen(cache, "rb");
+    REQUIRE(f);
+    unsigned char buf[1 << 14];
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    REQUIRE(len > 80 && len < sizeof buf);
+    memmove(buf + 40, buf + 68, len - 68);
+    len -= 28;
+    buf[8] = 1;
+    uint32_t crc = esm_crc32(0, buf, len - 4);
+    for (int i = 0; i < 4; i++)
+        buf[len - 4 + i] = (unsigned char)(crc >> (8 * i));
+    f = fopen(old, "wb");
+    REQUIRE(f && fwrite(buf, 1, len, f) == len && fclose(f) == 0);
+    REQUIRE_OK(esm_cache_read(old, &back, &err), &err);
+    CHECK(back->normalize == 0 && back->n_total == 3 && !memcmp(back->pixels, ds->pixels, 3 * 3 * H * W));
+    esm_image_to_float(back, 1, 0, 0, img);
+    CHECK_NEAR(img[2 * H * W + 5], pattern(1, 0, 5, 2) / 255.0, 1e-6);
+    esm_dataset_free(back);
+    esm_dataset_free(ds);
+}

@@ -29,6 +29,10 @@ typedef struct {
     int n_splits;                    /* split files carried along (Vinyals) */
     char **split_names;              /* [n_splits] e.g. "trainval" */
     char **split_texts;              /* [n_splits] file contents */
+    /* Per-channel mean and standard deviation of pixel/255 over the whole set (users' image
+     * sets; stored in the cache). normalize = 1: episodes see (pixel/255 - mean) / std. */
+    int normalize;
+    float mean[4], std[4];
 } esm_dataset;
 
 typedef struct {
@@ -79,6 +83,7 @@ esm_status esm_image_preprocess(const unsigned char *bytes, size_t len, const es
 typedef struct {
     esm_image_shape shape;
     int threads;        /* decode threads; 0 = OpenMP default */
+    int normalize;      /* 1: episodes see each channel standardised by the set's mean and std */
     esm_progress_fn progress;
     void *progress_user;
 } esm_images_opts;
@@ -117,7 +122,7 @@ esm_status esm_split_parse(const esm_dataset *ds, const char *text, const char *
 void esm_split_free(esm_split *sp);
 
 /* Writes image `img` of character chr rotated by rot quarter turns as floats in [0,1]
- * (ink = 1) into out[channels*height*width]. */
+ * (ink = 1), or standardised per channel when ds->normalize, into out[channels*height*width]. */
 void esm_image_to_float(const esm_dataset *ds, int chr, int img, int rot, float *out);
 
 typedef struct {

@@ -1,4 +1,5 @@
 /* esm_dataset: allocation, decoding of raw files into it, split texts, freeing. */
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,9 +206,10 @@ void esm_image_to_float(const esm_dataset *ds, int chr, int img, int rot, float 
 {
     int h = ds->height, w = ds->width;
     const uint8_t *src = ds->pixels + (ds->first[chr] + (size_t)img) * (size_t)ds->channels * h * w;
-    const float scale = 1.0f / 255.0f;
     /* Counter-clockwise quarter turns (PIL's Image.rotate convention). Odd turns need square images. */
-    for (int c = 0; c < ds->channels; c++, src += (size_t)h * w, out += (size_t)h * w)
+    for (int c = 0; c < ds->channels; c++, src += (size_t)h * w, out += (size_t)h * w) {
+        const float scale = ds->normalize ? 1.0f / (255.0f * ds->std[c]) : 1.0f / 255.0f;
+        const float shift = ds->normalize ? ds->mean[c] / ds->std[c] : 0.0f;
         for (int r = 0; r < h; r++)
             for (int q = 0; q < w; q++) {
                 int sr, sq;
@@ -217,6 +219,26 @@ void esm_image_to_float(const esm_dataset *ds, int chr, int img, int rot, float 
                 case 2: sr = h - 1 - r, sq = w - 1 - q; break;
                 default: sr = h - 1 - q, sq = r; break;
                 }
-                out[(size_t)r * w + q] = src[(size_t)sr * w + sq] * scale;
+                out[(size_t)r * w + q] = src[(size_t)sr * w + sq] * scale - shift;
             }
+    }
+}
+
+void esm_dataset_channel_stats(esm_dataset *ds)
+{
+    size_t plane = (size_t)ds->height * ds->width;
+    for (int c = 0; c < ds->channels; c++) {
+        double sum = 0, sq = 0;
+        for (size_t i = 0; i < ds->n_total; i++) {
+            const uint8_t *p = ds->pixels + (i * ds->channels + c) * plane;
+            uint64_t s1 = 0, s2 = 0; /* exact per image, so the order of images cannot matter */
+            for (size_t k = 0; k < plane; k++)
+                s1 += p[k], s2 += (uint64_t)p[k] * p[k];
+            sum += (double)s1, sq += (double)s2;
+        }
+        double n = (double)ds->n_total * plane, mean = sum / n / 255.0, var = sq / n / (255.0 * 255.0) - mean * mean;
+        ds->mean[c] = (float)mean;
+        /* a constant channel would divide by zero: its floor keeps it (nearly) constant */
+        ds->std[c] = (float)(var > 1e-6 ? sqrt(var) : 1e-3);
+    }
 }

@@ -21,4 +21,7 @@ typedef esm_status (*esm_decode_fn)(const void *ctx, size_t i, uint8_t *out, esm
 esm_status esm_dataset_decode(esm_dataset *ds, esm_decode_fn decode, const void *ctx, int threads,
                               esm_progress_fn progress, void *progress_user, esm_err *err);
 
+/* Fills ds->mean and ds->std from its pixels (leaves ds->normalize as it is). */
+void esm_dataset_channel_stats(esm_dataset *ds);
+
 #endif

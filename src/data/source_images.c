@@ -148,6 +148,10 @@ esm_status esm_dataset_from_images(const char *dir, const esm_images_opts *o, es
         st = esm_dataset_decode(ds, decode_file, &(images_ctx){&files, &o->shape}, o->threads, o->progress,
                                 o->progress_user, err);
     esm_raw_free(&files);
+    if (st == ESM_OK) {
+        esm_dataset_channel_stats(ds);
+        ds->normalize = o->normalize != 0;
+    }
     if (st != ESM_OK) {
         esm_dataset_free(ds);
         return st;
