@@ -14,7 +14,7 @@ static void help(void)
 {
     printf("usage: esmeta prepare [--data PATH] [--out FILE]\n"
            "       esmeta prepare --images DIR [--channels 1|3] [--size HxW] [--invert] [--no-normalize]\n"
-           "                      [--split-ratio A,B,C [--seed S]] --out FILE\n"
+           "                      [--csv FILE ... | --split-ratio A,B,C [--seed S]] --out FILE\n"
            "  --data PATH     Omniglot folder (zips or extracted) (default: $ESMETA_DATA, ../shared/data/omniglot, ...)\n"
            "  --out FILE      cache file to write (default " DEFAULT_CACHE "); written atomically\n"
            "  --images DIR    your own images: every folder below DIR holding .png/.jpg/.jpeg files is a class\n"
@@ -23,6 +23,8 @@ static void help(void)
            "  --invert        store 255 - value (dark ink on white, as Omniglot is prepared)\n"
            "  --no-normalize  episodes see pixel/255; by default each channel is standardised by the set's\n"
            "                  mean and std (stored in the cache)\n"
+           "  --csv FILE      mini-ImageNet style: FILE (rows filename,label) is a split named after it\n"
+           "                  (train.csv -> train), of images in --images DIR; repeat for each split\n"
            "  --split-ratio A,B,C  splits train, val, test of those fractions of the classes, drawn with --seed S\n"
            "                  (default 0); the lists are also written to FILE.train.txt, FILE.val.txt, FILE.test.txt\n");
 }
@@ -65,6 +67,8 @@ static int write_split_files(const esm_dataset *ds, const char *out)
 int cmd_prepare(int argc, char **argv)
 {
     const char *data = NULL, *out = DEFAULT_CACHE, *images = NULL;
+    const char *csvs[64];
+    int n_csv = 0;
     double ratio[3];
     int have_ratio = 0;
     uint64_t seed = 0;
@@ -72,6 +76,7 @@ int cmd_prepare(int argc, char **argv)
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'}, {"images", required_argument, 0, 'i'},
         {"channels", required_argument, 0, 'c'}, {"size", required_argument, 0, 's'}, {"invert", no_argument, 0, 'v'}, {"no-normalize", no_argument, 0, 'N'},
+        {"csv", required_argument, 0, 'C'},
         {"split-ratio", required_argument, 0, 'r'}, {"seed", required_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     opterr = 0;
@@ -82,6 +87,11 @@ int cmd_prepare(int argc, char **argv)
         case 'i': images = optarg; break;
         case 'v': io.shape.invert = 1; break;
         case 'N': io.normalize = 0; break;
+        case 'C':
+            if (n_csv == 64)
+                return cli_usage_error("prepare", "more than 64 --csv files");
+            csvs[n_csv++] = optarg;
+            break;
         case 'r':
             if (!(have_ratio = parse_ratio(optarg, ratio)))
                 return cli_usage_error("prepare", "--split-ratio '%s': expected three fractions, e.g. 0.7,0.1,0.2",
@@ -106,6 +116,10 @@ int cmd_prepare(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("prepare", "unexpected argument '%s'", argv[optind]);
+    if (n_csv && !images)
+        return cli_usage_error("prepare", "--csv needs --images DIR, the folder its file names are in");
+    if (n_csv && have_ratio)
+        return cli_usage_error("prepare", "--csv files are the splits already; drop --split-ratio");
     if (images && data)
         return cli_usage_error("prepare", "--images and --data are two different sources; give one");
     if (!strcmp(out, DEFAULT_CACHE))
@@ -126,7 +140,7 @@ int cmd_prepare(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     esm_err err = {0};
     esm_dataset *ds = NULL;
-    if (images ? !cli_load_images(images, &io, &ds, &err) : !cli_load_dataset(data, &ds, &err))
+    if (images ? !cli_load_images(images, csvs, n_csv, &io, &ds, &err) : !cli_load_dataset(data, &ds, &err))
         return cli_error(&err);
     if ((have_ratio && esm_dataset_split_by_ratio(ds, ratio, seed, &err) != ESM_OK) ||
         esm_cache_write(ds, out, &err) != ESM_OK) {

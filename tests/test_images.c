@@ -432,3 +432,90 @@ TEST(images_channel_stats_and_cache_versions)
     esm_dataset_free(back);
     esm_dataset_free(ds);
 }
+
+static int write_text_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    return f && fputs(text, f) >= 0 && fclose(f) == 0;
+}
+
+/* dir/images: n01_0.jpg n01_1.jpg n02_0.png n02_1.png n03_0.png n03_1.jpg; dir/{train,val}.csv */
+static int make_csv_set(const char *dir)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/images", dir);
+    if (mkdir(dir, 0755) != 0 || mkdir(p, 0755) != 0)
+        return 0;
+    const char *files[6] = {"n01_0.jpg", "n01_1.jpg", "n02_0.png", "n02_1.png", "n03_0.png", "n03_1.jpg"};
+    int ok = 1;
+    for (int i = 0; i < 6; i++) {
+        snprintf(p, sizeof p, "%s/images/%s", dir, files[i]);
+        ok &= strstr(files[i], ".png") ? write_png_rgb(p, i) : write_jpeg(p, i, 3);
+    }
+    snprintf(p, sizeof p, "%s/train.csv", dir);
+    ok &= write_text_file(p, "filename,label\r\nn02_1.png,n02\r\nn01_0.jpg,n01\r\nn01_1.jpg,n01\r\nn02_0.png,n02\r\n");
+    snprintf(p, sizeof p, "%s/val.csv", dir);
+    ok &= write_text_file(p, "filename,label\nn03_0.png,n03\nn03_1.jpg,n03\n");
+    return ok;
+}
+
+static esm_status load_csv(const char *dir, const char *extra_csv, esm_dataset **ds, esm_err *err)
+{
+    char img[4400], tr[4400], va[4400];
+    snprintf(img, sizeof img, "%s/images", dir);
+    snprintf(tr, sizeof tr, "%s/train.csv", dir);
+    snprintf(va, sizeof va, "%s/val.csv", dir);
+    const char *csvs[3] = {tr, va, extra_csv};
+    esm_images_opts o = {.shape = {.channels = 3, .height = H, .width = W}};
+    return esm_dataset_from_csv(img, csvs, extra_csv ? 3 : 2, &o, ds, err);
+}
+
+TEST(images_miniimagenet_csv_splits)
+{
+    char dir[4200], bad[4400];
+    snprintf(dir, sizeof dir, "%s/mini", esm_test_tmpdir());
+    REQUIRE(make_csv_set(dir));
+    esm_err err = {0};
+    esm_dataset *ds = NULL;
+    REQUIRE_OK(load_csv(dir, NULL, &ds, &err), &err);
+    REQUIRE(ds->n_chars == 3 && ds->n_total == 6);
+    CHECK(!strcmp(ds->names[1], "n02") && ds->n_images[1] == 2);
+    /* image 3 is n02_1.png, pattern 3: exact */
+    CHECK(ds->pixels[(3 * 3 + 1) * H * W + 2 * W + 5] == pattern(3, 2, 5, 1));
+    esm_split sp;
+    REQUIRE_OK(esm_split_get(ds, "train", &sp, &err), &err);
+    CHECK(sp.n_classes == 2 && sp.classes[0].chr == 0 && sp.classes[1].chr == 1);
+    esm_split_free(&sp);
+    REQUIRE_OK(esm_split_get(ds, "val", &sp, &err), &err);
+    CHECK(sp.n_classes == 1 && sp.classes[0].chr == 2 && sp.min_images == 2);
+    esm_split_free(&sp);
+    esm_dataset_free(ds);
+
+    snprintf(bad, sizeof bad, "%s/test.csv", dir);
+    REQUIRE(write_text_file(bad, "filename,label\nn03_0.png,n03\n"));
+    CHECK(load_csv(dir, bad, &ds, &err) != ESM_OK && strstr(err.msg, "duplicate class n03") &&
+          strstr(err.msg, "val.csv") && strstr(err.msg, "test.csv"));
+    REQUIRE(write_text_file(bad, "filename,label\nn04_9.jpg,n04\n"));
+    CHECK(load_csv(dir, bad, &ds, &err) != ESM_OK && strstr(err.msg, "test.csv line 2") && strstr(err.msg, "n04_9.jpg"));
+    REQUIRE(write_text_file(bad, "n04_9.jpg;n04\n"));
+    CHECK(load_csv(dir, bad, &ds, &err) != ESM_OK && strstr(err.msg, "test.csv line 1") &&
+          strstr(err.msg, "filename,label"));
+}
+
+TEST(images_cli_csv_prepare)
+{
+    char dir[4200], cache[4300], cmd[20000], out[2048], errb[2048];
+    snprintf(dir, sizeof dir, "%s/mini", esm_test_tmpdir());
+    snprintf(cache, sizeof cache, "%s/mini.esmc", esm_test_tmpdir());
+    REQUIRE(make_csv_set(dir));
+    snprintf(cmd, sizeof cmd, "prepare --images %s/images --csv %s/train.csv --csv %s/val.csv --size 8x8 --out %s", dir,
+             dir, dir, cache);
+    REQUIRE(esm_test_run_cli(cmd, out, sizeof out, errb, sizeof errb) == 0);
+    CHECKF(strstr(out, "\"splits\":2") && strstr(out, "\"images\":6"), "%s", out);
+    snprintf(cmd, sizeof cmd, "info --data %s --split train", cache);
+    REQUIRE(esm_test_run_cli(cmd, out, sizeof out, errb, sizeof errb) == 0);
+    CHECKF(strstr(out, "\"classes\":2") && strstr(out, "\"images\":4") && strstr(out, "\"normalize\":true"), "%s",
+           out);
+    snprintf(cmd, sizeof cmd, "prepare --csv %s/train.csv --out %s", dir, cache);
+    esm_test_expect_cli_error(t_, cmd, "--csv", "--images");
+}

@@ -94,6 +94,13 @@ typedef struct {
  * class and an error, as are images directly in dir. */
 esm_status esm_dataset_from_images(const char *dir, const esm_images_opts *opts, esm_dataset **out, esm_err *err);
 
+/* mini-ImageNet's convention: each CSV file (rows "filename,label", an optional header
+ * "filename,label") is one split, named by the file ("train.csv" -> train), of the classes
+ * its labels name; the files are found in images_dir. A label in two files, a file listed
+ * twice in a class, or a missing file is an error naming it. */
+esm_status esm_dataset_from_csv(const char *images_dir, const char *const *csvs, int n_csv, const esm_images_opts *o,
+                                esm_dataset **out, esm_err *err);
+
 /* Adds splits "train", "val" and "test" to ds: its classes shuffled with seed and cut by the
  * fractions ratio[0..2] (non-negative, adding up to 1; each split gets at least one class).
  * A pure function of seed and the class names; the lists are in ds->split_texts, to be saved. */

@@ -11,6 +11,7 @@
 
 #include "core/read_file.h"
 #include "data/dataset_internal.h"
+#include "data/image_list.h"
 
 static int is_image_name(const char *name)
 {
@@ -19,9 +20,9 @@ static int is_image_name(const char *name)
            (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
 }
 
-/* Lists image files as "<class path>/<file>" (bytes left NULL); a folder with neither images
+/* Lists image files as "<class path>/<file>" ; a folder with neither images
  * nor subfolders is an empty class. */
-static esm_status walk(const char *root, const char *rel, esm_raw_list *out, esm_err *err)
+static esm_status walk(const char *root, const char *rel, esm_img_list *out, esm_err *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel);
@@ -49,7 +50,7 @@ static esm_status walk(const char *root, const char *rel, esm_raw_list *out, esm
                 st = esm_fail(err, ESM_EFORMAT, "%s: image %s is not inside a class folder; put each class's images "
                               "in a folder of its own", root, e->d_name);
             else
-                st = esm_raw_add(out, child_rel, NULL, 0, err);
+                st = esm_img_list_add(out, rel, strlen(rel), child_rel, err);
         }
     }
     closedir(d);
@@ -58,35 +59,53 @@ static esm_status walk(const char *root, const char *rel, esm_raw_list *out, esm
     return st;
 }
 
-static size_t dir_len(const char *rel) { return (size_t)(strrchr(rel, '/') - rel); }
-
-/* By class folder, then file: plain string order would interleave "a/b/x.png" and "a/b/c/y.png". */
-static int cmp_class_then_file(const void *pa, const void *pb)
+esm_status esm_img_list_add(esm_img_list *l, const char *cls, size_t cls_len, const char *file, esm_err *err)
 {
-    const char *a = ((const esm_raw_file *)pa)->rel, *b = ((const esm_raw_file *)pb)->rel;
-    size_t la = dir_len(a), lb = dir_len(b), l = la < lb ? la : lb;
-    int c = strncmp(a, b, l);
-    if (c || la == lb)
-        return c ? c : strcmp(a + la, b + lb);
-    return la < lb ? -1 : 1;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 1024;
+        esm_img_entry *p = realloc(l->e, cap * sizeof *p);
+        if (!p)
+            return esm_fail(err, ESM_ENOMEM, "%s: out of memory listing images", l->root);
+        l->e = p, l->cap = cap;
+    }
+    esm_img_entry e = {strndup(cls, cls_len), strdup(file)};
+    if (!e.cls || !e.file) {
+        free(e.cls), free(e.file);
+        return esm_fail(err, ESM_ENOMEM, "%s: out of memory listing images", l->root);
+    }
+    l->e[l->n++] = e;
+    return ESM_OK;
 }
 
-static int same_class(const char *a, const char *b)
+void esm_img_list_free(esm_img_list *l)
 {
-    return dir_len(a) == dir_len(b) && strncmp(a, b, dir_len(a)) == 0;
+    for (size_t i = 0; i < l->n; i++)
+        free(l->e[i].cls), free(l->e[i].file);
+    free(l->e);
+    l->e = NULL;
+    l->n = l->cap = 0;
 }
 
-static esm_status index_classes(esm_dataset *ds, const esm_raw_list *l, esm_err *err)
+static int cmp_entry(const void *pa, const void *pb)
+{
+    const esm_img_entry *a = pa, *b = pb;
+    int c = strcmp(a->cls, b->cls);
+    return c ? c : strcmp(a->file, b->file);
+}
+
+static esm_status index_classes(esm_dataset *ds, const esm_img_list *l, esm_err *err)
 {
     int c = -1;
     for (size_t i = 0; i < l->n; i++) {
-        const char *rel = l->files[i].rel;
-        if (c < 0 || !same_class(l->files[i - 1].rel, rel)) {
-            ds->names[++c] = strndup(rel, dir_len(rel));
+        if (c < 0 || strcmp(l->e[i - 1].cls, l->e[i].cls) != 0) {
+            ds->names[++c] = strdup(l->e[i].cls);
             if (!ds->names[c])
                 return esm_fail(err, ESM_ENOMEM, "out of memory");
             ds->background[c] = 1;
             ds->first[c] = i;
+        } else if (!strcmp(l->e[i - 1].file, l->e[i].file)) {
+            return esm_fail(err, ESM_EFORMAT, "%s: image %s is listed twice in class %s", l->root, l->e[i].file,
+                            l->e[i].cls);
         }
         ds->n_images[c]++;
     }
@@ -94,7 +113,7 @@ static esm_status index_classes(esm_dataset *ds, const esm_raw_list *l, esm_err 
 }
 
 typedef struct {
-    const esm_raw_list *files;
+    const esm_img_list *list;
     const esm_image_shape *shape;
 } images_ctx;
 
@@ -102,7 +121,7 @@ static esm_status decode_file(const void *ctx, size_t i, uint8_t *out, esm_err *
 {
     const images_ctx *c = ctx;
     char path[8400];
-    snprintf(path, sizeof path, "%s/%s", c->files->origin, c->files->files[i].rel);
+    snprintf(path, sizeof path, "%s/%s", c->list->root, c->list->e[i].file);
     unsigned char *bytes;
     size_t len;
     esm_status st = esm_read_file(path, "image", &bytes, &len, err);
@@ -122,40 +141,46 @@ static esm_status check_opts(const esm_image_shape *s, esm_err *err)
     return ESM_OK;
 }
 
-esm_status esm_dataset_from_images(const char *dir, const esm_images_opts *o, esm_dataset **out, esm_err *err)
+esm_status esm_dataset_from_img_list(esm_img_list *l, const esm_images_opts *o, esm_dataset **out, esm_err *err)
 {
     *out = NULL;
     esm_status st = check_opts(&o->shape, err);
+    if (st == ESM_OK && l->n == 0)
+        st = esm_fail(err, ESM_ENOTFOUND, "%s: no images listed", l->root);
     if (st != ESM_OK)
         return st;
-    esm_raw_list files;
-    memset(&files, 0, sizeof files);
-    snprintf(files.origin, sizeof files.origin, "%s", dir);
-    st = walk(dir, "", &files, err);
-    if (st == ESM_OK && files.n == 0)
-        st = esm_fail(err, ESM_ENOTFOUND, "%s: no class folders with .png or .jpg images inside", dir);
+    qsort(l->e, l->n, sizeof *l->e, cmp_entry);
+    int n_classes = 0;
+    for (size_t i = 0; i < l->n; i++)
+        n_classes += i == 0 || strcmp(l->e[i - 1].cls, l->e[i].cls) != 0;
     esm_dataset *ds = NULL;
-    if (st == ESM_OK) {
-        qsort(files.files, files.n, sizeof *files.files, cmp_class_then_file);
-        int n_classes = 0;
-        for (size_t i = 0; i < files.n; i++)
-            n_classes += i == 0 || !same_class(files.files[i - 1].rel, files.files[i].rel);
-        st = esm_dataset_alloc(n_classes, files.n, o->shape.channels, o->shape.height, o->shape.width, &ds, err);
-    }
+    st = esm_dataset_alloc(n_classes, l->n, o->shape.channels, o->shape.height, o->shape.width, &ds, err);
     if (st == ESM_OK)
-        st = index_classes(ds, &files, err);
+        st = index_classes(ds, l, err);
     if (st == ESM_OK)
-        st = esm_dataset_decode(ds, decode_file, &(images_ctx){&files, &o->shape}, o->threads, o->progress,
+        st = esm_dataset_decode(ds, decode_file, &(images_ctx){l, &o->shape}, o->threads, o->progress,
                                 o->progress_user, err);
-    esm_raw_free(&files);
-    if (st == ESM_OK) {
-        esm_dataset_channel_stats(ds);
-        ds->normalize = o->normalize != 0;
-    }
     if (st != ESM_OK) {
         esm_dataset_free(ds);
         return st;
     }
+    esm_dataset_channel_stats(ds);
+    ds->normalize = o->normalize != 0;
     *out = ds;
     return ESM_OK;
+}
+
+esm_status esm_dataset_from_images(const char *dir, const esm_images_opts *o, esm_dataset **out, esm_err *err)
+{
+    *out = NULL;
+    esm_img_list l;
+    memset(&l, 0, sizeof l);
+    snprintf(l.root, sizeof l.root, "%s", dir);
+    esm_status st = walk(dir, "", &l, err);
+    if (st == ESM_OK && l.n == 0)
+        st = esm_fail(err, ESM_ENOTFOUND, "%s: no class folders with .png or .jpg images inside", dir);
+    if (st == ESM_OK)
+        st = esm_dataset_from_img_list(&l, o, out, err);
+    esm_img_list_free(&l);
+    return st;
 }
