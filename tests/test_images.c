@@ -409,6 +409,9 @@ TEST(images_channel_stats_and_cache_versions)
     REQUIRE_OK(esm_cache_write(ds, cache, &err), &err);
     REQUIRE_OK(esm_cache_read(cache, &back, &err), &err);
     CHECK(back->normalize == 1 && back->mean[2] == ds->mean[2] && back->std[1] == ds->std[1]);
+    /* mapped, not copied: the pixels lie inside the file's mapping, just before the CRC */
+    CHECK(back->mapping && back->pixels + 3 * 3 * H * W + 4 == (uint8_t *)back->mapping + back->mapping_len);
+    CHECK(!memcmp(back->pixels, ds->pixels, 3 * 3 * H * W));
     esm_dataset_free(back);
     /* version 1: the same file without the 4 + 3 x 8 bytes of statistics after the header */
     FILE *f = fopen(cache, "rb");

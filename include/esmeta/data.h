@@ -33,6 +33,11 @@ typedef struct {
      * sets; stored in the cache). normalize = 1: episodes see (pixel/255 - mean) / std. */
     int normalize;
     float mean[4], std[4];
+    /* A dataset read from a cache maps the file instead of copying it: pixels point into the
+     * mapping (private, copy-on-write), so a set larger than memory is paged in as episodes
+     * touch it. Owned by the dataset; NULL when pixels were allocated. */
+    void *mapping;
+    size_t mapping_len;
 } esm_dataset;
 
 typedef struct {
@@ -54,6 +59,7 @@ void esm_dataset_free(esm_dataset *ds);
 /* Writes ds as one binary cache file (magic, version, dimensions, names, pixels, CRC-32);
  * atomically: on failure no file is left at path and an older one stays intact. */
 esm_status esm_cache_write(const esm_dataset *ds, const char *path, esm_err *err);
+/* Maps the file (see esm_dataset.mapping) after checking its header, sizes and CRC. */
 esm_status esm_cache_read(const char *path, esm_dataset **out, esm_err *err);
 /* 1 if path starts with the cache magic. */
 int esm_cache_is_cache(const char *path);

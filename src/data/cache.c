@@ -7,12 +7,16 @@
  *   n_splits x { u16 name_len | name | u32 text_len | text }
  *   pixels: n_total x channels x height x width bytes
  *   u32 CRC-32 of every byte before it */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/atomic_file.h"
 #include "core/bytes.h"
-#include "core/read_file.h"
 #include "data/dataset_internal.h"
 
 #define CACHE_MAGIC "ESMCACHE"
@@ -162,9 +166,11 @@ static esm_status parse_cache(const unsigned char *buf, size_t len, const char *
         return esm_fail(err, ESM_EFORMAT, "cache file %s is truncated (%zu bytes cannot hold %llu images); run "
                         "'esmeta prepare' again", path, len, (unsigned long long)n_total);
     esm_dataset *ds;
-    esm_status st = esm_dataset_alloc((int)n_chars, n_total, (int)c, (int)h, (int)w, &ds, err);
+    /* no pixel buffer: they stay in the mapping */
+    esm_status st = esm_dataset_alloc((int)n_chars, 0, (int)c, (int)h, (int)w, &ds, err);
     if (st != ESM_OK)
         return st;
+    ds->n_total = n_total;
     ds->normalize = (int)normalize;
     for (uint32_t k = 0; k < c; k++) {
         ds->mean[k] = stats[2 * k];
@@ -186,8 +192,10 @@ static esm_status parse_cache(const unsigned char *buf, size_t len, const char *
         else if (esm_crc32(0, buf, len - 4) != stored)
             st = esm_fail(err, ESM_ECHECKSUM, "cache file %s fails its checksum (corrupt); run 'esmeta prepare' "
                           "again", path);
-        else
-            memcpy(ds->pixels, px, n_total * img);
+        else {
+            free(ds->pixels);
+            ds->pixels = (uint8_t *)px;
+        }
     }
     if (st != ESM_OK) {
         esm_dataset_free(ds);
@@ -199,13 +207,29 @@ static esm_status parse_cache(const unsigned char *buf, size_t len, const char *
 
 esm_status esm_cache_read(const char *path, esm_dataset **out, esm_err *err)
 {
-    unsigned char *buf;
-    size_t len;
     *out = NULL;
-    esm_status st = esm_read_file(path, "cache file", &buf, &len, err);
-    if (st != ESM_OK)
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return esm_fail(err, errno == ENOENT ? ESM_ENOTFOUND : ESM_EIO, "cannot open cache file %s (%s)", path,
+                        strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || sb.st_size < 1) {
+        close(fd);
+        return esm_fail(err, ESM_EFORMAT, "cache file %s is empty or unreadable; run 'esmeta prepare' again", path);
+    }
+    size_t len = (size_t)sb.st_size;
+    void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return esm_fail(err, ESM_EIO, "cannot map cache file %s (%s)", path, strerror(errno));
+    posix_madvise(map, len, POSIX_MADV_SEQUENTIAL); /* the checksum reads it once, front to back */
+    esm_status st = parse_cache(map, len, path, out, err);
+    if (st != ESM_OK) {
+        munmap(map, len);
         return st;
-    st = parse_cache(buf, len, path, out, err);
-    free(buf);
-    return st;
+    }
+    posix_madvise(map, len, POSIX_MADV_RANDOM); /* episodes then touch images anywhere */
+    (*out)->mapping = map;
+    (*out)->mapping_len = len;
+    return ESM_OK;
 }

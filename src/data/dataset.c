@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "data/dataset_internal.h"
 
@@ -46,7 +47,10 @@ void esm_dataset_free(esm_dataset *ds)
     free(ds->background);
     free(ds->n_images);
     free(ds->first);
-    free(ds->pixels);
+    if (ds->mapping)
+        munmap(ds->mapping, ds->mapping_len);
+    else
+        free(ds->pixels);
     free(ds);
 }
 
