@@ -24,7 +24,7 @@ BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null)
 BLAS_NAME   := openblas
 endif
-PKGS       := libpng libzip zlib
+PKGS       := libpng libjpeg libzip zlib
 PKG_CFLAGS := $(BLAS_CFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(BLAS_LIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -100,7 +100,8 @@ $(shell mkdir -p $(BUILD))
 $(file > $(BUILD)/flags.txt,$(FLAGS_NOW))
 endif
 
-.PHONY: all deps test test-asan test-kernels check clean run bench bench-report fuzz fuzz-coverage
+.PHONY: all deps test test-asan test-kernels check clean run bench bench-report shared install uninstall \
+        install-check fuzz fuzz-coverage
 all: $(LIB) $(BIN)
 
 $(BUILD)/obj/%.o: %.c $(BUILD)/flags.txt
@@ -116,6 +117,29 @@ $(BUILD)/obj/%.o: %.cu
 $(LIB): $(LIB_OBJ) $(CUDA_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
+
+# The shared library is built from a second set of position-independent objects, so the static
+# library and the binary stay exactly as they are; `make shared` (or install) builds it.
+SOVERSION := $(firstword $(subst ., ,$(VERSION)))
+SONAME    := libesmeta.so.$(SOVERSION)
+SHLIB     := $(BUILD)/libesmeta.so.$(VERSION)
+PIC_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(CUDA_SRC:%.cu=$(BUILD)/pic/%.o)
+
+$(BUILD)/pic/%.o: %.c $(BUILD)/flags.txt
+	@mkdir -p $(dir $@)
+	@echo "CC -fPIC $<"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC $(if $(findstring src/dist/,$<),$(MPI_CFLAGS)) -MMD -MP -c $< -o $@
+
+$(BUILD)/pic/%.o: %.cu
+	@mkdir -p $(dir $@)
+	@echo "NVCC -fPIC $<"
+	@$(NVCC) $(CPPFLAGS) $(NVCCFLAGS) -Xcompiler -fPIC -MMD -MP -c $< -o $@
+
+# --no-undefined: every library the code calls is recorded in the .so, so users link -lesmeta alone.
+$(SHLIB): $(PIC_OBJ)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined -o $@ $^ $(LDLIBS)
+
+shared: $(SHLIB)
 
 $(BIN): $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
@@ -148,6 +172,46 @@ bench-report: bench
 
 deps:
 	@scripts/install-deps
+
+# Installing like a C library: `make install PREFIX=/usr/local` (DESTDIR stages a package root).
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR     ?= $(PREFIX)/bin
+PCDIR      ?= $(LIBDIR)/pkgconfig
+HEADERS    := include/esmeta.h $(sort $(wildcard include/esmeta/*.h))
+
+# Static users need what the library itself links: the pkg-config modules it uses, and the
+# libraries that have none (the pthreads OpenBLAS sits outside pkg-config's path, MPI, CUDA, OpenMP).
+PC_REQUIRES := $(PKGS)$(if $(filter 1,$(HAVE_MPI)), ompi-c)
+PC_LIBS     := $(BLAS_LIBS) $(CUDA_LIBS) -lgomp -lpthread -lm
+
+# The .pc file is written at install time, so it always names the PREFIX of this install.
+install: $(LIB) $(BIN) $(SHLIB)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/esmeta $(DESTDIR)$(BINDIR) $(DESTDIR)$(PCDIR)
+	install -m 644 $(LIB) $(DESTDIR)$(LIBDIR)/libesmeta.a
+	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/libesmeta.so.$(VERSION)
+	ln -sf libesmeta.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libesmeta.so
+	install -m 644 include/esmeta.h $(DESTDIR)$(INCLUDEDIR)/esmeta.h
+	install -m 644 $(filter include/esmeta/%,$(HEADERS)) $(DESTDIR)$(INCLUDEDIR)/esmeta/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES@|$(PC_REQUIRES)|' -e 's|@LIBS@|$(PC_LIBS)|' \
+	    esmeta.pc.in > $(DESTDIR)$(PCDIR)/esmeta.pc
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/esmeta
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libesmeta.a $(DESTDIR)$(LIBDIR)/libesmeta.so.$(VERSION) \
+	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libesmeta.so $(DESTDIR)$(PCDIR)/esmeta.pc \
+	      $(DESTDIR)$(BINDIR)/esmeta $(DESTDIR)$(INCLUDEDIR)/esmeta.h \
+	      $(addprefix $(DESTDIR)$(INCLUDEDIR)/esmeta/,$(notdir $(filter include/esmeta/%,$(HEADERS))))
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/esmeta 2>/dev/null
+
+# Installs into a temporary prefix, builds examples/ against it through pkg-config (shared and
+# static), runs them and checks that they converge; then uninstalls and checks nothing is left.
+install-check: deps
+	@$(MAKE) --no-print-directory all shared
+	@scripts/install-check
 
 test: deps
 	@$(MAKE) --no-print-directory all $(TESTBIN)
@@ -197,4 +261,4 @@ run: deps
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CUDA_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(PIC_OBJ:.o=.d) $(LIB_OBJ:.o=.d) $(CUDA_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

@@ -51,8 +51,16 @@ int cmd_info(int argc, char **argv)
     printf("{\"split\":");
     cli_json_str(stdout, split);
     printf(",\"classes\":%d,\"characters\":%d,\"images\":%zu,\"min_images_per_class\":%d,\"height\":%d,\"width\":%d,"
-           "\"channels\":%d}\n",
+           "\"channels\":%d",
            sp.n_classes, chars, images, sp.min_images, ds->height, ds->width, ds->channels);
+    /* what episodes see: the per-channel statistics they are standardised with, if any */
+    printf(",\"normalize\":%s,\"mean\":[", ds->normalize ? "true" : "false");
+    for (int c = 0; c < ds->channels; c++)
+        printf("%s%.6g", c ? "," : "", ds->mean[c]);
+    printf("],\"std\":[");
+    for (int c = 0; c < ds->channels; c++)
+        printf("%s%.6g", c ? "," : "", ds->std[c]);
+    printf("]}\n");
     esm_split_free(&sp);
     esm_dataset_free(ds);
     return 0;

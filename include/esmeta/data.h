@@ -29,6 +29,15 @@ typedef struct {
     int n_splits;                    /* split files carried along (Vinyals) */
     char **split_names;              /* [n_splits] e.g. "trainval" */
     char **split_texts;              /* [n_splits] file contents */
+    /* Per-channel mean and standard deviation of pixel/255 over the whole set (users' image
+     * sets; stored in the cache). normalize = 1: episodes see (pixel/255 - mean) / std. */
+    int normalize;
+    float mean[4], std[4];
+    /* A dataset read from a cache maps the file instead of copying it: pixels point into the
+     * mapping (private, copy-on-write), so a set larger than memory is paged in as episodes
+     * touch it. Owned by the dataset; NULL when pixels were allocated. */
+    void *mapping;
+    size_t mapping_len;
 } esm_dataset;
 
 typedef struct {
@@ -50,6 +59,7 @@ void esm_dataset_free(esm_dataset *ds);
 /* Writes ds as one binary cache file (magic, version, dimensions, names, pixels, CRC-32);
  * atomically: on failure no file is left at path and an older one stays intact. */
 esm_status esm_cache_write(const esm_dataset *ds, const char *path, esm_err *err);
+/* Maps the file (see esm_dataset.mapping) after checking its header, sizes and CRC. */
 esm_status esm_cache_read(const char *path, esm_dataset **out, esm_err *err);
 /* 1 if path starts with the cache magic. */
 int esm_cache_is_cache(const char *path);
@@ -62,6 +72,45 @@ esm_status esm_png_preprocess(const unsigned char *png, size_t len, int expect_s
 
 /* The same for a file on disk. */
 esm_status esm_png_preprocess_file(const char *path, int expect_size, int out_size, uint8_t *out, esm_err *err);
+
+/* The shape images are preprocessed to. */
+typedef struct {
+    int channels;       /* 1 grey, 3 RGB */
+    int height, width;
+    int invert;         /* 1: 255 - value (Omniglot: ink = 255 on a background of 0) */
+} esm_image_shape;
+
+/* Decodes a PNG (8 bits or fewer per sample) or JPEG (grey or colour, not CMYK) and resizes it
+ * axis by axis into out[channels][height][width]: area averaging on an axis that shrinks,
+ * bilinear interpolation (pixel centres aligned, edges clamped) on one that grows. */
+esm_status esm_image_preprocess(const unsigned char *bytes, size_t len, const esm_image_shape *shape, uint8_t *out,
+                                const char *origin, esm_err *err);
+
+typedef struct {
+    esm_image_shape shape;
+    int threads;        /* decode threads; 0 = OpenMP default */
+    int normalize;      /* 1: episodes see each channel standardised by the set's mean and std */
+    esm_progress_fn progress;
+    void *progress_user;
+} esm_images_opts;
+
+/* A user's own class-folder tree: every folder under dir that holds image files (.png, .jpg,
+ * .jpeg, any case) is one class, named by its path below dir ("birds/sparrow"); classes and
+ * their images are in name order. A folder with neither images nor subfolders is an empty
+ * class and an error, as are images directly in dir. */
+esm_status esm_dataset_from_images(const char *dir, const esm_images_opts *opts, esm_dataset **out, esm_err *err);
+
+/* mini-ImageNet's convention: each CSV file (rows "filename,label", an optional header
+ * "filename,label") is one split, named by the file ("train.csv" -> train), of the classes
+ * its labels name; the files are found in images_dir. A label in two files, a file listed
+ * twice in a class, or a missing file is an error naming it. */
+esm_status esm_dataset_from_csv(const char *images_dir, const char *const *csvs, int n_csv, const esm_images_opts *o,
+                                esm_dataset **out, esm_err *err);
+
+/* Adds splits "train", "val" and "test" to ds: its classes shuffled with seed and cut by the
+ * fractions ratio[0..2] (non-negative, adding up to 1; each split gets at least one class).
+ * A pure function of seed and the class names; the lists are in ds->split_texts, to be saved. */
+esm_status esm_dataset_split_by_ratio(esm_dataset *ds, const double ratio[3], uint64_t seed, esm_err *err);
 
 /* A class is a character seen at one rotation (quarter turns counter-clockwise). */
 typedef struct {
@@ -76,9 +125,10 @@ typedef struct {
     int min_images; /* fewest drawings of any class: bounds shot + query */
 } esm_split;
 
-/* name: train, val, trainval, test (Vinyals, from split files carried by ds), background,
+/* name: a split carried by ds (Omniglot: train, val, trainval, test, Vinyals'), background,
  * evaluation (Lake: every character of that half at 4 rotations), or a path to a file of
- * lines "Alphabet/characterNN/rotDDD". */
+ * lines "CLASS/rotDDD" or "CLASS" (rotation 0), e.g. "Alphabet/characterNN/rot090".
+ * Rotations other than 0 need square images. */
 esm_status esm_split_get(const esm_dataset *ds, const char *name, esm_split *out, esm_err *err);
 esm_status esm_split_parse(const esm_dataset *ds, const char *text, const char *origin, esm_split *out,
                            esm_err *err);
@@ -89,7 +139,7 @@ void esm_split_free(esm_split *sp);
 int esm_split_shared(const esm_dataset *ds, const esm_split *a, const esm_split *b);
 
 /* Writes image `img` of character chr rotated by rot quarter turns as floats in [0,1]
- * (ink = 1) into out[channels*height*width]. */
+ * (ink = 1), or standardised per channel when ds->normalize, into out[channels*height*width]. */
 void esm_image_to_float(const esm_dataset *ds, int chr, int img, int rot, float *out);
 
 typedef struct {

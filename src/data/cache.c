@@ -1,21 +1,27 @@
 /* The prepared-data cache: one binary file that loads in milliseconds.
  *
- * Layout (little-endian), version 1:
+ * Layout (little-endian), version 2:
  *   "ESMCACHE" | u32 version | u32 channels, height, width | u32 n_chars | u64 n_total | u32 n_splits
+ *   u32 normalize | channels x { f32 mean | f32 std }             (absent in version 1: no normalisation)
  *   n_chars x  { u32 n_images | u8 background | u16 name_len | name }
  *   n_splits x { u16 name_len | name | u32 text_len | text }
  *   pixels: n_total x channels x height x width bytes
  *   u32 CRC-32 of every byte before it */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/atomic_file.h"
 #include "core/bytes.h"
-#include "core/read_file.h"
 #include "data/dataset_internal.h"
 
 #define CACHE_MAGIC "ESMCACHE"
-#define CACHE_VERSION 1u
+#define CACHE_VERSION 2u
+#define CACHE_OLDEST 1u /* still read: version 1 lacks the channel statistics */
 
 int esm_cache_is_cache(const char *path)
 {
@@ -31,6 +37,21 @@ int esm_cache_is_cache(const char *path)
 static void put_u16(esm_afile *af, uint16_t v) { unsigned char b[2]; esm_put_u16(b, v); esm_afile_write(af, b, 2); }
 static void put_u32(esm_afile *af, uint32_t v) { unsigned char b[4]; esm_put_u32(b, v); esm_afile_write(af, b, 4); }
 static void put_u64(esm_afile *af, uint64_t v) { unsigned char b[8]; esm_put_u64(b, v); esm_afile_write(af, b, 8); }
+
+static void put_f32(esm_afile *af, float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    put_u32(af, u);
+}
+
+static float get_f32(esm_reader *r)
+{
+    uint32_t u = esm_get_u32(r);
+    float v;
+    memcpy(&v, &u, 4);
+    return v;
+}
 
 static void put_name(esm_afile *af, const char *s)
 {
@@ -56,6 +77,11 @@ esm_status esm_cache_write(const esm_dataset *ds, const char *path, esm_err *err
     put_u32(&af, (uint32_t)ds->n_chars);
     put_u64(&af, ds->n_total);
     put_u32(&af, (uint32_t)ds->n_splits);
+    put_u32(&af, (uint32_t)ds->normalize);
+    for (int c = 0; c < ds->channels; c++) {
+        put_f32(&af, ds->mean[c]);
+        put_f32(&af, ds->std[c]);
+    }
     for (int i = 0; i < ds->n_chars; i++) {
         put_u32(&af, (uint32_t)ds->n_images[i]);
         esm_afile_write(&af, &ds->background[i], 1);
@@ -120,15 +146,19 @@ static esm_status parse_cache(const unsigned char *buf, size_t len, const char *
     if (!magic || memcmp(magic, CACHE_MAGIC, 8) != 0)
         return esm_fail(err, ESM_EFORMAT, "%s: not an esmeta cache file", path);
     uint32_t version = esm_get_u32(&r);
-    if (r.ok && version != CACHE_VERSION)
-        return esm_fail(err, ESM_EVERSION, "cache file %s has format version %u, this esmeta reads version %u; "
-                        "run 'esmeta prepare' again", path, version, CACHE_VERSION);
+    if (r.ok && (version < CACHE_OLDEST || version > CACHE_VERSION))
+        return esm_fail(err, ESM_EVERSION, "cache file %s has format version %u, this esmeta reads versions %u to %u; "
+                        "run 'esmeta prepare' again", path, version, CACHE_OLDEST, CACHE_VERSION);
     uint32_t c = esm_get_u32(&r), h = esm_get_u32(&r), w = esm_get_u32(&r), n_chars = esm_get_u32(&r);
     uint64_t n_total = esm_get_u64(&r);
     uint32_t n_splits = esm_get_u32(&r);
+    uint32_t normalize = version >= 2 ? esm_get_u32(&r) : 0;
+    float stats[8] = {0, 1, 0, 1, 0, 1, 0, 1};
+    for (uint32_t k = 0; version >= 2 && k < 2 * c && k < 8; k++)
+        stats[k] = get_f32(&r);
     if (!r.ok)
         return esm_fail(err, ESM_EFORMAT, "cache file %s is truncated; run 'esmeta prepare' again", path);
-    if (c == 0 || h == 0 || w == 0 || c > 4 || h > 4096 || w > 4096 || n_splits > 64)
+    if (c == 0 || h == 0 || w == 0 || c > 4 || h > 4096 || w > 4096 || n_splits > 64 || normalize > 1)
         return esm_fail(err, ESM_EFORMAT, "cache file %s is corrupt (implausible header); run 'esmeta prepare' again",
                         path);
     size_t img = (size_t)c * h * w;
@@ -136,10 +166,21 @@ static esm_status parse_cache(const unsigned char *buf, size_t len, const char *
         return esm_fail(err, ESM_EFORMAT, "cache file %s is truncated (%zu bytes cannot hold %llu images); run "
                         "'esmeta prepare' again", path, len, (unsigned long long)n_total);
     esm_dataset *ds;
-    esm_status st = esm_dataset_alloc((int)n_chars, n_total, (int)c, (int)h, (int)w, &ds, err);
+    /* no pixel buffer: they stay in the mapping */
+    esm_status st = esm_dataset_alloc((int)n_chars, 0, (int)c, (int)h, (int)w, &ds, err);
     if (st != ESM_OK)
         return st;
-    st = parse_names(&r, ds, n_splits, path, err);
+    ds->n_total = n_total;
+    ds->normalize = (int)normalize;
+    for (uint32_t k = 0; k < c; k++) {
+        ds->mean[k] = stats[2 * k];
+        ds->std[k] = stats[2 * k + 1];
+        if (normalize && !(ds->std[k] > 0))
+            st = esm_fail(err, ESM_EFORMAT, "cache file %s is corrupt (channel std %g); run 'esmeta prepare' again",
+                          path, ds->std[k]);
+    }
+    if (st == ESM_OK)
+        st = parse_names(&r, ds, n_splits, path, err);
     if (st == ESM_OK) {
         const unsigned char *px = esm_take(&r, n_total * img);
         uint32_t stored = esm_get_u32(&r);
@@ -151,8 +192,10 @@ static esm_status parse_cache(const unsigned char *buf, size_t len, const char *
         else if (esm_crc32(0, buf, len - 4) != stored)
             st = esm_fail(err, ESM_ECHECKSUM, "cache file %s fails its checksum (corrupt); run 'esmeta prepare' "
                           "again", path);
-        else
-            memcpy(ds->pixels, px, n_total * img);
+        else {
+            free(ds->pixels);
+            ds->pixels = (uint8_t *)px;
+        }
     }
     if (st != ESM_OK) {
         esm_dataset_free(ds);
@@ -164,13 +207,29 @@ static esm_status parse_cache(const unsigned char *buf, size_t len, const char *
 
 esm_status esm_cache_read(const char *path, esm_dataset **out, esm_err *err)
 {
-    unsigned char *buf;
-    size_t len;
     *out = NULL;
-    esm_status st = esm_read_file(path, "cache file", &buf, &len, err);
-    if (st != ESM_OK)
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return esm_fail(err, errno == ENOENT ? ESM_ENOTFOUND : ESM_EIO, "cannot open cache file %s (%s)", path,
+                        strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || sb.st_size < 1) {
+        close(fd);
+        return esm_fail(err, ESM_EFORMAT, "cache file %s is empty or unreadable; run 'esmeta prepare' again", path);
+    }
+    size_t len = (size_t)sb.st_size;
+    void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return esm_fail(err, ESM_EIO, "cannot map cache file %s (%s)", path, strerror(errno));
+    posix_madvise(map, len, POSIX_MADV_SEQUENTIAL); /* the checksum reads it once, front to back */
+    esm_status st = parse_cache(map, len, path, out, err);
+    if (st != ESM_OK) {
+        munmap(map, len);
         return st;
-    st = parse_cache(buf, len, path, out, err);
-    free(buf);
-    return st;
+    }
+    posix_madvise(map, len, POSIX_MADV_RANDOM); /* episodes then touch images anywhere */
+    (*out)->mapping = map;
+    (*out)->mapping_len = len;
+    return ESM_OK;
 }

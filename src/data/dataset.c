@@ -1,8 +1,10 @@
 /* esm_dataset: allocation, decoding of raw files into it, split texts, freeing. */
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "data/dataset_internal.h"
 
@@ -45,7 +47,10 @@ void esm_dataset_free(esm_dataset *ds)
     free(ds->background);
     free(ds->n_images);
     free(ds->first);
-    free(ds->pixels);
+    if (ds->mapping)
+        munmap(ds->mapping, ds->mapping_len);
+    else
+        free(ds->pixels);
     free(ds);
 }
 
@@ -134,11 +139,12 @@ static esm_status check_unique_names(const esm_dataset *ds, esm_err *err)
 
 /* Decoding is the slow part, so it runs in parallel; chunks keep progress reports coming
  * from one thread and the first error (lowest index) deterministic. */
-static esm_status decode_all(esm_dataset *ds, const esm_raw_list halves[2], const esm_load_opts *o, esm_err *err)
+esm_status esm_dataset_decode(esm_dataset *ds, esm_decode_fn decode, const void *ctx, int threads,
+                              esm_progress_fn progress, void *progress_user, esm_err *err)
 {
-    size_t n = ds->n_total, img = (size_t)ds->height * ds->width, chunk = 2048;
-    esm_status *status = calloc(n, sizeof *status);
-    esm_err *errs = calloc(n, sizeof *errs);
+    size_t n = ds->n_total, img = (size_t)ds->channels * ds->height * ds->width, chunk = 2048;
+    esm_status *status = calloc(n + 1, sizeof *status);
+    esm_err *errs = calloc(n + 1, sizeof *errs);
     if (!status || !errs) {
         free(status), free(errs);
         return esm_fail(err, ESM_ENOMEM, "out of memory");
@@ -146,27 +152,36 @@ static esm_status decode_all(esm_dataset *ds, const esm_raw_list halves[2], cons
     esm_status st = ESM_OK;
     for (size_t base = 0; base < n && st == ESM_OK; base += chunk) {
         long end = (long)(base + chunk < n ? base + chunk : n);
-#pragma omp parallel for schedule(dynamic, 16) num_threads(o->threads > 0 ? o->threads : omp_get_max_threads())
-        for (long i = (long)base; i < end; i++) {
-            const esm_raw_list *l = (size_t)i < halves[0].n ? &halves[0] : &halves[1];
-            const esm_raw_file *f = &l->files[(size_t)i < halves[0].n ? (size_t)i : (size_t)i - halves[0].n];
-            char origin[8400];
-            snprintf(origin, sizeof origin, "%s in %s", f->rel, l->origin);
-            status[i] = esm_png_preprocess(f->bytes, f->len, o->src_size, o->out_size, ds->pixels + (size_t)i * img,
-                                           origin, &errs[i]);
-        }
+#pragma omp parallel for schedule(dynamic, 16) num_threads(threads > 0 ? threads : omp_get_max_threads())
+        for (long i = (long)base; i < end; i++)
+            status[i] = decode(ctx, (size_t)i, ds->pixels + (size_t)i * img, &errs[i]);
         for (long i = (long)base; i < end && st == ESM_OK; i++)
             if (status[i] != ESM_OK) {
                 st = status[i];
                 if (err)
                     *err = errs[i];
             }
-        if (o->progress)
-            o->progress(o->progress_user, "decoding images", (size_t)end, n);
+        if (progress)
+            progress(progress_user, "decoding images", (size_t)end, n);
     }
     free(status);
     free(errs);
     return st;
+}
+
+typedef struct {
+    const esm_raw_list *halves;
+    const esm_load_opts *o;
+} halves_ctx;
+
+static esm_status decode_half_file(const void *ctx, size_t i, uint8_t *out, esm_err *err)
+{
+    const halves_ctx *h = ctx;
+    const esm_raw_list *l = i < h->halves[0].n ? &h->halves[0] : &h->halves[1];
+    const esm_raw_file *f = &l->files[i < h->halves[0].n ? i : i - h->halves[0].n];
+    char origin[8400];
+    snprintf(origin, sizeof origin, "%s in %s", f->rel, l->origin);
+    return esm_png_preprocess(f->bytes, f->len, h->o->src_size, h->o->out_size, out, origin, err);
 }
 
 esm_status esm_dataset_from_raw(const esm_raw_list halves[2], const esm_load_opts *o, esm_dataset **out,
@@ -181,7 +196,8 @@ esm_status esm_dataset_from_raw(const esm_raw_list halves[2], const esm_load_opt
     if (st == ESM_OK)
         st = check_unique_names(ds, err);
     if (st == ESM_OK)
-        st = decode_all(ds, halves, o, err);
+        st = esm_dataset_decode(ds, decode_half_file, &(halves_ctx){halves, o}, o->threads, o->progress,
+                                o->progress_user, err);
     if (st != ESM_OK) {
         esm_dataset_free(ds);
         return st;
@@ -194,9 +210,10 @@ void esm_image_to_float(const esm_dataset *ds, int chr, int img, int rot, float 
 {
     int h = ds->height, w = ds->width;
     const uint8_t *src = ds->pixels + (ds->first[chr] + (size_t)img) * (size_t)ds->channels * h * w;
-    const float scale = 1.0f / 255.0f;
     /* Counter-clockwise quarter turns (PIL's Image.rotate convention). Odd turns need square images. */
-    for (int c = 0; c < ds->channels; c++, src += (size_t)h * w, out += (size_t)h * w)
+    for (int c = 0; c < ds->channels; c++, src += (size_t)h * w, out += (size_t)h * w) {
+        const float scale = ds->normalize ? 1.0f / (255.0f * ds->std[c]) : 1.0f / 255.0f;
+        const float shift = ds->normalize ? ds->mean[c] / ds->std[c] : 0.0f;
         for (int r = 0; r < h; r++)
             for (int q = 0; q < w; q++) {
                 int sr, sq;
@@ -206,6 +223,26 @@ void esm_image_to_float(const esm_dataset *ds, int chr, int img, int rot, float 
                 case 2: sr = h - 1 - r, sq = w - 1 - q; break;
                 default: sr = h - 1 - q, sq = r; break;
                 }
-                out[(size_t)r * w + q] = src[(size_t)sr * w + sq] * scale;
+                out[(size_t)r * w + q] = src[(size_t)sr * w + sq] * scale - shift;
             }
+    }
+}
+
+void esm_dataset_channel_stats(esm_dataset *ds)
+{
+    size_t plane = (size_t)ds->height * ds->width;
+    for (int c = 0; c < ds->channels; c++) {
+        double sum = 0, sq = 0;
+        for (size_t i = 0; i < ds->n_total; i++) {
+            const uint8_t *p = ds->pixels + (i * ds->channels + c) * plane;
+            uint64_t s1 = 0, s2 = 0; /* exact per image, so the order of images cannot matter */
+            for (size_t k = 0; k < plane; k++)
+                s1 += p[k], s2 += (uint64_t)p[k] * p[k];
+            sum += (double)s1, sq += (double)s2;
+        }
+        double n = (double)ds->n_total * plane, mean = sum / n / 255.0, var = sq / n / (255.0 * 255.0) - mean * mean;
+        ds->mean[c] = (float)mean;
+        /* a constant channel would divide by zero: its floor keeps it (nearly) constant */
+        ds->std[c] = (float)(var > 1e-6 ? sqrt(var) : 1e-3);
+    }
 }

@@ -19,6 +19,10 @@ static int cmp_name_idx(const void *a, const void *b)
 
 static esm_status add_class(const esm_dataset *ds, esm_split *sp, int *cap, int chr, int rot, esm_err *err)
 {
+    if (rot % 2 && ds->height != ds->width)
+        return esm_fail(err, ESM_EINVAL, "class %s at %d degrees: rotations need square images and these are "
+                        "%dx%d; use rotation 0 only, or prepare with a square --size", ds->names[chr], rot * 90,
+                        ds->height, ds->width);
     if (sp->n_classes == *cap) {
         int ncap = *cap ? 2 * *cap : 256;
         esm_class *p = realloc(sp->classes, (size_t)ncap * sizeof *p);
@@ -41,11 +45,13 @@ static void finish(esm_split *sp)
     }
 }
 
-/* "Alphabet/characterNN/rotDDD" -> character name length and quarter turns, or 0 if malformed. */
+/* "CLASS/rotDDD" -> class name length and quarter turns; a line without a rotation suffix is
+ * the whole class at rotation 0. Returns 0 for a malformed rotation. */
 static int parse_line(const char *line, size_t len, size_t *name_len, int *rot)
 {
+    *name_len = len, *rot = 0;
     if (len < 8 || memcmp(line + len - 7, "/rot", 4) != 0)
-        return 0;
+        return 1;
     const char *d = line + len - 3;
     if (!isdigit((unsigned char)d[0]) || !isdigit((unsigned char)d[1]) || !isdigit((unsigned char)d[2]))
         return 0;
@@ -54,8 +60,7 @@ static int parse_line(const char *line, size_t len, size_t *name_len, int *rot)
         return 0;
     *rot = deg / 90;
     *name_len = len - 7;
-    const char *slash = memchr(line, '/', *name_len);
-    return slash && slash != line && slash + 1 < line + *name_len && !memchr(slash + 1, '/', *name_len - (size_t)(slash + 1 - line));
+    return 1;
 }
 
 static esm_status parse_lines(const esm_dataset *ds, const char *text, const char *origin, const name_idx *index,
@@ -79,8 +84,8 @@ static esm_status parse_lines(const esm_dataset *ds, const char *text, const cha
         size_t name_len;
         int rot;
         if (!parse_line(line, len, &name_len, &rot)) {
-            st = esm_fail(err, ESM_EFORMAT, "%s line %d: malformed '%.*s'; expected Alphabet/characterNN/rotDDD "
-                          "with DDD one of 000, 090, 180, 270", origin, lineno, (int)(len > 200 ? 200 : len), line);
+            st = esm_fail(err, ESM_EFORMAT, "%s line %d: malformed '%.*s'; expected CLASS/rotDDD with DDD one "
+                          "of 000, 090, 180, 270, or CLASS", origin, lineno, (int)(len > 200 ? 200 : len), line);
             break;
         }
         char name[512];
@@ -88,8 +93,8 @@ static esm_status parse_lines(const esm_dataset *ds, const char *text, const cha
         name_idx key = {name, 0};
         const name_idx *hit = bsearch(&key, index, (size_t)ds->n_chars, sizeof *index, cmp_name_idx);
         if (!hit) {
-            st = esm_fail(err, ESM_ENOTFOUND, "%s line %d: no character '%s' in the data; check that the split "
-                          "file belongs to this Omniglot copy", origin, lineno, name);
+            st = esm_fail(err, ESM_ENOTFOUND, "%s line %d: no class '%s' in the data (lines are CLASS or "
+                          "CLASS/rotDDD; malformed, or a split file of another data set)", origin, lineno, name);
         } else if (seen[hit->idx * 4 + rot]++) {
             st = esm_fail(err, ESM_EFORMAT, "%s line %d: class '%.*s' is listed twice", origin, lineno, (int)len, line);
         } else {
@@ -127,11 +132,13 @@ static esm_status lake_split(const esm_dataset *ds, int background, esm_split *o
     memset(out, 0, sizeof *out);
     int cap = 0;
     for (int c = 0; c < ds->n_chars; c++)
-        for (int r = 0; r < 4 && ds->background[c] == background; r++)
-            if (add_class(ds, out, &cap, c, r, err) != ESM_OK) {
+        for (int r = 0; r < 4 && ds->background[c] == background; r++) {
+            esm_status st = add_class(ds, out, &cap, c, r, err);
+            if (st != ESM_OK) {
                 esm_split_free(out);
-                return ESM_ENOMEM;
+                return st;
             }
+        }
     if (out->n_classes == 0)
         return esm_fail(err, ESM_ENOTFOUND, "split %s: the data has no %s characters",
                         background ? "background" : "evaluation", background ? "images_background" : "images_evaluation");
@@ -145,15 +152,15 @@ esm_status esm_split_get(const esm_dataset *ds, const char *name, esm_split *out
     memset(out, 0, sizeof *out);
     if (!strcmp(name, "background") || !strcmp(name, "evaluation"))
         return lake_split(ds, !strcmp(name, "background"), out, err);
+    for (int i = 0; i < ds->n_splits; i++)
+        if (!strcmp(ds->split_names[i], name)) {
+            char origin[300];
+            snprintf(origin, sizeof origin, "split file %.200s.txt", name);
+            return esm_split_parse(ds, ds->split_texts[i], origin, out, err);
+        }
     for (int v = 0; v < 4; v++) {
         if (strcmp(name, vinyals[v]) != 0)
             continue;
-        for (int i = 0; i < ds->n_splits; i++)
-            if (!strcmp(ds->split_names[i], name)) {
-                char origin[64];
-                snprintf(origin, sizeof origin, "split file %s.txt", name);
-                return esm_split_parse(ds, ds->split_texts[i], origin, out, err);
-            }
         return esm_fail(err, ESM_ENOTFOUND, "split '%s' needs splits/vinyals/%s.txt in the data folder; run "
                         "scripts/fetch-omniglot (and 'esmeta prepare' again if you use a cache)", name, name);
     }

@@ -1,0 +1,186 @@
+/* A user's class-folder tree -> dataset: every folder holding images is a class. Files are
+ * listed first and read by the decoding threads, so the encoded set never sits in memory. */
+#define _DEFAULT_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "core/read_file.h"
+#include "data/dataset_internal.h"
+#include "data/image_list.h"
+
+static int is_image_name(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return name[0] != '.' && dot &&
+           (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
+}
+
+/* Lists image files as "<class path>/<file>" ; a folder with neither images
+ * nor subfolders is an empty class. */
+static esm_status walk(const char *root, const char *rel, esm_img_list *out, esm_err *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel);
+    DIR *d = opendir(path);
+    if (!d)
+        return esm_fail(err, ESM_EIO, "%s: cannot open folder (%s)", path, strerror(errno));
+    esm_status st = ESM_OK;
+    int entries = 0;
+    struct dirent *e;
+    while (st == ESM_OK && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char child_rel[4096], child[8192];
+        snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
+        snprintf(child, sizeof child, "%s/%s", root, child_rel);
+        struct stat sb;
+        if (stat(child, &sb) != 0)
+            continue;
+        if (S_ISDIR(sb.st_mode)) {
+            entries++;
+            st = walk(root, child_rel, out, err);
+        } else if (S_ISREG(sb.st_mode) && is_image_name(e->d_name)) {
+            entries++;
+            if (!*rel)
+                st = esm_fail(err, ESM_EFORMAT, "%s: image %s is not inside a class folder; put each class's images "
+                              "in a folder of its own", root, e->d_name);
+            else
+                st = esm_img_list_add(out, rel, strlen(rel), child_rel, err);
+        }
+    }
+    closedir(d);
+    if (st == ESM_OK && entries == 0 && *rel)
+        st = esm_fail(err, ESM_EFORMAT, "%s: empty class: the folder holds no .png, .jpg or .jpeg images", path);
+    return st;
+}
+
+esm_status esm_img_list_add(esm_img_list *l, const char *cls, size_t cls_len, const char *file, esm_err *err)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 1024;
+        esm_img_entry *p = realloc(l->e, cap * sizeof *p);
+        if (!p)
+            return esm_fail(err, ESM_ENOMEM, "%s: out of memory listing images", l->root);
+        l->e = p, l->cap = cap;
+    }
+    esm_img_entry e = {strndup(cls, cls_len), strdup(file)};
+    if (!e.cls || !e.file) {
+        free(e.cls), free(e.file);
+        return esm_fail(err, ESM_ENOMEM, "%s: out of memory listing images", l->root);
+    }
+    l->e[l->n++] = e;
+    return ESM_OK;
+}
+
+void esm_img_list_free(esm_img_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->e[i].cls), free(l->e[i].file);
+    free(l->e);
+    l->e = NULL;
+    l->n = l->cap = 0;
+}
+
+static int cmp_entry(const void *pa, const void *pb)
+{
+    const esm_img_entry *a = pa, *b = pb;
+    int c = strcmp(a->cls, b->cls);
+    return c ? c : strcmp(a->file, b->file);
+}
+
+static esm_status index_classes(esm_dataset *ds, const esm_img_list *l, esm_err *err)
+{
+    int c = -1;
+    for (size_t i = 0; i < l->n; i++) {
+        if (c < 0 || strcmp(l->e[i - 1].cls, l->e[i].cls) != 0) {
+            ds->names[++c] = strdup(l->e[i].cls);
+            if (!ds->names[c])
+                return esm_fail(err, ESM_ENOMEM, "out of memory");
+            ds->background[c] = 1;
+            ds->first[c] = i;
+        } else if (!strcmp(l->e[i - 1].file, l->e[i].file)) {
+            return esm_fail(err, ESM_EFORMAT, "%s: image %s is listed twice in class %s", l->root, l->e[i].file,
+                            l->e[i].cls);
+        }
+        ds->n_images[c]++;
+    }
+    return ESM_OK;
+}
+
+typedef struct {
+    const esm_img_list *list;
+    const esm_image_shape *shape;
+} images_ctx;
+
+static esm_status decode_file(const void *ctx, size_t i, uint8_t *out, esm_err *err)
+{
+    const images_ctx *c = ctx;
+    char path[8400];
+    snprintf(path, sizeof path, "%s/%s", c->list->root, c->list->e[i].file);
+    unsigned char *bytes;
+    size_t len;
+    esm_status st = esm_read_file(path, "image", &bytes, &len, err);
+    if (st != ESM_OK)
+        return st;
+    st = esm_image_preprocess(bytes, len, c->shape, out, path, err);
+    free(bytes);
+    return st;
+}
+
+static esm_status check_opts(const esm_image_shape *s, esm_err *err)
+{
+    if (s->channels != 1 && s->channels != 3)
+        return esm_fail(err, ESM_EINVAL, "--channels %d: use 1 (grey) or 3 (RGB)", s->channels);
+    if (s->height < 1 || s->width < 1 || s->height > 4096 || s->width > 4096)
+        return esm_fail(err, ESM_EINVAL, "--size %dx%d: height and width must be 1..4096", s->height, s->width);
+    return ESM_OK;
+}
+
+esm_status esm_dataset_from_img_list(esm_img_list *l, const esm_images_opts *o, esm_dataset **out, esm_err *err)
+{
+    *out = NULL;
+    esm_status st = check_opts(&o->shape, err);
+    if (st == ESM_OK && l->n == 0)
+        st = esm_fail(err, ESM_ENOTFOUND, "%s: no images listed", l->root);
+    if (st != ESM_OK)
+        return st;
+    qsort(l->e, l->n, sizeof *l->e, cmp_entry);
+    int n_classes = 0;
+    for (size_t i = 0; i < l->n; i++)
+        n_classes += i == 0 || strcmp(l->e[i - 1].cls, l->e[i].cls) != 0;
+    esm_dataset *ds = NULL;
+    st = esm_dataset_alloc(n_classes, l->n, o->shape.channels, o->shape.height, o->shape.width, &ds, err);
+    if (st == ESM_OK)
+        st = index_classes(ds, l, err);
+    if (st == ESM_OK)
+        st = esm_dataset_decode(ds, decode_file, &(images_ctx){l, &o->shape}, o->threads, o->progress,
+                                o->progress_user, err);
+    if (st != ESM_OK) {
+        esm_dataset_free(ds);
+        return st;
+    }
+    esm_dataset_channel_stats(ds);
+    ds->normalize = o->normalize != 0;
+    *out = ds;
+    return ESM_OK;
+}
+
+esm_status esm_dataset_from_images(const char *dir, const esm_images_opts *o, esm_dataset **out, esm_err *err)
+{
+    *out = NULL;
+    esm_img_list l;
+    memset(&l, 0, sizeof l);
+    snprintf(l.root, sizeof l.root, "%s", dir);
+    esm_status st = walk(dir, "", &l, err);
+    if (st == ESM_OK && l.n == 0)
+        st = esm_fail(err, ESM_ENOTFOUND, "%s: no class folders with .png or .jpg images inside", dir);
+    if (st == ESM_OK)
+        st = esm_dataset_from_img_list(&l, o, out, err);
+    esm_img_list_free(&l);
+    return st;
+}
