@@ -40,7 +40,9 @@ TEST(bounds_cache_claiming_2_40_images)
     static uint8_t bg[] = {1}, pixels[2 * 28 * 28];
     static int n_images[] = {2};
     static size_t first[] = {0};
-    esm_dataset ds = {28, 28, 1, 1, names, bg, n_images, first, 2, pixels, 0, NULL, NULL};
+    esm_dataset ds = {.height = 28, .width = 28, .channels = 1, .n_chars = 1, .names = names,
+                      .background = bg, .n_images = n_images, .first = first, .n_total = 2,
+                      .pixels = pixels};
     char path[4200];
     snprintf(path, sizeof path, "%s/huge.esmc", esm_test_tmpdir());
     esm_err err = {0};

@@ -47,7 +47,9 @@ static esm_dataset *tiny_dataset(void)
     static size_t first[] = {0, 2, 4};
     for (size_t i = 0; i < sizeof pixels; i++)
         pixels[i] = (uint8_t)(i * 7 % 251);
-    static esm_dataset ds = {28, 28, 1, 3, names, bg, n_images, first, 6, pixels, 0, NULL, NULL};
+    static esm_dataset ds = {.height = 28, .width = 28, .channels = 1, .n_chars = 3,
+                             .names = names, .background = bg, .n_images = n_images,
+                             .first = first, .n_total = 6, .pixels = pixels};
     return &ds;
 }
 

@@ -37,7 +37,9 @@ static esm_dataset *dataset_of(int per_char, uint8_t *pixels)
     static esm_dataset ds;
     for (int i = 0; i < 3; i++)
         n_images[i] = per_char, first[i] = (size_t)i * per_char;
-    ds = (esm_dataset){28, 28, 1, 3, names, bg, n_images, first, (size_t)3 * per_char, pixels, 0, NULL, NULL};
+    ds = (esm_dataset){.height = 28, .width = 28, .channels = 1, .n_chars = 3, .names = names,
+                       .background = bg, .n_images = n_images, .first = first,
+                       .n_total = (size_t)3 * per_char, .pixels = pixels};
     return &ds;
 }
 
