@@ -1,13 +1,11 @@
 /* Reads one Omniglot half from an extracted folder tree <top>/<Alphabet>/<characterNN>/<file>.png. */
 #define _DEFAULT_SOURCE
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/read_file.h"
+#include "data/dir_walk.h"
 #include "data/raw_files.h"
 
 static int is_png(const char *name)
@@ -16,43 +14,31 @@ static int is_png(const char *name)
     return name[0] != '.' && n > 4 && strcmp(name + n - 4, ".png") == 0;
 }
 
-/* Walks the tree level by level; depth 0 is the top folder, files are taken at depth 2. */
-static esm_status walk(const char *root, const char *rel, int depth, esm_raw_list *out, esm_err *err)
+/* <top>/<Alphabet>/<characterNN>/<file>.png: folders are entered down to the characters, files
+ * are taken only at the depth of drawings. */
+static esm_status visit_drawing(void *user, const char *rel, const char *path, int depth, int is_dir, int *take,
+                                esm_err *err)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel);
-    DIR *d = opendir(path);
-    if (!d)
-        return esm_fail(err, ESM_EIO, "%s: cannot open folder (%s)", path, strerror(errno));
-    esm_status st = ESM_OK;
-    struct dirent *e;
-    while (st == ESM_OK && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char child_rel[4096], child[8192];
-        snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
-        snprintf(child, sizeof child, "%s/%s", root, child_rel);
-        struct stat sb;
-        if (stat(child, &sb) != 0)
-            continue;
-        if (depth < 2 && S_ISDIR(sb.st_mode)) {
-            st = walk(root, child_rel, depth + 1, out, err);
-        } else if (depth == 2 && S_ISREG(sb.st_mode) && is_png(e->d_name)) {
-            unsigned char *bytes;
-            size_t len;
-            st = esm_read_file(child, "image", &bytes, &len, err);
-            if (st == ESM_OK)
-                st = esm_raw_add(out, child_rel, bytes, len, err);
-        }
+    if (is_dir) {
+        *take = depth <= 2;
+        return ESM_OK;
     }
-    closedir(d);
+    const char *name = strrchr(rel, '/');
+    if (depth != 3 || !is_png(name ? name + 1 : rel))
+        return ESM_OK;
+    unsigned char *bytes;
+    size_t len;
+    esm_status st = esm_read_file(path, "image", &bytes, &len, err);
+    if (st == ESM_OK)
+        st = esm_raw_add(user, rel, bytes, len, err);
+    *take = 1;
     return st;
 }
 
 esm_status esm_raw_from_dir(const char *dir_path, esm_raw_list *out, esm_err *err)
 {
     snprintf(out->origin, sizeof out->origin, "%s", dir_path);
-    esm_status st = walk(dir_path, "", 0, out, err);
+    esm_status st = esm_dir_walk(dir_path, visit_drawing, NULL, out, err);
     if (st == ESM_OK && out->n == 0)
         st = esm_fail(err, ESM_EFORMAT, "%s: no <Alphabet>/<characterNN>/*.png files inside", dir_path);
     return st;

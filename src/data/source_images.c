@@ -1,16 +1,14 @@
 /* A user's class-folder tree -> dataset: every folder holding images is a class. Files are
  * listed first and read by the decoding threads, so the encoded set never sits in memory. */
 #define _DEFAULT_SOURCE
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 #include "core/read_file.h"
 #include "data/dataset_internal.h"
+#include "data/dir_walk.h"
 #include "data/image_list.h"
 
 static int is_image_name(const char *name)
@@ -20,43 +18,33 @@ static int is_image_name(const char *name)
            (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
 }
 
-/* Lists image files as "<class path>/<file>" ; a folder with neither images
- * nor subfolders is an empty class. */
-static esm_status walk(const char *root, const char *rel, esm_img_list *out, esm_err *err)
+/* Lists image files as "<class path>/<file>": every folder holding images is a class, and a
+ * folder with neither images nor subfolders is an empty class. */
+static esm_status visit_image(void *user, const char *rel, const char *path, int depth, int is_dir, int *take,
+                              esm_err *err)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel);
-    DIR *d = opendir(path);
-    if (!d)
-        return esm_fail(err, ESM_EIO, "%s: cannot open folder (%s)", path, strerror(errno));
-    esm_status st = ESM_OK;
-    int entries = 0;
-    struct dirent *e;
-    while (st == ESM_OK && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char child_rel[4096], child[8192];
-        snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
-        snprintf(child, sizeof child, "%s/%s", root, child_rel);
-        struct stat sb;
-        if (stat(child, &sb) != 0)
-            continue;
-        if (S_ISDIR(sb.st_mode)) {
-            entries++;
-            st = walk(root, child_rel, out, err);
-        } else if (S_ISREG(sb.st_mode) && is_image_name(e->d_name)) {
-            entries++;
-            if (!*rel)
-                st = esm_fail(err, ESM_EFORMAT, "%s: image %s is not inside a class folder; put each class's images "
-                              "in a folder of its own", root, e->d_name);
-            else
-                st = esm_img_list_add(out, rel, strlen(rel), child_rel, err);
-        }
+    esm_img_list *out = user;
+    (void)path;
+    if (is_dir) {
+        *take = 1;
+        return ESM_OK;
     }
-    closedir(d);
-    if (st == ESM_OK && entries == 0 && *rel)
-        st = esm_fail(err, ESM_EFORMAT, "%s: empty class: the folder holds no .png, .jpg or .jpeg images", path);
-    return st;
+    const char *name = strrchr(rel, '/');
+    if (!is_image_name(name ? name + 1 : rel))
+        return ESM_OK;
+    *take = 1;
+    if (depth == 1)
+        return esm_fail(err, ESM_EFORMAT, "%s: image %s is not inside a class folder; put each class's images "
+                        "in a folder of its own", out->root, rel);
+    return esm_img_list_add(out, rel, (size_t)(name - rel), rel, err);
+}
+
+static esm_status leave_class(void *user, const char *path, int n_taken, esm_err *err)
+{
+    (void)user;
+    if (n_taken == 0)
+        return esm_fail(err, ESM_EFORMAT, "%s: empty class: the folder holds no .png, .jpg or .jpeg images", path);
+    return ESM_OK;
 }
 
 esm_status esm_img_list_add(esm_img_list *l, const char *cls, size_t cls_len, const char *file, esm_err *err)
@@ -176,7 +164,7 @@ esm_status esm_dataset_from_images(const char *dir, const esm_images_opts *o, es
     esm_img_list l;
     memset(&l, 0, sizeof l);
     snprintf(l.root, sizeof l.root, "%s", dir);
-    esm_status st = walk(dir, "", &l, err);
+    esm_status st = esm_dir_walk(dir, visit_image, leave_class, &l, err);
     if (st == ESM_OK && l.n == 0)
         st = esm_fail(err, ESM_ENOTFOUND, "%s: no class folders with .png or .jpg images inside", dir);
     if (st == ESM_OK)
