@@ -19,7 +19,8 @@
  *   4. ReLU + max-pool   hand-written, fused with the folded affine map, like the CPU's
  *                        esm_affine_relu_pool_forward.
  *   5. ProtoNet head     hand-written: one thread block per member; prototypes, double-precision
- *                        squared distances, log-sum-exp and hits in the host's order.
+ *                        squared distances (each once), then the host's own log-sum-exp
+ *                        (src/meta/xent_logits.h, compiled for both) and hits in its order.
  *
  * Activations are kept channel-major over the whole episode, (C, N, H, W) per member, so the
  * GEMM output (Cout, N*H*W) is the next layer's input as is and each channel's batch statistics
@@ -46,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "meta/xent_logits.h"
 #include "train/popeval.h"
 
 #define THREADS 256
@@ -299,13 +301,15 @@ __device__ static double sqdist(const float *act, const float *proto, int nimg, 
 }
 
 /* One thread block per member: esm_protonet_head's loss and accuracy, same operation order
- * (prototype sums in float, distances and the log-sum-exp in double, first-largest logit wins,
- * query losses summed in query order). Non-finite loss -> NaN loss and accuracy, as the CPU
- * trainer records an ESM_ENONFINITE episode. */
+ * (prototype sums in float, distances in double, then src/meta/xent_logits.h, the host's own
+ * log-sum-exp, on each query's row of logits, each distance computed once; query losses summed
+ * in query order). Non-finite loss -> NaN loss and accuracy, as the CPU trainer records an
+ * ESM_ENONFINITE episode. */
 __global__ static void head_kernel(const float *__restrict__ act, size_t act_stride, int nimg, int P, int dim,
                                    const int *__restrict__ labels, int way, int shot, int nq,
-                                   float *__restrict__ proto_all, double *__restrict__ qloss_all,
-                                   int *__restrict__ qhit_all, float *__restrict__ loss, float *__restrict__ acc)
+                                   float *__restrict__ proto_all, float *__restrict__ logit_all,
+                                   double *__restrict__ qloss_all, int *__restrict__ qhit_all,
+                                   float *__restrict__ loss, float *__restrict__ acc)
 {
     int m = blockIdx.x;
     const float *a = act + (size_t)m * act_stride;
@@ -322,26 +326,13 @@ __global__ static void head_kernel(const float *__restrict__ act, size_t act_str
     __syncthreads();
     int ns = way * shot;
     for (int q = threadIdx.x; q < nq; q += blockDim.x) {
-        double mx = -INFINITY, logit_label = 0.0;
-        int best = 0, label = labels[q];
-        for (int c = 0; c < way; c++) {
-            double l = -sqdist(a, proto + (size_t)c * dim, nimg, P, ns + q, dim);
-            if (l > mx)
-                mx = l, best = c;
-            if (c == label)
-                logit_label = l;
-        }
-        /* As esm_protonet_query_xent: the best class adds exactly exp(0) = 1, not exp of its
-         * float-rounded logit minus mx, which far from the prototypes (logits ~1e8, float
-         * spacing ~8) is e^+-8 and made the loss negative or huge. The other logits are
-         * rounded to float, as the host keeps them in its prob row. */
-        double zs = 1.0;
+        float *row = logit_all + ((size_t)m * nq + q) * way;
+        int label = labels[q];
+        esm_xent_acc x = esm_xent_start();
         for (int c = 0; c < way; c++)
-            if (c != best)
-                zs += exp((double)(float)-sqdist(a, proto + (size_t)c * dim, nimg, P, ns + q, dim) - mx);
-        double lse = mx + log(zs);
-        qloss[q] = lse - logit_label;
-        qhit[q] = best == label;
+            esm_xent_take(&x, row, c, -sqdist(a, proto + (size_t)c * dim, nimg, P, ns + q, dim), label);
+        qloss[q] = esm_xent_lse(&x, row, way) - x.label;
+        qhit[q] = x.best == label;
     }
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -365,7 +356,7 @@ typedef struct {
     cublasHandle_t blas;
     cudaStream_t stream;
     void *blas_ws;
-    float *mean, *scale, *theta, *col0, *col, *z, *act, *bn_scale, *bn_shift, *proto, *loss, *acc;
+    float *mean, *scale, *theta, *col0, *col, *z, *act, *bn_scale, *bn_shift, *proto, *logit, *loss, *acc;
     double *qloss;
     int *qhit;
     float *x;      /* (n_eps_cap, Cin, nimg, H, W) the generation's episodes, channel-major */
@@ -385,7 +376,7 @@ static void cuda_free_impl(void *impl)
     if (!c)
         return;
     void *dev[] = {c->blas_ws, c->mean, c->scale, c->theta, c->col0, c->col, c->z, c->act, c->bn_scale, c->bn_shift,
-                   c->proto, c->loss, c->acc, c->qloss, c->qhit, c->x, c->labels};
+                   c->proto, c->logit, c->loss, c->acc, c->qloss, c->qhit, c->x, c->labels};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i])
             cudaFree(dev[i]);
@@ -403,7 +394,7 @@ static size_t member_bytes(const cuda_eval *c)
 {
     const esm_net *net = &c->net;
     size_t floats = net->n_params + c->col_floats + c->z_floats + c->act_floats + 2 * (size_t)net->cfg.width +
-                    (size_t)c->shape.way * net->emb_dim + 2;
+                    (size_t)c->shape.way * net->emb_dim + (size_t)c->nq * c->shape.way + 2;
     return floats * sizeof(float) + (size_t)c->nq * (sizeof(double) + sizeof(int));
 }
 
@@ -459,6 +450,7 @@ static esm_status cuda_setup(cuda_eval *c, const esm_net *net, esm_episode_shape
     CK(cudaMalloc((void **)&c->bn_scale, B * W * sizeof(float)));
     CK(cudaMalloc((void **)&c->bn_shift, B * W * sizeof(float)));
     CK(cudaMalloc((void **)&c->proto, B * shape.way * net->emb_dim * sizeof(float)));
+    CK(cudaMalloc((void **)&c->logit, B * c->nq * shape.way * sizeof(float)));
     CK(cudaMalloc((void **)&c->loss, B * sizeof(float)));
     CK(cudaMalloc((void **)&c->acc, B * sizeof(float)));
     CK(cudaMalloc((void **)&c->qloss, B * c->nq * sizeof(double)));
@@ -571,7 +563,7 @@ static esm_status forward_episode(cuda_eval *c, int nb, int j, esm_err *err)
     const esm_block *last = &net->block[net->cfg.depth - 1];
     head_kernel<<<nb, THREADS, 0, c->stream>>>(c->act, c->act_floats, c->nimg, last->ho * last->wo, net->emb_dim,
                                                c->labels + (size_t)j * c->nq, c->shape.way, c->shape.shot, c->nq,
-                                               c->proto, c->qloss, c->qhit, c->loss, c->acc);
+                                               c->proto, c->logit, c->qloss, c->qhit, c->loss, c->acc);
     CKL("head");
     return ESM_OK;
 }

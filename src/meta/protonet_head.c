@@ -1,6 +1,7 @@
 /* The prototypical-network head: prototypes, distance logits, cross-entropy and its gradient. */
 #include "esmeta/protonet.h"
 #include "meta/head.h"
+#include "meta/xent_logits.h"
 
 #include <math.h>
 #include <string.h>
@@ -36,33 +37,19 @@ static double sqdist(const float *a, const float *b, int dim)
     return s;
 }
 
-/* Row q of prob gets softmax(-dist(q, .)); returns -log p(label) (stable log-sum-exp) and
- * sets *hit when the label is the first-largest logit. */
+/* Row q of prob gets softmax(-dist(q, .)); returns -log p(label) and sets *hit when the label
+ * is the first-largest logit. */
 double esm_protonet_query_xent(const float *q, const float *proto, int way, int dim, int label, float *prob,
                                int *hit)
 {
-    double mx = -INFINITY, logit_label = 0.0;
-    int best = 0;
-    for (int c = 0; c < way; c++) {
-        double l = -sqdist(q, proto + (size_t)c * dim, dim);
-        prob[c] = (float)l;
-        if (l > mx)
-            mx = l, best = c;
-        if (c == label)
-            logit_label = l;
-    }
-    /* prob[] holds the logits rounded to float: far from the prototypes (|logit| ~ 1e9) that
-     * rounding is tens of units, so the largest term is taken exactly (exp(0) = 1) and lse can
-     * never fall below the max: the loss stays finite and non-negative however large it is. */
-    double z = 1.0;
+    esm_xent_acc a = esm_xent_start();
     for (int c = 0; c < way; c++)
-        if (c != best)
-            z += exp(prob[c] - mx);
-    double lse = mx + log(z);
+        esm_xent_take(&a, prob, c, -sqdist(q, proto + (size_t)c * dim, dim), label);
+    double lse = esm_xent_lse(&a, prob, way);
     for (int c = 0; c < way; c++)
-        prob[c] = (float)exp((c == best ? mx : prob[c]) - lse);
-    *hit = best == label;
-    return lse - logit_label;
+        prob[c] = (float)exp((c == a.best ? a.max : prob[c]) - lse);
+    *hit = a.best == label;
+    return lse - a.label;
 }
 
 esm_status esm_protonet_head(const float *emb_s, const float *emb_q, const int *labels, int way, int shot,
