@@ -1,6 +1,7 @@
 /* GPU ES generation throughput: the CUDA population evaluator (--device cuda) on the default
- * model (width 64, depth 4) with 5-way 5-shot 5-query episodes, P = 64 .. 1024.
- * usage: build/bench_cuda_gen DATA [GENS] [cuda|cuda-tf32]
+ * model (width 64, depth 4) with 5-way 5-shot 5-query episodes, P = 64 .. PMAX (default 16384;
+ * the trainer steps stop at 1024: their tell is on the CPU).
+ * usage: build/bench_cuda_gen DATA [GENS] [cuda|cuda-tf32] [PMAX]
  *   DATA: a cache file or an Omniglot folder, or "synthetic" for random sparse images (the
  *   evaluator's speed does not depend on the pixels; the trainer steps need real data and are
  *   skipped then)
@@ -117,11 +118,12 @@ int main(int argc, char **argv)
 {
     esm_blas_single_thread(); /* esmeta's threads only, as the CLI runs */
     if (argc < 2) {
-        fprintf(stderr, "usage: %s DATA [GENS] [cuda|cuda-tf32]\n", argv[0]);
+        fprintf(stderr, "usage: %s DATA [GENS] [cuda|cuda-tf32] [PMAX]\n", argv[0]);
         return 2;
     }
     int gens = argc > 2 ? atoi(argv[2]) : 5;
     const char *device = argc > 3 ? argv[3] : "cuda";
+    int pmax = argc > 4 ? atoi(argv[4]) : 16384;
     if (gens < 1)
         gens = 1;
     if (esm_popeval_cuda_devices() < 1) {
@@ -139,9 +141,9 @@ int main(int argc, char **argv)
         return 1;
     }
     int fail = 0;
-    for (int pop = 64; pop <= 1024; pop *= 2)
+    for (int pop = 64; pop <= pmax; pop *= 2)
         fail |= bench_eval(ds, &sp, device, pop, gens);
-    for (int pop = 64; !synthetic && pop <= 1024; pop *= 4)
+    for (int pop = 64; !synthetic && pop <= 1024 && pop <= pmax; pop *= 4)
         fail |= bench_trainer(ds, &sp, device, pop, gens);
     if (!synthetic)
         esm_split_free(&sp);

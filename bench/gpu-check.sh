@@ -4,10 +4,14 @@
 #   2. build (normal build, nvcc found -> --device cuda compiled in);
 #   3. the gated tests: device noise against esm_gauss_range, CUDA fitness against the CPU's for
 #      the same members on the same episodes (FP32 and TF32), then the whole suite;
-#   4. generation timing for P = 64 .. 1024 (build/bench_cuda_gen: generations/s, images/s,
+#   4. generation timing for P = 64 .. PMAX (build/bench_cuda_gen: generations/s, images/s,
 #      achieved conv TFLOP/s), FP32 and TF32;
 #   5. a short ES-ProtoNet run with --device cuda (and its first generations on the CPU, to set
-#      the two trajectories side by side).
+#      the two trajectories side by side);
+#   6. only with PAPER_S > 0: the paper-scale run, trainval for PAPER_S seconds with a population
+#      of PAPER_POP on 20-way episodes, then the test protocol (scripts/eval-protocol).
+# Every step has its own time cap, so one slow step cannot eat the device session: the caps are
+# the T_* variables below (seconds); a step that hits its cap reports rc 124 and fails the check.
 # Every result is one JSON line on stdout; logs and run folders go to $OUT (or ./gpu-check-out).
 # usage: bench/gpu-check.sh   (from anywhere)
 # Data: $ESMETA_DATA, ../shared/data/omniglot, shared/data/omniglot, data/omniglot.esmc or
@@ -16,8 +20,10 @@
 # and pass carry ["data"] to the device run. Without data, 3 and 4 run on synthetic episodes
 # and 5 cannot run, so the check fails. It exits non-zero on a build without CUDA ("cuda":false),
 # unless every cuda_gpu_* test ran and passed, and when any later step fails.
-# Environment: GENS (timed generations per P, default 5), RUN_GENS (ES run length, default 40),
-#              FULL_SUITE=0 to skip the whole test suite.
+# Environment: GENS (timed generations per P, default 5), PMAX (largest timed P, default 16384),
+#              RUN_GENS (ES run length, default 40), FULL_SUITE=0 to skip the whole test suite,
+#              PAPER_S / PAPER_POP (step 6, default 0 = skipped / 4096), and the caps T_BUILD 300,
+#              T_TEST 300, T_SUITE 240, T_BENCH 200 (per device mode), T_RUN 240 (per ES run).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-check-out}
@@ -25,6 +31,10 @@ mkdir -p "$OUT"
 GENS=${GENS:-5}
 RUN_GENS=${RUN_GENS:-40}
 FULL_SUITE=${FULL_SUITE:-1}
+PMAX=${PMAX:-16384}
+PAPER_S=${PAPER_S:-0}
+PAPER_POP=${PAPER_POP:-4096}
+T_BUILD=${T_BUILD:-300}; T_TEST=${T_TEST:-300}; T_SUITE=${T_SUITE:-240}; T_BENCH=${T_BENCH:-200}; T_RUN=${T_RUN:-240}
 export OMP_WAIT_POLICY=PASSIVE
 J=$(nproc 2>/dev/null || echo 4)
 
@@ -46,7 +56,7 @@ if [ -n "$missing" ]; then
     exit 1
 fi
 t0=$(now)
-if make -j"$J" all bench build/esmeta-tests >"$OUT/build.log" 2>&1; then
+if timeout "$T_BUILD" make -j"$J" all bench build/esmeta-tests >"$OUT/build.log" 2>&1; then
     echo "{\"step\":\"build\",\"ok\":true,\"s\":$(since "$t0")}"
 else
     echo "{\"step\":\"build\",\"ok\":false,\"s\":$(since "$t0"),\"log_tail\":\"$(jstr "$(tail -n 15 "$OUT/build.log")")\"}"
@@ -87,7 +97,7 @@ fi
 # ---- 3. tests: the GPU tests first (every one must run: a skip fails the check), then everything
 status=0
 t0=$(now)
-ESM_TEST_VERBOSE=1 ESM_TEST_CLI=build/esmeta timeout 300 build/esmeta-tests cuda >"$OUT/test-cuda.log" 2>&1
+ESM_TEST_VERBOSE=1 ESM_TEST_CLI=build/esmeta timeout "$T_TEST" build/esmeta-tests cuda >"$OUT/test-cuda.log" 2>&1
 rc=$?
 want=$(grep -c '^TEST(cuda_gpu_' tests/test_cuda.c)
 line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$OUT/test-cuda.log" | tail -n 1)
@@ -96,17 +106,17 @@ gpu_ran=$(grep -c '^ok   cuda_gpu_' "$OUT/test-cuda.log")
 echo "{\"step\":\"test_cuda\",\"ok\":$([ $status = 0 ] && echo true || echo false),\"rc\":$rc,\"gpu_tests_passed\":$gpu_ran,\"gpu_tests\":$want,\"s\":$(since "$t0"),\"summary\":\"$(jstr "$(grep -E '^(ok|FAIL|skip)|passed, |noise:|data, width|^    [a-z_/.]+:[0-9]+: ' "$OUT/test-cuda.log")")\"}"
 if [ "$FULL_SUITE" = 1 ]; then
     t0=$(now)
-    ESM_TEST_CLI=build/esmeta timeout 240 build/esmeta-tests >"$OUT/test-all.log" 2>&1
+    ESM_TEST_CLI=build/esmeta timeout "$T_SUITE" build/esmeta-tests >"$OUT/test-all.log" 2>&1
     rc=$?
     [ "$rc" -eq 0 ] || status=1
     echo "{\"step\":\"test_all\",\"rc\":$rc,\"s\":$(since "$t0"),\"summary\":\"$(jstr "$(grep -E 'passed, |^FAIL|^skip|^    [a-z_/.]+:[0-9]+: ' "$OUT/test-all.log" | tail -n 12)")\"}"
 fi
 
-# ---- 4. generation timing, P = 64 .. 1024
+# ---- 4. generation timing, P = 64 .. PMAX
 for dev in cuda cuda-tf32; do
     g=$GENS
     [ "$dev" = cuda-tf32 ] && g=3
-    timeout 200 build/bench_cuda_gen "${CACHE:-synthetic}" "$g" "$dev" 2>>"$OUT/bench.log" ||
+    timeout "$T_BENCH" build/bench_cuda_gen "${CACHE:-synthetic}" "$g" "$dev" "$PMAX" 2>>"$OUT/bench.log" ||
         { echo "{\"step\":\"bench\",\"device\":\"$dev\",\"rc\":$?}"; status=1; }
 done
 if [ -z "$CACHE" ]; then
@@ -118,7 +128,7 @@ fi
 run_es() { # device gens dir
     rm -rf "$3"
     t0=$(now)
-    build/esmeta train --data "$CACHE" --split train --trainer es --device "$1" --pop 256 --sigma 0.02 --lr 0.002 \
+    timeout "$T_RUN" build/esmeta train --data "$CACHE" --split train --trainer es --device "$1" --pop 256 --sigma 0.02 --lr 0.002 \
         --generations "$2" --centre-every 10 --eval-every "$2" --eval-episodes 100 --checkpoint-every 0 --quiet \
         --out "$3" >"$3.json" 2>"$3.err"
     rc=$?
@@ -134,4 +144,22 @@ run_es cpu 3 "$OUT/es-cpu"
 # The same three generations on the GPU, for the side-by-side (losses agree to ~1e-5 at first;
 # ES rankings amplify the differences over generations).
 run_es cuda 3 "$OUT/es-cuda3"
+
+# ---- 6. the paper-scale run (issue 14's target: >= 98.4% 5-way 5-shot test), only when asked
+if [ "$PAPER_S" -gt 0 ]; then
+    rm -rf "$OUT/paper"
+    t0=$(now)
+    timeout $((PAPER_S + 120)) build/esmeta train --data "$CACHE" --split trainval --trainer es --device cuda \
+        --pop "$PAPER_POP" --way 20 --shot 5 --query 5 --sigma 0.02 --lr 0.002 --generations 1000000 \
+        --lr-halve-every "${PAPER_HALVE:-1500}" --time-limit "$PAPER_S" \
+        --checkpoint-every 200 --quiet --out "$OUT/paper" >"$OUT/paper.json" 2>"$OUT/paper.err"
+    rc=$?
+    [ "$rc" -eq 0 ] || status=1
+    echo "{\"step\":\"paper_run\",\"rc\":$rc,\"s\":$(since "$t0"),\"pop\":$PAPER_POP,\"summary\":$(tail -n 1 "$OUT/paper.json" 2>/dev/null || echo null),\"stderr\":\"$(jstr "$(tail -n 3 "$OUT/paper.err")")\"}"
+    if [ "$rc" -eq 0 ]; then
+        timeout 300 scripts/eval-protocol "$OUT/paper/checkpoint.bin" --data "$CACHE" >"$OUT/paper-eval.txt" 2>&1 ||
+            status=1
+        echo "{\"step\":\"paper_eval\",\"table\":\"$(jstr "$(grep '^|' "$OUT/paper-eval.txt")")\"}"
+    fi
+fi
 exit $status

@@ -250,3 +250,22 @@ TEST(cuda_gpu_fitness_matches_cpu)
     (void)t_;
 #endif
 }
+
+/* The sizes the device is for: a population of 4096 (many batches, member indices past what the
+ * small tests reach, where the Philox counters' high words change) at width 32, and a 20-way
+ * 5-shot 15-query episode (400 images, the size the CPU streams) with the default net. */
+TEST(cuda_gpu_fitness_matches_cpu_at_scale)
+{
+    if (no_device(t_))
+        return;
+#if ESM_HAVE_CUDA
+    esm_net_config w32 = esm_net_config_default(), big = esm_net_config_default();
+    w32.width = 32;
+    esm_episode_shape s555 = {5, 5, 5}, s20 = {20, 5, 15};
+    compare_fitness(t_, &w32, s555, 1, 0, 4096, 1, 0, 0, 2e-4, 1.0f);
+    compare_fitness(t_, &big, s20, 1, 0, 32, 1, 0, 0, 2e-4, 1.0f);
+    compare_fitness(t_, &big, s20, 1, 0, 32, 1, 0, 0, 2e-4, 3e4f);
+#else
+    (void)t_;
+#endif
+}
