@@ -342,7 +342,6 @@ static int train(train_loop *L, esm_split *sp, esm_err *err)
         (!(L->has_eval_sp = esm_split_get(L->ds, a->eval_split, &L->eval_sp, err) == ESM_OK) ||
          !check_held_out(L, sp, err)))
         return train_local_error(L, err);
-    train_catch_signals();
     L->start = L->last_progress = cli_now();
     L->first_step = esm_trainer_steps_done(L->t);
     return train_loop_run(L, err);
@@ -361,12 +360,18 @@ int cmd_train(int argc, char **argv)
     L.a = &a;
     if (esm_dist_init(&L.dist, &err) != ESM_OK)
         return cli_error(&err);
+    /* From here on SIGINT/SIGTERM only set a flag: loading the data is not cut short, and no run
+     * folder is then created for a run that was stopped before it began. */
+    train_catch_signals();
     L.lead = esm_dist_rank(L.dist) == 0;
     esm_dataset *ds = NULL;
     esm_split sp = {0};
     int rc;
     if (!cli_load_dataset(a.data, &ds, &err)) {
         rc = train_local_error(&L, &err);
+    } else if (train_stop_requested() && esm_dist_size(L.dist) <= 1) {
+        fprintf(stderr, "esmeta train: interrupted while loading the data; nothing was written\n");
+        rc = 130;
     } else {
         L.ds = ds;
         rc = train(&L, &sp, &err);

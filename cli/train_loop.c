@@ -22,6 +22,8 @@ void train_catch_signals(void)
     signal(SIGTERM, on_signal);
 }
 
+int train_stop_requested(void) { return stop_requested != 0; }
+
 int train_rank_error(const train_loop *L, const esm_err *err)
 {
     if (esm_dist_size(L->dist) <= 1)

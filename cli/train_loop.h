@@ -46,6 +46,8 @@ int train_rank_error(const train_loop *L, const esm_err *err);
 int train_local_error(const train_loop *L, const esm_err *err);
 /* SIGINT/SIGTERM then make the loop finish its step, save, and stop. */
 void train_catch_signals(void);
+/* Whether SIGINT/SIGTERM came (after train_catch_signals). */
+int train_stop_requested(void);
 /* Runs the steps that remain; returns the exit status (130 if stopped by a signal, 0 if stopped by
  * --time-limit: the run is then saved and can be resumed like any other). */
 int train_loop_run(train_loop *L, esm_err *err);
