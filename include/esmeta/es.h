@@ -126,6 +126,39 @@ void esm_es_noise_range(uint64_t seed, uint32_t gen, int member, int antithetic,
  * unchanged and ESM_ENONFINITE is returned. rep may be NULL. */
 esm_status esm_es_tell(esm_es *es, const float *fitness, esm_es_report *rep, esm_err *err);
 
+/* ---- The sharded update: one tell() split across the processes of a job ----
+ *
+ * Every process holds the whole centre (it must build members), but the update's work, the
+ * O(P * dim) noise regeneration above all, can be split: process r of n owns a contiguous range
+ * of whole coordinate chunks (esm_es_shard_range), regenerates the noise of all P members for
+ * that range only, applies the update and its share of the optimiser state there, and the
+ * processes then gather the new centre (and, for pgpe/snes/sep-cma, the new per-coordinate
+ * scales). Shard boundaries fall on the fixed 1024-coordinate chunks over which every reduction
+ * is summed, and every reduction is summed over all chunks in chunk order, so the result has the
+ * same bits for any number of processes and threads.
+ *
+ * The library never talks to other processes itself: the caller lends it an allgather. */
+typedef struct {
+    int rank, size; /* this process and how many take part (1 = alone) */
+    /* Collective, called by every process in the same order: buf holds size consecutive blocks,
+     * block r being counts[r] elements of elem_size (4 or 8) bytes; on entry this process's block
+     * is filled, on return every block is. */
+    esm_status (*allgather)(void *ctx, void *buf, size_t elem_size, const int *counts, esm_err *err);
+    void *ctx;
+} esm_es_comm;
+
+/* Process `rank` of `size`'s coordinates [*begin, *end): whole chunks, as evenly as chunks allow. */
+void esm_es_shard_range(size_t dim, int rank, int size, size_t *begin, size_t *end);
+/* tell() with the update split over comm's processes (comm NULL or size 1: esm_es_tell). Every
+ * process passes the same fitness. Afterwards every process holds the same centre and scales;
+ * the optimiser state (Adam moments, velocities, evolution paths) is current only in each
+ * process's own shard until esm_es_gather_state. */
+esm_status esm_es_tell_sharded(esm_es *es, const float *fitness, const esm_es_comm *comm, esm_es_report *rep,
+                               esm_err *err);
+/* Collective: completes every process's state from the others' shards, after which esm_es_save
+ * gives the same bytes everywhere (call before saving or comparing states). */
+esm_status esm_es_gather_state(esm_es *es, const esm_es_comm *comm, esm_err *err);
+
 /* Checkpoints: the exact byte size of a saved state (O(dim): it is the whole state), the
  * save, and a load into an object created with the same strategy, dim and popsize. A
  * loaded object continues bit-identically. Little-endian (the build requires a little-endian host). */

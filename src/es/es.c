@@ -166,6 +166,12 @@ static void rank_members(const float *fitness, int p, int *order, int *rank, ran
 
 esm_status esm_es_tell(esm_es *es, const float *fitness, esm_es_report *rep, esm_err *err)
 {
+    return esm_es_tell_sharded(es, fitness, NULL, rep, err);
+}
+
+esm_status esm_es_tell_sharded(esm_es *es, const float *fitness, const esm_es_comm *comm, esm_es_report *rep,
+                               esm_err *err)
+{
     assert(es && fitness);
     int p = es->cfg.popsize;
     esm_es_report r = {0};
@@ -192,7 +198,11 @@ esm_status esm_es_tell(esm_es *es, const float *fitness, esm_es_report *rep, esm
     rank_members(fitness, p, order, order + p, items);
     free(items);
     esm_es_ranking rk = {p, fitness, order, order + p};
-    esm_status s = es->vt->tell(es, &rk, &r, err);
+    esm_es_shard sh;
+    esm_status s = esm_es_shard_open(&sh, es->cfg.dim, comm, err);
+    if (s == ESM_OK)
+        s = es->vt->tell(es, &rk, &sh, &r, err);
+    esm_es_shard_close(&sh);
     free(order);
     if (s != ESM_OK)
         return s;
@@ -200,6 +210,18 @@ esm_status esm_es_tell(esm_es *es, const float *fitness, esm_es_report *rep, esm
     if (rep)
         *rep = r;
     return ESM_OK;
+}
+
+esm_status esm_es_gather_state(esm_es *es, const esm_es_comm *comm, esm_err *err)
+{
+    esm_es_shard sh;
+    esm_status s = esm_es_shard_open(&sh, es->cfg.dim, comm, err);
+    float *arrays[8];
+    int n = s == ESM_OK ? es->vt->shard_arrays(es, arrays, 8) : 0;
+    for (int i = 0; i < n && s == ESM_OK; i++)
+        s = esm_es_gather_floats(&sh, arrays[i], err);
+    esm_es_shard_close(&sh);
+    return s;
 }
 
 size_t esm_es_state_size(const esm_es *es)

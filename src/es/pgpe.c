@@ -82,11 +82,12 @@ static void pgpe_scale(const esm_es *es, const float **diag, float *scalar)
     *scalar = 1.0f;
 }
 
-static esm_status pgpe_tell(esm_es *es, const esm_es_ranking *rk, esm_es_report *rep, esm_err *err)
+static esm_status pgpe_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_shard *sh, esm_es_report *rep,
+                            esm_err *err)
 {
     pgpe_state *st = es->st;
     const esm_es_config *cfg = &es->cfg;
-    size_t dim = cfg->dim, nch = esm_es_nchunks(dim);
+    size_t dim = cfg->dim, nch = sh->nch;
     int p = rk->popsize;
     float *u = malloc(2 * (size_t)p * sizeof *u);
     float *g = malloc(dim * sizeof *g);
@@ -96,7 +97,7 @@ static esm_status pgpe_tell(esm_es *es, const esm_es_ranking *rk, esm_es_report 
         free(u), free(g), free(new_sigma), free(partial);
         return esm_fail(err, ESM_ENOMEM, "pgpe tell workspace for dim %zu: out of memory", dim);
     }
-    float *c = u + p;
+    float *uc = u + p; /* centred utilities */
     if (cfg->centered_ranks)
         esm_es_centered_ranks(rk, u);
     else
@@ -106,29 +107,39 @@ static esm_status pgpe_tell(esm_es *es, const esm_es_ranking *rk, esm_es_report 
         umean += u[i];
     umean /= p;
     for (int i = 0; i < p; i++) {
-        c[i] = (float)(u[i] - umean);
-        csum += c[i];
+        uc[i] = (float)(u[i] - umean);
+        csum += uc[i];
     }
-#pragma omp parallel for schedule(static)
-    for (long ch = 0; ch < (long)nch; ch++) {
-        size_t b = (size_t)ch * ESM_ES_CHUNK, n = dim - b < ESM_ES_CHUNK ? dim - b : ESM_ES_CHUNK;
+    ESM_SHARD_LOOP(sh, {
         double s1[ESM_ES_CHUNK], s2[ESM_ES_CHUNK];
-        esm_es_accumulate(es, u, c, b, n, s1, s2);
-        for (size_t j = 0; j < n; j++) {
+        esm_es_accumulate(es, u, uc, b, e - b, s1, s2);
+        for (size_t j = 0; j < e - b; j++) {
             double sg = st->sigma[b + j];
             g[b + j] = (float)(sg / p * s1[j]);
             double gs = sg / p * (s2[j] - csum);
             double lo = sg * (1 - cfg->sigma_max_change), hi = sg * (1 + cfg->sigma_max_change);
             new_sigma[b + j] = (float)fmin(hi, fmax(lo, sg + cfg->sigma_lr * gs));
         }
-    }
-    rep->update_norm = esm_optim_step(&cfg->optim, &st->opt, es->mean, g, dim, partial);
+    });
+    esm_status s = esm_optim_step(&cfg->optim, &st->opt, es->mean, g, sh, partial, &rep->update_norm, err);
+    ESM_SHARD_LOOP(sh, for (size_t j = b; j < e; j++) st->sigma[j] = new_sigma[j]);
+    if (s == ESM_OK)
+        s = esm_es_gather_floats(sh, es->mean, err);
+    if (s == ESM_OK)
+        s = esm_es_gather_floats(sh, st->sigma, err);
+    /* From the gathered sigma: the mean needs no reduction across processes. */
     double ssum = 0;
     for (size_t j = 0; j < dim; j++)
-        ssum += st->sigma[j] = new_sigma[j];
+        ssum += st->sigma[j];
     rep->sigma_mean = ssum / dim;
     free(u), free(g), free(new_sigma), free(partial);
-    return ESM_OK;
+    return s;
+}
+
+static int pgpe_shard_arrays(esm_es *es, float **out, int cap)
+{
+    pgpe_state *st = es->st;
+    return esm_optim_arrays(&st->opt, out, cap);
 }
 
 static size_t pgpe_state_size(const esm_es *es)
@@ -152,6 +163,6 @@ static void pgpe_load(esm_es *es, esm_rbuf *r)
 
 const esm_es_strategy esm_es_pgpe = {
     .name = "pgpe", .defaults = pgpe_defaults, .validate = pgpe_validate, .create = pgpe_create,
-    .scale = pgpe_scale, .tell = pgpe_tell, .state_size = pgpe_state_size, .save = pgpe_save,
+    .scale = pgpe_scale, .tell = pgpe_tell, .shard_arrays = pgpe_shard_arrays, .state_size = pgpe_state_size, .save = pgpe_save,
     .load = pgpe_load, .destroy = pgpe_destroy,
 };

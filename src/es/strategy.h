@@ -16,6 +16,16 @@
 typedef struct esm_wbuf esm_wbuf;
 typedef struct esm_rbuf esm_rbuf;
 
+/* The part of the update this process does (shard.c). Alone it owns everything and the gathers
+ * do nothing, so one process runs exactly the code a sharded job runs. */
+typedef struct {
+    const esm_es_comm *comm; /* NULL: alone */
+    size_t dim, nch;         /* coordinates and chunks in all */
+    size_t c0, c1;           /* owned chunks [c0, c1) */
+    size_t b, e;             /* owned coordinates [b, e) */
+    int *counts;             /* [comm->size] scratch for the gathers */
+} esm_es_shard;
+
 /* Fitness ordering handed to a strategy: order[r] is the member at rank r, best first,
  * non-finite members last; rank[i] is member i's rank. */
 typedef struct {
@@ -32,9 +42,14 @@ typedef struct esm_es_strategy {
     esm_status (*create)(esm_es *es, esm_err *err);             /* allocates es->st */
     /* member = mean + scalar * (diag ? diag[j] : 1) * noise */
     void (*scale)(const esm_es *es, const float **diag, float *scalar);
-    /* Must not change the state when it fails (allocate first). Fills update_norm and
-     * sigma_mean of rep. */
-    esm_status (*tell)(esm_es *es, const esm_es_ranking *rk, esm_es_report *rep, esm_err *err);
+    /* Updates the shard's coordinates and gathers what members need (centre, scales) so that
+     * every process holds all of it. Must not change the state when it fails before its first
+     * gather (allocate first). Fills update_norm and sigma_mean of rep. */
+    esm_status (*tell)(esm_es *es, const esm_es_ranking *rk, const esm_es_shard *sh, esm_es_report *rep,
+                       esm_err *err);
+    /* The per-coordinate arrays that a sharded tell leaves current only in each shard
+     * (optimiser moments, paths); esm_es_gather_state completes them. Returns how many. */
+    int (*shard_arrays)(esm_es *es, float **out, int cap);
     size_t (*state_size)(const esm_es *es);                     /* payload bytes */
     void (*save)(const esm_es *es, esm_wbuf *w);
     void (*load)(esm_es *es, esm_rbuf *r);                      /* size already checked */
@@ -57,8 +72,29 @@ void esm_es_list_names(char *buf, size_t cap);
 size_t esm_es_nchunks(size_t dim);
 /* Sum of partial[0..n) in index order: the deterministic end of every reduction. */
 double esm_es_sum_ordered(const double *partial, size_t n);
-/* sum_j x[j]^2, by chunks, deterministic. */
-double esm_es_sumsq(const float *x, size_t dim, double *partial);
+
+/* ---- shards (shard.c) ----
+ * Loops over the owned chunks: c is the chunk, [b, e) its coordinates. */
+#define ESM_SHARD_LOOP(sh, ...)                                                               \
+    do {                                                                                       \
+        long c0_ = (long)(sh)->c0, c1_ = (long)(sh)->c1;                                       \
+        size_t dim_ = (sh)->dim;                                                               \
+        _Pragma("omp parallel for schedule(static)")                                           \
+        for (long c = c0_; c < c1_; c++) {                                                     \
+            size_t b = (size_t)c * ESM_ES_CHUNK;                                               \
+            size_t e = b + ESM_ES_CHUNK < dim_ ? b + ESM_ES_CHUNK : dim_;                      \
+            __VA_ARGS__;                                                                       \
+        }                                                                                      \
+    } while (0)
+/* Alone when comm is NULL or of size 1; shards hold at most 2^31 - 1 coordinates each. */
+esm_status esm_es_shard_open(esm_es_shard *sh, size_t dim, const esm_es_comm *comm, esm_err *err);
+void esm_es_shard_close(esm_es_shard *sh);
+/* partial[c0..c1) computed here; on return partial[0..nch) on every process. */
+esm_status esm_es_gather_partials(const esm_es_shard *sh, double *partial, esm_err *err);
+/* The sum over all chunks, in chunk order, of partials computed over the owned chunks. */
+esm_status esm_es_reduce(const esm_es_shard *sh, double *partial, double *sum, esm_err *err);
+/* x[b..e) computed here; on return x[0..dim) on every process. */
+esm_status esm_es_gather_floats(const esm_es_shard *sh, float *x, esm_err *err);
 
 /* ---- noise accumulation (noise.c) ----
  * For coordinates [begin, begin+n), n <= ESM_ES_CHUNK:
@@ -88,10 +124,12 @@ void esm_optim_release(esm_optim_state *os);
 size_t esm_optim_state_size(const esm_optim_config *oc, size_t dim);
 void esm_optim_save(const esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_wbuf *w);
 void esm_optim_load(esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_rbuf *r);
-/* Ascends along g (adding the weight decay), updating theta; g is used as scratch.
- * partial has esm_es_nchunks(dim) entries. Returns the norm of the change of theta. */
-double esm_optim_step(const esm_optim_config *oc, esm_optim_state *os, float *theta, float *g,
-                      size_t dim, double *partial);
+/* Ascends along g (adding the weight decay), updating theta over the shard's coordinates; g
+ * (valid over the shard) is used as scratch. partial has sh->nch entries. *norm gets the norm of
+ * the change of the whole theta. theta is not gathered here. */
+esm_status esm_optim_step(const esm_optim_config *oc, esm_optim_state *os, float *theta, float *g,
+                          const esm_es_shard *sh, double *partial, double *norm, esm_err *err);
+int esm_optim_arrays(esm_optim_state *os, float **out, int cap);
 
 /* ---- checkpoint byte buffers (serial.c) ---- */
 struct esm_wbuf {

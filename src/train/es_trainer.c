@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "esmeta/es.h"
 #include "esmeta/protonet.h"
@@ -57,6 +58,35 @@ typedef struct {
     int *counts;         /* [ranks] floats each rank contributes */
     int x_ranks;         /* the rank count the exchange buffers are sized for (0 = none yet) */
 } es_state;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The ES library's allgather, lent by the ranks' communicator. */
+static esm_status dist_allgather(void *ctx, void *buf, size_t elem_size, const int *counts, esm_err *err)
+{
+    return esm_dist_allgather_inplace(ctx, buf, elem_size, counts, err);
+}
+
+static esm_es_comm es_comm(const esm_trainer *t)
+{
+    return (esm_es_comm){.rank = esm_dist_rank(t->dist), .size = esm_dist_size(t->dist),
+                         .allgather = dist_allgather, .ctx = t->dist};
+}
+
+/* Collective when sharded: every rank completes its ES state from the others' shards. */
+static esm_status es_sync(esm_trainer *t, esm_err *err)
+{
+    es_state *s = t->impl;
+    if (!t->sharded)
+        return ESM_OK;
+    esm_es_comm comm = es_comm(t);
+    return esm_es_gather_state(s->es, &comm, err);
+}
 
 /* SplitMix64's finaliser: the ES noise key must differ from the episode and init streams,
  * which use cfg.seed itself. */
@@ -303,18 +333,29 @@ static esm_status es_step(esm_trainer *t, esm_train_stats *stats, esm_err *err)
     uint64_t first = (uint64_t)t->done * (uint64_t)c->episodes_per_gen;
     for (int j = 0; j < c->episodes_per_gen; j++)
         esm_episode_sample(&s->eps[j], t->ds, t->sp, c->seed, first + (uint64_t)j);
+    double t0 = now_s();
     st = evaluate_members(t, s, lo, hi, err);
+    stats->eval_s = now_s() - t0;
     st = exchange_members(t, s, st, err);
     if (st == ESM_OK)
         st = esm_es_save(s->es, s->es_buf, s->es_bytes, err);
     esm_es_report rep;
     if (st == ESM_OK)
         st = esm_es_set_lr(s->es, esm_lr_at(c, t->done), err);
+    t0 = now_s();
+    double comm0 = esm_dist_comm_seconds(t->dist);
+    esm_es_comm comm = es_comm(t);
     if (st == ESM_OK)
-        st = esm_es_tell(s->es, s->fitness, &rep, err);
-    if (st == ESM_ENONFINITE)
+        st = esm_es_tell_sharded(s->es, s->fitness, t->sharded ? &comm : NULL, &rep, err);
+    stats->update_s = now_s() - t0 - (esm_dist_comm_seconds(t->dist) - comm0);
+    if (st == ESM_ENONFINITE) {
+        /* Every rank saw the same fitness and left its state as it was; the lead may save it. */
+        esm_err serr;
+        if (es_sync(t, &serr) != ESM_OK)
+            return esm_fail(err, serr.code, "%s", serr.msg);
         return esm_fail(err, ESM_ENONFINITE, "generation %lld: all %d members' losses are NaN or infinite; the "
                         "update was not applied; try a smaller --sigma or --lr", (long long)t->done + 1, c->pop);
+    }
     if (st != ESM_OK)
         return st;
     /* Inside a team of nt threads BLAS runs single-threaded, as it does for the members, so no
@@ -323,9 +364,13 @@ static esm_status es_step(esm_trainer *t, esm_train_stats *stats, esm_err *err)
 #pragma omp single
     st = follow_centre(t, s, esm_es_mean(s->es), stats, err);
     if (st != ESM_OK) {
-        /* The snapshot came from this very object, so loading it cannot fail. */
+        /* The snapshot came from this very object, so loading it cannot fail. Every rank holds
+         * the same centre, so every rank fails alike and can complete the restored state. */
         esm_es_load(s->es, s->es_buf, s->es_bytes, NULL);
         stats->has_centre = 0;
+        esm_err serr;
+        if (st == ESM_ENONFINITE && es_sync(t, &serr) != ESM_OK)
+            return esm_fail(err, serr.code, "%s", serr.msg);
         return st;
     }
     memcpy(t->params, esm_es_mean(s->es), t->net.n_params * sizeof(float));
@@ -379,4 +424,5 @@ const esm_trainer_ops esm_es_trainer_ops = {
     .sections = es_sections,
     .restore = es_restore,
     .free = es_free,
+    .sync = es_sync,
 };
