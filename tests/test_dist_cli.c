@@ -518,8 +518,8 @@ TEST(dist_killed_rank_ends_the_job_and_the_checkpoint_resumes)
     char dir[4200], cmd[16384];
     snprintf(dir, sizeof dir, "%s/killed", tmp);
     snprintf(cmd, sizeof cmd, "exec env " MPI_ENV " mpirun " MPI_FLAGS " -np 2 %s train --data %s " TINY_ES
-             " --generations 1000000 --checkpoint-every 1 --out %s >/dev/null 2>%s/mpirun.err", esm_test_cli(), cache,
-             dir, tmp);
+             " --generations 1000000 --checkpoint-every 1 --shard-update on --out %s >/dev/null 2>%s/mpirun.err",
+             esm_test_cli(), cache, dir, tmp);
     fflush(stdout), fflush(stderr);
     pid_t job = fork();
     REQUIRE(job >= 0);
@@ -527,7 +527,8 @@ TEST(dist_killed_rank_ends_the_job_and_the_checkpoint_resumes)
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
-    /* A few generations in (and so mid-way through saving at some point), kill -9 rank 1. */
+    /* A few generations in (and so mid-way through saving at some point), kill -9 rank 1. The
+     * update is sharded, so the survivor waits in its collectives too. */
     double t0 = now_s();
     while (count_lines("killed", "\"generation\":") < 3 && now_s() - t0 < 60)
         usleep(20000);
