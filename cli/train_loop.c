@@ -65,7 +65,8 @@ static void write_step(train_loop *L, const esm_train_stats *s, double step_s, u
     }
     fprintf(f, ",\"comm_bytes\":%llu,\"comm_s\":%.6f", (unsigned long long)comm_bytes, comm_s);
     if (es)
-        fprintf(f, ",\"eval_s\":%.6f,\"update_s\":%.6f", s->eval_s, s->update_s);
+        fprintf(f, ",\"eval_s\":%.6f,\"update_s\":%.6f,\"update_cpu_s\":%.6f", s->eval_s, s->update_s,
+                s->update_cpu_s);
     fputs(",\"images_per_s\":", f);
     cli_json_num(f, step_s > 0 ? s->images / step_s : NAN);
     fprintf(f, ",\"elapsed_s\":%.3f}\n", elapsed(L));

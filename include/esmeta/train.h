@@ -77,6 +77,8 @@ typedef struct {
     float centre_loss, centre_acc;
     double eval_s;       /* ES: seconds scoring this rank's members */
     double update_s;     /* ES: seconds in this rank's part of the update, collectives excluded */
+    double update_cpu_s; /* ES: CPU seconds of this process (all its threads) in the update: the
+                          * work itself, which wall time hides when ranks share cores */
 } esm_train_stats;
 
 typedef struct esm_trainer esm_trainer;

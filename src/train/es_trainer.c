@@ -59,12 +59,14 @@ typedef struct {
     int x_ranks;         /* the rank count the exchange buffers are sized for (0 = none yet) */
 } es_state;
 
-static double now_s(void)
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+
+static double now_s(void) { return clock_s(CLOCK_MONOTONIC); }
 
 /* The ES library's allgather, lent by the ranks' communicator. */
 static esm_status dist_allgather(void *ctx, void *buf, size_t elem_size, const int *counts, esm_err *err)
@@ -343,11 +345,12 @@ static esm_status es_step(esm_trainer *t, esm_train_stats *stats, esm_err *err)
     if (st == ESM_OK)
         st = esm_es_set_lr(s->es, esm_lr_at(c, t->done), err);
     t0 = now_s();
-    double comm0 = esm_dist_comm_seconds(t->dist);
+    double cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID), comm0 = esm_dist_comm_seconds(t->dist);
     esm_es_comm comm = es_comm(t);
     if (st == ESM_OK)
         st = esm_es_tell_sharded(s->es, s->fitness, t->sharded ? &comm : NULL, &rep, err);
     stats->update_s = now_s() - t0 - (esm_dist_comm_seconds(t->dist) - comm0);
+    stats->update_cpu_s = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
     if (st == ESM_ENONFINITE) {
         /* Every rank saw the same fitness and left its state as it was; the lead may save it. */
         esm_err serr;
