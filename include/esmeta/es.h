@@ -128,14 +128,15 @@ esm_status esm_es_tell(esm_es *es, const float *fitness, esm_es_report *rep, esm
 
 /* ---- The sharded update: one tell() split across the processes of a job ----
  *
- * Every process holds the whole centre (it must build members), but the update's work, the
- * O(P * dim) noise regeneration above all, can be split: process r of n owns a contiguous range
- * of whole coordinate chunks (esm_es_shard_range), regenerates the noise of all P members for
- * that range only, applies the update and its share of the optimiser state there, and the
- * processes then gather the new centre (and, for pgpe/snes/sep-cma, the new per-coordinate
- * scales). Shard boundaries fall on the fixed 1024-coordinate chunks over which every reduction
- * is summed, and every reduction is summed over all chunks in chunk order, so the result has the
- * same bits for any number of processes and threads.
+ * What grows with the population in an update is the noise: every member's, over every
+ * coordinate, O(P * dim) work. A sharded tell splits that part alone: process r of n takes a
+ * contiguous range of coordinates (esm_es_shard_range), regenerates all P members' noise there
+ * and sums it with the members' weights, and the processes gather the sums (8 bytes a coordinate
+ * for each sum the strategy uses: openai-es one, pgpe/snes/sep-cma two). Every process then
+ * performs the rest of the update, O(dim), on the whole vectors: its state, optimiser included,
+ * stays whole and equal on every process, and every reduction over coordinates is summed as one
+ * process sums it. Each sum is over members only, so its bits do not depend on where the shards
+ * end: the result has the same bits for any number of processes and threads.
  *
  * The library never talks to other processes itself: the caller lends it an allgather. */
 typedef struct {
@@ -147,17 +148,12 @@ typedef struct {
     void *ctx;
 } esm_es_comm;
 
-/* Process `rank` of `size`'s coordinates [*begin, *end): whole chunks, as evenly as chunks allow. */
+/* Process `rank` of `size`'s coordinates [*begin, *end): the first dim % size processes get one more. */
 void esm_es_shard_range(size_t dim, int rank, int size, size_t *begin, size_t *end);
-/* tell() with the update split over comm's processes (comm NULL or size 1: esm_es_tell). Every
- * process passes the same fitness. Afterwards every process holds the same centre and scales;
- * the optimiser state (Adam moments, velocities, evolution paths) is current only in each
- * process's own shard until esm_es_gather_state. */
+/* tell() with the noise sums split over comm's processes (comm NULL or size 1: esm_es_tell).
+ * Collective; every process passes the same fitness and ends with the same state. */
 esm_status esm_es_tell_sharded(esm_es *es, const float *fitness, const esm_es_comm *comm, esm_es_report *rep,
                                esm_err *err);
-/* Collective: completes every process's state from the others' shards, after which esm_es_save
- * gives the same bytes everywhere (call before saving or comparing states). */
-esm_status esm_es_gather_state(esm_es *es, const esm_es_comm *comm, esm_err *err);
 
 /* Checkpoints: the exact byte size of a saved state (O(dim): it is the whole state), the
  * save, and a load into an object created with the same strategy, dim and popsize. A

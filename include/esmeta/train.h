@@ -115,11 +115,13 @@ void esm_trainer_free(esm_trainer *t);
 esm_status esm_trainer_set_dist(esm_trainer *t, esm_dist *d, esm_err *err);
 /* How the ES update is spread over the ranks. Unsharded, every rank performs the whole update
  * (regenerating every member's noise over every parameter, O(P * n_params) work per rank) and
- * only per-member scalars travel. Sharded, each rank updates its own range of the parameters
- * and the ranks gather the new centre (and per-parameter scales): O(P * n_params / ranks) work
- * and 4 * n_params bytes gathered per generation (docs/RESULTS.md gives the exact count). Both
- * give the same bits. AUTO shards when there are several ranks and P * n_params is at least
- * ESM_SHARD_AUTO_MIN_WORK, below which the collective's latency costs more than it saves. */
+ * only per-member scalars travel. Sharded, each rank regenerates and sums the noise of its own
+ * range of the parameters and the ranks gather the sums (esm_es_tell_sharded): O(P * n_params /
+ * ranks) noise work, the O(n_params) rest of the update on every rank, and 8 bytes a parameter
+ * per sum gathered each generation (docs/RESULTS.md gives the exact count). Both give the same
+ * bits. AUTO shards when there are several ranks and P * n_params is at least
+ * ESM_SHARD_AUTO_MIN_WORK (about 9 ms of noise work on one core, measured), below which the
+ * gather's latency would cost about what it saves. */
 typedef enum { ESM_SHARD_AUTO = 0, ESM_SHARD_ON = 1, ESM_SHARD_OFF = 2 } esm_shard_mode;
 #define ESM_SHARD_AUTO_MIN_WORK (1 << 20)
 /* Collective when there are several ranks (all must pass the same mode: ESM_EDIST otherwise).

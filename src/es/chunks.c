@@ -14,3 +14,17 @@ double esm_es_sum_ordered(const double *partial, size_t n)
         s += partial[c];
     return s;
 }
+
+double esm_es_sumsq(const float *x, size_t dim, double *partial)
+{
+    long nch = (long)esm_es_nchunks(dim);
+#pragma omp parallel for schedule(static)
+    for (long c = 0; c < nch; c++) {
+        size_t b = (size_t)c * ESM_ES_CHUNK, e = b + ESM_ES_CHUNK < dim ? b + ESM_ES_CHUNK : dim;
+        double s = 0;
+        for (size_t j = b; j < e; j++)
+            s += (double)x[j] * x[j];
+        partial[c] = s;
+    }
+    return esm_es_sum_ordered(partial, (size_t)nch);
+}

@@ -212,18 +212,6 @@ esm_status esm_es_tell_sharded(esm_es *es, const float *fitness, const esm_es_co
     return ESM_OK;
 }
 
-esm_status esm_es_gather_state(esm_es *es, const esm_es_comm *comm, esm_err *err)
-{
-    esm_es_shard sh;
-    esm_status s = esm_es_shard_open(&sh, es->cfg.dim, comm, err);
-    float *arrays[8];
-    int n = s == ESM_OK ? es->vt->shard_arrays(es, arrays, 8) : 0;
-    for (int i = 0; i < n && s == ESM_OK; i++)
-        s = esm_es_gather_floats(&sh, arrays[i], err);
-    esm_es_shard_close(&sh);
-    return s;
-}
-
 size_t esm_es_state_size(const esm_es *es)
 {
     return HEADER_BYTES + es->cfg.dim * sizeof(float) + es->vt->state_size(es) + 4;

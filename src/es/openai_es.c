@@ -64,37 +64,31 @@ static esm_status oes_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_sh
                            esm_err *err)
 {
     oes_state *st = es->st;
-    size_t dim = es->cfg.dim;
+    size_t dim = es->cfg.dim, nch = esm_es_nchunks(dim);
     int p = rk->popsize;
     float *w = malloc((size_t)p * sizeof *w);
     float *g = malloc(dim * sizeof *g);
-    double *partial = malloc(sh->nch * sizeof *partial);
-    if (!w || !g || !partial) {
-        free(w), free(g), free(partial);
+    double *partial = malloc(nch * sizeof *partial), *s1 = malloc(dim * sizeof *s1);
+    if (!w || !g || !partial || !s1) {
+        free(w), free(g), free(partial), free(s1);
         return esm_fail(err, ESM_ENOMEM, "openai-es tell workspace for dim %zu: out of memory", dim);
     }
     esm_es_centered_ranks(rk, w);
+    esm_status s = esm_es_sums(es, sh, w, NULL, s1, NULL, err);
+    if (s != ESM_OK) {
+        free(w), free(g), free(partial), free(s1);
+        return s;
+    }
     double k = 1.0 / ((double)p * es->cfg.sigma0);
-    ESM_SHARD_LOOP(sh, {
-        double s1[ESM_ES_CHUNK], s2[ESM_ES_CHUNK];
-        esm_es_accumulate(es, w, NULL, b, e - b, s1, s2);
-        for (size_t j = 0; j < e - b; j++)
-            g[b + j] = (float)(k * s1[j]);
-    });
+#pragma omp parallel for schedule(static)
+    for (long j = 0; j < (long)dim; j++)
+        g[j] = (float)(k * s1[j]);
     esm_optim_config oc = es->cfg.optim;
     oc.weight_decay = (float)(oc.weight_decay / es->cfg.sigma0);
-    esm_status s = esm_optim_step(&oc, &st->opt, es->mean, g, sh, partial, &rep->update_norm, err);
-    if (s == ESM_OK)
-        s = esm_es_gather_floats(sh, es->mean, err);
+    rep->update_norm = esm_optim_step(&oc, &st->opt, es->mean, g, dim, partial);
     rep->sigma_mean = es->cfg.sigma0;
-    free(w), free(g), free(partial);
-    return s;
-}
-
-static int oes_shard_arrays(esm_es *es, float **out, int cap)
-{
-    oes_state *st = es->st;
-    return esm_optim_arrays(&st->opt, out, cap);
+    free(w), free(g), free(partial), free(s1);
+    return ESM_OK;
 }
 
 static size_t oes_state_size(const esm_es *es)
@@ -123,6 +117,6 @@ static void oes_destroy(esm_es *es)
 
 const esm_es_strategy esm_es_openai_es = {
     .name = "openai-es", .defaults = oes_defaults, .validate = oes_validate, .create = oes_create,
-    .scale = oes_scale, .tell = oes_tell, .shard_arrays = oes_shard_arrays, .state_size = oes_state_size, .save = oes_save,
+    .scale = oes_scale, .tell = oes_tell, .state_size = oes_state_size, .save = oes_save,
     .load = oes_load, .destroy = oes_destroy,
 };

@@ -112,53 +112,34 @@ static double chunk_clipup_velocity(const esm_optim_config *oc, esm_optim_state 
     return sq;
 }
 
-static double chunk_sumsq(const float *x, size_t b, size_t e)
-{
-    double s = 0;
-    for (size_t j = b; j < e; j++)
-        s += (double)x[j] * x[j];
-    return s;
-}
+#define CHUNK_LOOP(dim, body)                                                                  \
+    do {                                                                                       \
+        long nch_ = (long)esm_es_nchunks(dim);                                                 \
+        _Pragma("omp parallel for schedule(static)")                                           \
+        for (long c = 0; c < nch_; c++) {                                                      \
+            size_t b = (size_t)c * ESM_ES_CHUNK;                                               \
+            size_t e = b + ESM_ES_CHUNK < (dim) ? b + ESM_ES_CHUNK : (dim);                    \
+            body;                                                                              \
+        }                                                                                      \
+    } while (0)
 
-int esm_optim_arrays(esm_optim_state *os, float **out, int cap)
+double esm_optim_step(const esm_optim_config *oc, esm_optim_state *os, float *theta, float *g,
+                      size_t dim, double *partial)
 {
-    int n = 0;
-    if (os->m && n < cap)
-        out[n++] = os->m;
-    if (os->v && n < cap)
-        out[n++] = os->v;
-    return n;
-}
-
-esm_status esm_optim_step(const esm_optim_config *oc, esm_optim_state *os, float *theta, float *g,
-                          const esm_es_shard *sh, double *partial, double *norm, esm_err *err)
-{
+    size_t nch = esm_es_nchunks(dim);
     if (oc->weight_decay > 0)
-        ESM_SHARD_LOOP(sh, for (size_t j = b; j < e; j++) g[j] -= oc->weight_decay * theta[j]);
+        CHUNK_LOOP(dim, for (size_t j = b; j < e; j++) g[j] -= oc->weight_decay * theta[j]);
     os->t++;
     double bc1 = 1 - pow(oc->beta1, (double)os->t), bc2 = 1 - pow(oc->beta2, (double)os->t);
     float vscale = 1;
-    esm_status st = ESM_OK;
     if (oc->kind == ESM_OPTIM_CLIPUP) {
-        /* Both norms are of the whole vectors: two reductions over every shard. */
-        double gsq = 0, vsq = 0;
-        ESM_SHARD_LOOP(sh, partial[c] = chunk_sumsq(g, b, e));
-        st = esm_es_reduce(sh, partial, &gsq, err);
-        double gn = sqrt(gsq);
+        double gn = sqrt(esm_es_sumsq(g, dim, partial));
         float gscale = gn > 0 ? (float)(1.0 / gn) : 0.0f;
-        if (st == ESM_OK) {
-            ESM_SHARD_LOOP(sh, partial[c] = chunk_clipup_velocity(oc, os, g, b, e, gscale));
-            st = esm_es_reduce(sh, partial, &vsq, err);
-        }
-        double vn = sqrt(vsq);
+        CHUNK_LOOP(dim, partial[c] = chunk_clipup_velocity(oc, os, g, b, e, gscale));
+        double vn = sqrt(esm_es_sum_ordered(partial, nch));
         if (vn > oc->max_speed)
             vscale = (float)(oc->max_speed / vn);
     }
-    double sq = 0;
-    if (st == ESM_OK) {
-        ESM_SHARD_LOOP(sh, partial[c] = chunk_step(oc, os, theta, g, b, e, vscale, bc1, bc2));
-        st = esm_es_reduce(sh, partial, &sq, err);
-    }
-    *norm = sqrt(sq);
-    return st;
+    CHUNK_LOOP(dim, partial[c] = chunk_step(oc, os, theta, g, b, e, vscale, bc1, bc2));
+    return sqrt(esm_es_sum_ordered(partial, nch));
 }

@@ -87,14 +87,14 @@ static esm_status pgpe_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_s
 {
     pgpe_state *st = es->st;
     const esm_es_config *cfg = &es->cfg;
-    size_t dim = cfg->dim, nch = sh->nch;
+    size_t dim = cfg->dim, nch = esm_es_nchunks(dim);
     int p = rk->popsize;
     float *u = malloc(2 * (size_t)p * sizeof *u);
     float *g = malloc(dim * sizeof *g);
     float *new_sigma = malloc(dim * sizeof *new_sigma);
-    double *partial = malloc(nch * sizeof *partial);
-    if (!u || !g || !new_sigma || !partial) {
-        free(u), free(g), free(new_sigma), free(partial);
+    double *partial = malloc(nch * sizeof *partial), *sums = malloc(2 * dim * sizeof *sums);
+    if (!u || !g || !new_sigma || !partial || !sums) {
+        free(u), free(g), free(new_sigma), free(partial), free(sums);
         return esm_fail(err, ESM_ENOMEM, "pgpe tell workspace for dim %zu: out of memory", dim);
     }
     float *uc = u + p; /* centred utilities */
@@ -110,36 +110,30 @@ static esm_status pgpe_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_s
         uc[i] = (float)(u[i] - umean);
         csum += uc[i];
     }
-    ESM_SHARD_LOOP(sh, {
-        double s1[ESM_ES_CHUNK], s2[ESM_ES_CHUNK];
-        esm_es_accumulate(es, u, uc, b, e - b, s1, s2);
-        for (size_t j = 0; j < e - b; j++) {
+    esm_status s = esm_es_sums(es, sh, u, uc, sums, sums + dim, err);
+    if (s != ESM_OK) {
+        free(u), free(g), free(new_sigma), free(partial), free(sums);
+        return s;
+    }
+#pragma omp parallel for schedule(static)
+    for (long ch = 0; ch < (long)nch; ch++) {
+        size_t b = (size_t)ch * ESM_ES_CHUNK, n = dim - b < ESM_ES_CHUNK ? dim - b : ESM_ES_CHUNK;
+        const double *s1 = sums + b, *s2 = sums + dim + b;
+        for (size_t j = 0; j < n; j++) {
             double sg = st->sigma[b + j];
             g[b + j] = (float)(sg / p * s1[j]);
             double gs = sg / p * (s2[j] - csum);
             double lo = sg * (1 - cfg->sigma_max_change), hi = sg * (1 + cfg->sigma_max_change);
             new_sigma[b + j] = (float)fmin(hi, fmax(lo, sg + cfg->sigma_lr * gs));
         }
-    });
-    esm_status s = esm_optim_step(&cfg->optim, &st->opt, es->mean, g, sh, partial, &rep->update_norm, err);
-    ESM_SHARD_LOOP(sh, for (size_t j = b; j < e; j++) st->sigma[j] = new_sigma[j]);
-    if (s == ESM_OK)
-        s = esm_es_gather_floats(sh, es->mean, err);
-    if (s == ESM_OK)
-        s = esm_es_gather_floats(sh, st->sigma, err);
-    /* From the gathered sigma: the mean needs no reduction across processes. */
+    }
+    rep->update_norm = esm_optim_step(&cfg->optim, &st->opt, es->mean, g, dim, partial);
     double ssum = 0;
     for (size_t j = 0; j < dim; j++)
-        ssum += st->sigma[j];
+        ssum += st->sigma[j] = new_sigma[j];
     rep->sigma_mean = ssum / dim;
-    free(u), free(g), free(new_sigma), free(partial);
-    return s;
-}
-
-static int pgpe_shard_arrays(esm_es *es, float **out, int cap)
-{
-    pgpe_state *st = es->st;
-    return esm_optim_arrays(&st->opt, out, cap);
+    free(u), free(g), free(new_sigma), free(partial), free(sums);
+    return ESM_OK;
 }
 
 static size_t pgpe_state_size(const esm_es *es)
@@ -163,6 +157,6 @@ static void pgpe_load(esm_es *es, esm_rbuf *r)
 
 const esm_es_strategy esm_es_pgpe = {
     .name = "pgpe", .defaults = pgpe_defaults, .validate = pgpe_validate, .create = pgpe_create,
-    .scale = pgpe_scale, .tell = pgpe_tell, .shard_arrays = pgpe_shard_arrays, .state_size = pgpe_state_size, .save = pgpe_save,
+    .scale = pgpe_scale, .tell = pgpe_tell, .state_size = pgpe_state_size, .save = pgpe_save,
     .load = pgpe_load, .destroy = pgpe_destroy,
 };

@@ -94,12 +94,12 @@ static void sep_scale(const esm_es *es, const float **diag, float *scalar)
 }
 
 /* Mean and sigma path for one chunk; returns |ps|^2 over the chunk. */
-static double chunk_mean_ps(esm_es *es, sep_state *st, const float *w, size_t b, size_t n, float *zw,
+static double chunk_mean_ps(esm_es *es, sep_state *st, const double *sums, size_t b, size_t n, float *zw,
                             float *zz, double *dsq)
 {
-    double s1[ESM_ES_CHUNK], s2[ESM_ES_CHUNK], psq = 0, msq = 0;
+    const double *s1 = sums + b, *s2 = sums + es->cfg.dim + b;
+    double psq = 0, msq = 0;
     double k = sqrt(st->cs * (2 - st->cs) * st->mueff), step = es->cfg.mean_lr * st->sigma;
-    esm_es_accumulate(es, w, w, b, n, s1, s2);
     for (size_t j = 0; j < n; j++) {
         size_t q = b + j;
         zw[q] = (float)s1[j];
@@ -114,26 +114,18 @@ static double chunk_mean_ps(esm_es *es, sep_state *st, const float *w, size_t b,
     return psq;
 }
 
-/* Covariance path and diagonal for one chunk (D follows once c is gathered). */
-static void chunk_cov(sep_state *st, const float *zw, const float *zz, size_t b, size_t n, int hs)
+/* Covariance path and diagonal for one chunk; returns the sum of the new D. */
+static double chunk_cov(sep_state *st, const float *zw, const float *zz, size_t b, size_t n, int hs)
 {
     double k = hs * sqrt(st->cc * (2 - st->cc) * st->mueff);
-    double lost = (1 - hs) * st->cc * (2 - st->cc);
+    double lost = (1 - hs) * st->cc * (2 - st->cc), dsum = 0;
     for (size_t q = b; q < b + n; q++) {
         double c = st->c[q];
         st->pc[q] = (float)((1 - st->cc) * st->pc[q] + k * st->d[q] * zw[q]);
         c = (1 - st->c1 - st->cmu) * c + st->c1 * ((double)st->pc[q] * st->pc[q] + lost * c) +
             st->cmu * c * zz[q];
         st->c[q] = (float)c;
-    }
-}
-
-/* D = sqrt(c) from the stored float, so that a checkpoint (which keeps only c) restores D
- * exactly; returns the sum of D over [b, e). */
-static double chunk_d(sep_state *st, size_t b, size_t e)
-{
-    double dsum = 0;
-    for (size_t q = b; q < e; q++) {
+        /* From the stored float, so that a checkpoint (which keeps only c) restores D exactly. */
         st->d[q] = (float)sqrt((double)st->c[q]);
         dsum += st->d[q];
     }
@@ -144,50 +136,42 @@ static esm_status sep_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_sh
                            esm_err *err)
 {
     sep_state *st = es->st;
-    size_t dim = es->cfg.dim, nch = sh->nch;
+    size_t dim = es->cfg.dim, nch = esm_es_nchunks(dim);
     int p = rk->popsize;
     float *w = malloc((size_t)p * sizeof *w);
     float *zw = malloc(2 * dim * sizeof *zw);
-    double *part = malloc(2 * nch * sizeof *part);
-    if (!w || !zw || !part) {
-        free(w), free(zw), free(part);
+    double *part = malloc(2 * nch * sizeof *part), *sums = malloc(2 * dim * sizeof *sums);
+    if (!w || !zw || !part || !sums) {
+        free(w), free(zw), free(part), free(sums);
         return esm_fail(err, ESM_ENOMEM, "sep-cma tell workspace for dim %zu: out of memory", dim);
     }
     float *zz = zw + dim;
     double *mpart = part + nch;
     for (int i = 0; i < p; i++)
         w[i] = st->w_rank[rk->rank[i]];
-    ESM_SHARD_LOOP(sh, part[c] = chunk_mean_ps(es, st, w, b, e - b, zw, zz, &mpart[c]));
-    double psq = 0, msq = 0;
-    esm_status s = esm_es_reduce(sh, part, &psq, err);
-    if (s == ESM_OK)
-        s = esm_es_reduce(sh, mpart, &msq, err);
-    double psn = sqrt(psq);
-    rep->update_norm = sqrt(msq);
+    esm_status s = esm_es_sums(es, sh, w, w, sums, sums + dim, err);
+    if (s != ESM_OK) {
+        free(w), free(zw), free(part), free(sums);
+        return s;
+    }
+#pragma omp parallel for schedule(static)
+    for (long ch = 0; ch < (long)nch; ch++) {
+        size_t b = (size_t)ch * ESM_ES_CHUNK, n = dim - b < ESM_ES_CHUNK ? dim - b : ESM_ES_CHUNK;
+        part[ch] = chunk_mean_ps(es, st, sums, b, n, zw, zz, &mpart[ch]);
+    }
+    double psn = sqrt(esm_es_sum_ordered(part, nch));
+    rep->update_norm = sqrt(esm_es_sum_ordered(mpart, nch));
     double gens = 2.0 * (es->gen + 1.0);
     int hs = psn / sqrt(1 - pow(1 - st->cs, gens)) < (1.4 + 2 / (dim + 1.0)) * st->chin;
-    ESM_SHARD_LOOP(sh, chunk_cov(st, zw, zz, b, e - b, hs));
-    if (s == ESM_OK)
-        s = esm_es_gather_floats(sh, es->mean, err);
-    if (s == ESM_OK)
-        s = esm_es_gather_floats(sh, st->c, err);
-    esm_es_shard all = {.dim = dim, .nch = nch, .c1 = nch, .e = dim};
-    ESM_SHARD_LOOP(&all, part[c] = chunk_d(st, b, e));
+#pragma omp parallel for schedule(static)
+    for (long ch = 0; ch < (long)nch; ch++) {
+        size_t b = (size_t)ch * ESM_ES_CHUNK, n = dim - b < ESM_ES_CHUNK ? dim - b : ESM_ES_CHUNK;
+        part[ch] = chunk_cov(st, zw, zz, b, n, hs);
+    }
     st->sigma *= exp(st->cs / st->ds * (psn / st->chin - 1));
     rep->sigma_mean = st->sigma * esm_es_sum_ordered(part, nch) / dim;
-    free(w), free(zw), free(part);
-    return s;
-}
-
-static int sep_shard_arrays(esm_es *es, float **out, int cap)
-{
-    sep_state *st = es->st;
-    int n = 0;
-    if (n < cap)
-        out[n++] = st->ps;
-    if (n < cap)
-        out[n++] = st->pc;
-    return n; /* c (and so D) is gathered by every tell: members need it */
+    free(w), free(zw), free(part), free(sums);
+    return ESM_OK;
 }
 
 static size_t sep_state_size(const esm_es *es)
@@ -218,6 +202,6 @@ static void sep_load(esm_es *es, esm_rbuf *r)
 
 const esm_es_strategy esm_es_sep_cma = {
     .name = "sep-cma", .defaults = sep_defaults, .validate = sep_validate, .create = sep_create,
-    .scale = sep_scale, .tell = sep_tell, .shard_arrays = sep_shard_arrays, .state_size = sep_state_size, .save = sep_save,
+    .scale = sep_scale, .tell = sep_tell, .state_size = sep_state_size, .save = sep_save,
     .load = sep_load, .destroy = sep_destroy,
 };

@@ -1,50 +1,42 @@
-/* Shards of the update: which chunks a process owns and the gathers that complete its
- * partial results. Only whole chunks are split, and partial sums travel per chunk and are
- * added in chunk order by everyone, so a sum has the same bits however many processes took
- * part. */
+/* Shards of the update. What grows with the population in a tell is the noise: every member's
+ * over every coordinate, O(P * dim). That part alone is split: each process sums the members'
+ * noise for its own coordinates and the processes gather the sums; the rest of the update is
+ * O(dim) and every process performs all of it, on the same full vectors, so the optimiser state
+ * is whole everywhere and every reduction over coordinates is summed exactly as one process
+ * sums it. */
 #include "es/strategy.h"
 
 #include <limits.h>
 #include <stdlib.h>
 
-static void chunk_slice(size_t nch, int rank, int size, size_t *c0, size_t *c1)
-{
-    size_t base = nch / (size_t)size, extra = nch % (size_t)size, r = (size_t)rank;
-    *c0 = r * base + (r < extra ? r : extra);
-    *c1 = *c0 + base + (r < extra);
-}
-
 void esm_es_shard_range(size_t dim, int rank, int size, size_t *begin, size_t *end)
 {
-    size_t c0, c1;
-    chunk_slice(esm_es_nchunks(dim), rank, size, &c0, &c1);
-    *begin = c0 * ESM_ES_CHUNK < dim ? c0 * ESM_ES_CHUNK : dim;
-    *end = c1 * ESM_ES_CHUNK < dim ? c1 * ESM_ES_CHUNK : dim;
+    size_t base = dim / (size_t)size, extra = dim % (size_t)size, r = (size_t)rank;
+    *begin = r * base + (r < extra ? r : extra);
+    *end = *begin + base + (r < extra);
 }
 
 esm_status esm_es_shard_open(esm_es_shard *sh, size_t dim, const esm_es_comm *comm, esm_err *err)
 {
     int alone = !comm || comm->size <= 1;
-    *sh = (esm_es_shard){.comm = alone ? NULL : comm, .dim = dim, .nch = esm_es_nchunks(dim)};
-    if (alone) {
-        sh->c1 = sh->nch, sh->e = dim;
+    *sh = (esm_es_shard){.comm = alone ? NULL : comm, .dim = dim, .e = dim};
+    if (alone)
         return ESM_OK;
-    }
     if (comm->rank < 0 || comm->rank >= comm->size || !comm->allgather)
         return esm_fail(err, ESM_EINVAL, "sharded update: process %d of %d, allgather %s: pass a rank in [0, size) "
                         "and an allgather", comm->rank, comm->size, comm->allgather ? "set" : "NULL");
+    if (dim / (size_t)comm->size >= INT_MAX)
+        return esm_fail(err, ESM_EINVAL, "sharded update: %zu coordinates over %d processes is more than 2^31 - 1 a "
+                        "process; use more processes", dim, comm->size);
     sh->counts = malloc((size_t)comm->size * sizeof *sh->counts);
     if (!sh->counts)
         return esm_fail(err, ESM_ENOMEM, "sharded update over %d processes: out of memory", comm->size);
-    chunk_slice(sh->nch, comm->rank, comm->size, &sh->c0, &sh->c1);
-    esm_es_shard_range(dim, comm->rank, comm->size, &sh->b, &sh->e);
-    size_t b0, e0; /* rank 0's shard is the largest */
-    esm_es_shard_range(dim, 0, comm->size, &b0, &e0);
-    if (e0 - b0 > INT_MAX) {
-        esm_es_shard_close(sh);
-        return esm_fail(err, ESM_EINVAL, "sharded update: %zu coordinates over %d processes is more than 2^31 - 1 a "
-                        "process; use more processes", dim, comm->size);
+    for (int r = 0; r < comm->size; r++) {
+        size_t b, e;
+        esm_es_shard_range(dim, r, comm->size, &b, &e);
+        sh->counts[r] = (int)(e - b);
     }
+    esm_es_shard_range(dim, comm->rank, comm->size, &sh->b, &sh->e);
     return ESM_OK;
 }
 
@@ -54,34 +46,20 @@ void esm_es_shard_close(esm_es_shard *sh)
     sh->counts = NULL;
 }
 
-esm_status esm_es_gather_partials(const esm_es_shard *sh, double *partial, esm_err *err)
+esm_status esm_es_sums(const esm_es *es, const esm_es_shard *sh, const float *a, const float *b, double *s1,
+                       double *s2, esm_err *err)
 {
+    /* Pieces of at most a chunk, the unit of parallel work; where they start changes no bit. */
+    long n_pieces = (long)esm_es_nchunks(sh->e - sh->b);
+#pragma omp parallel for schedule(static)
+    for (long k = 0; k < n_pieces; k++) {
+        size_t lo = sh->b + (size_t)k * ESM_ES_CHUNK, n = sh->e - lo < ESM_ES_CHUNK ? sh->e - lo : ESM_ES_CHUNK;
+        esm_es_accumulate(es, a, b, lo, n, s1 + lo, s2 ? s2 + lo : NULL);
+    }
     if (!sh->comm)
         return ESM_OK;
-    for (int r = 0; r < sh->comm->size; r++) {
-        size_t c0, c1;
-        chunk_slice(sh->nch, r, sh->comm->size, &c0, &c1);
-        sh->counts[r] = (int)(c1 - c0);
-    }
-    return sh->comm->allgather(sh->comm->ctx, partial, sizeof *partial, sh->counts, err);
-}
-
-esm_status esm_es_reduce(const esm_es_shard *sh, double *partial, double *sum, esm_err *err)
-{
-    esm_status st = esm_es_gather_partials(sh, partial, err);
-    if (st == ESM_OK)
-        *sum = esm_es_sum_ordered(partial, sh->nch);
+    esm_status st = sh->comm->allgather(sh->comm->ctx, s1, sizeof *s1, sh->counts, err);
+    if (st == ESM_OK && s2)
+        st = sh->comm->allgather(sh->comm->ctx, s2, sizeof *s2, sh->counts, err);
     return st;
-}
-
-esm_status esm_es_gather_floats(const esm_es_shard *sh, float *x, esm_err *err)
-{
-    if (!sh->comm)
-        return ESM_OK;
-    for (int r = 0; r < sh->comm->size; r++) {
-        size_t b, e;
-        esm_es_shard_range(sh->dim, r, sh->comm->size, &b, &e);
-        sh->counts[r] = (int)(e - b);
-    }
-    return sh->comm->allgather(sh->comm->ctx, x, sizeof *x, sh->counts, err);
 }

@@ -69,54 +69,44 @@ static esm_status snes_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_s
 {
     snes_state *st = es->st;
     const esm_es_config *cfg = &es->cfg;
-    size_t dim = cfg->dim, nch = sh->nch;
+    size_t dim = cfg->dim, nch = esm_es_nchunks(dim);
     int p = rk->popsize;
     float *u = malloc((size_t)p * sizeof *u);
-    double *partial = malloc(nch * sizeof *partial);
-    if (!u || !partial) {
-        free(u), free(partial);
+    double *partial = malloc(2 * nch * sizeof *partial), *sums = malloc(2 * dim * sizeof *sums);
+    if (!u || !partial || !sums) {
+        free(u), free(partial), free(sums);
         return esm_fail(err, ESM_ENOMEM, "snes tell workspace: out of memory");
     }
     esm_es_nes_utilities(rk, u);
+    esm_status s = esm_es_sums(es, sh, u, u, sums, sums + dim, err);
+    if (s != ESM_OK) {
+        free(u), free(partial), free(sums);
+        return s;
+    }
     double usum = 0;
     for (int i = 0; i < p; i++)
         usum += u[i];
-    ESM_SHARD_LOOP(sh, {
-        double s1[ESM_ES_CHUNK], s2[ESM_ES_CHUNK], dsq = 0;
-        esm_es_accumulate(es, u, u, b, e - b, s1, s2);
-        for (size_t j = 0; j < e - b; j++) {
+    double *sig_part = partial + nch;
+#pragma omp parallel for schedule(static)
+    for (long ch = 0; ch < (long)nch; ch++) {
+        size_t b = (size_t)ch * ESM_ES_CHUNK, n = dim - b < ESM_ES_CHUNK ? dim - b : ESM_ES_CHUNK;
+        const double *s1 = sums + b, *s2 = sums + dim + b;
+        double dsq = 0, ssum = 0;
+        for (size_t j = 0; j < n; j++) {
             float *sg = &st->sigma[b + j];
             float d = (float)(cfg->mean_lr * *sg * s1[j]);
             es->mean[b + j] += d;
             dsq += (double)d * d;
             *sg = (float)(*sg * exp(0.5 * cfg->sigma_lr * (s2[j] - usum)));
+            ssum += *sg;
         }
-        partial[c] = dsq;
-    });
-    double dsq = 0;
-    esm_status s = esm_es_reduce(sh, partial, &dsq, err);
-    rep->update_norm = sqrt(dsq);
-    if (s == ESM_OK)
-        s = esm_es_gather_floats(sh, es->mean, err);
-    if (s == ESM_OK)
-        s = esm_es_gather_floats(sh, st->sigma, err);
-    /* Every process holds all of sigma now: its mean needs no reduction across them. */
-    esm_es_shard all = {.dim = dim, .nch = nch, .c1 = nch, .e = dim};
-    ESM_SHARD_LOOP(&all, {
-        double ssum = 0;
-        for (size_t j = b; j < e; j++)
-            ssum += st->sigma[j];
-        partial[c] = ssum;
-    });
-    rep->sigma_mean = esm_es_sum_ordered(partial, nch) / dim;
-    free(u), free(partial);
-    return s;
-}
-
-static int snes_shard_arrays(esm_es *es, float **out, int cap)
-{
-    (void)es, (void)out, (void)cap;
-    return 0; /* sigma is gathered by every tell: members need it */
+        partial[ch] = dsq;
+        sig_part[ch] = ssum;
+    }
+    rep->update_norm = sqrt(esm_es_sum_ordered(partial, nch));
+    rep->sigma_mean = esm_es_sum_ordered(sig_part, nch) / dim;
+    free(u), free(partial), free(sums);
+    return ESM_OK;
 }
 
 static size_t snes_state_size(const esm_es *es)
@@ -138,6 +128,6 @@ static void snes_load(esm_es *es, esm_rbuf *r)
 
 const esm_es_strategy esm_es_snes = {
     .name = "snes", .defaults = snes_defaults, .validate = snes_validate, .create = snes_create,
-    .scale = snes_scale, .tell = snes_tell, .shard_arrays = snes_shard_arrays, .state_size = snes_state_size, .save = snes_save,
+    .scale = snes_scale, .tell = snes_tell, .state_size = snes_state_size, .save = snes_save,
     .load = snes_load, .destroy = snes_destroy,
 };

@@ -16,12 +16,12 @@
 typedef struct esm_wbuf esm_wbuf;
 typedef struct esm_rbuf esm_rbuf;
 
-/* The part of the update this process does (shard.c). Alone it owns everything and the gathers
- * do nothing, so one process runs exactly the code a sharded job runs. */
+/* The part of the update this process does (shard.c): the noise sums of its coordinates
+ * [b, e). Alone it owns everything and the gathers do nothing, so one process runs exactly the
+ * code a sharded job runs. */
 typedef struct {
     const esm_es_comm *comm; /* NULL: alone */
-    size_t dim, nch;         /* coordinates and chunks in all */
-    size_t c0, c1;           /* owned chunks [c0, c1) */
+    size_t dim;
     size_t b, e;             /* owned coordinates [b, e) */
     int *counts;             /* [comm->size] scratch for the gathers */
 } esm_es_shard;
@@ -42,14 +42,11 @@ typedef struct esm_es_strategy {
     esm_status (*create)(esm_es *es, esm_err *err);             /* allocates es->st */
     /* member = mean + scalar * (diag ? diag[j] : 1) * noise */
     void (*scale)(const esm_es *es, const float **diag, float *scalar);
-    /* Updates the shard's coordinates and gathers what members need (centre, scales) so that
-     * every process holds all of it. Must not change the state when it fails before its first
-     * gather (allocate first). Fills update_norm and sigma_mean of rep. */
+    /* Gets the noise sums through esm_es_sums (the one step split over sh's processes), then
+     * updates the whole state, as every process does alike. Must not change the state when it
+     * fails (allocate first). Fills update_norm and sigma_mean of rep. */
     esm_status (*tell)(esm_es *es, const esm_es_ranking *rk, const esm_es_shard *sh, esm_es_report *rep,
                        esm_err *err);
-    /* The per-coordinate arrays that a sharded tell leaves current only in each shard
-     * (optimiser moments, paths); esm_es_gather_state completes them. Returns how many. */
-    int (*shard_arrays)(esm_es *es, float **out, int cap);
     size_t (*state_size)(const esm_es *es);                     /* payload bytes */
     void (*save)(const esm_es *es, esm_wbuf *w);
     void (*load)(esm_es *es, esm_rbuf *r);                      /* size already checked */
@@ -72,35 +69,26 @@ void esm_es_list_names(char *buf, size_t cap);
 size_t esm_es_nchunks(size_t dim);
 /* Sum of partial[0..n) in index order: the deterministic end of every reduction. */
 double esm_es_sum_ordered(const double *partial, size_t n);
+/* sum_j x[j]^2, by chunks, deterministic. */
+double esm_es_sumsq(const float *x, size_t dim, double *partial);
 
-/* ---- shards (shard.c) ----
- * Loops over the owned chunks: c is the chunk, [b, e) its coordinates. */
-#define ESM_SHARD_LOOP(sh, ...)                                                               \
-    do {                                                                                       \
-        long c0_ = (long)(sh)->c0, c1_ = (long)(sh)->c1;                                       \
-        size_t dim_ = (sh)->dim;                                                               \
-        _Pragma("omp parallel for schedule(static)")                                           \
-        for (long c = c0_; c < c1_; c++) {                                                     \
-            size_t b = (size_t)c * ESM_ES_CHUNK;                                               \
-            size_t e = b + ESM_ES_CHUNK < dim_ ? b + ESM_ES_CHUNK : dim_;                      \
-            __VA_ARGS__;                                                                       \
-        }                                                                                      \
-    } while (0)
+/* ---- shards (shard.c) ---- */
 /* Alone when comm is NULL or of size 1; shards hold at most 2^31 - 1 coordinates each. */
 esm_status esm_es_shard_open(esm_es_shard *sh, size_t dim, const esm_es_comm *comm, esm_err *err);
 void esm_es_shard_close(esm_es_shard *sh);
-/* partial[c0..c1) computed here; on return partial[0..nch) on every process. */
-esm_status esm_es_gather_partials(const esm_es_shard *sh, double *partial, esm_err *err);
-/* The sum over all chunks, in chunk order, of partials computed over the owned chunks. */
-esm_status esm_es_reduce(const esm_es_shard *sh, double *partial, double *sum, esm_err *err);
-/* x[b..e) computed here; on return x[0..dim) on every process. */
-esm_status esm_es_gather_floats(const esm_es_shard *sh, float *x, esm_err *err);
+/* For every coordinate j of the whole vector, as esm_es_accumulate defines them:
+ *   s1[j] = sum_i a[i] * e_i[j],  s2[j] = sum_i b[i] * e_i[j]^2   (s2 may be NULL when b is)
+ * Each process computes its shard's, the O(P * dim / processes) part of an update, and gathers
+ * the others' (8 bytes a coordinate and array). Each value is a sum over members alone, so it
+ * has the same bits wherever the shard boundaries fall. */
+esm_status esm_es_sums(const esm_es *es, const esm_es_shard *sh, const float *a, const float *b, double *s1,
+                       double *s2, esm_err *err);
 
 /* ---- noise accumulation (noise.c) ----
  * For coordinates [begin, begin+n), n <= ESM_ES_CHUNK:
  *   s1[j] = sum_i a[i] * e_i[j],  s2[j] = sum_i b[i] * e_i[j]^2
  * with e_i member i's standard noise this generation, members in order 0..P-1, skipping
- * members whose weights are both 0. a or b may be NULL (treated as 0). */
+ * members whose weights are both 0. a or b may be NULL (treated as 0); s2 may be NULL when b is. */
 void esm_es_accumulate(const esm_es *es, const float *a, const float *b, size_t begin, size_t n,
                        double *s1, double *s2);
 
@@ -124,12 +112,10 @@ void esm_optim_release(esm_optim_state *os);
 size_t esm_optim_state_size(const esm_optim_config *oc, size_t dim);
 void esm_optim_save(const esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_wbuf *w);
 void esm_optim_load(esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_rbuf *r);
-/* Ascends along g (adding the weight decay), updating theta over the shard's coordinates; g
- * (valid over the shard) is used as scratch. partial has sh->nch entries. *norm gets the norm of
- * the change of the whole theta. theta is not gathered here. */
-esm_status esm_optim_step(const esm_optim_config *oc, esm_optim_state *os, float *theta, float *g,
-                          const esm_es_shard *sh, double *partial, double *norm, esm_err *err);
-int esm_optim_arrays(esm_optim_state *os, float **out, int cap);
+/* Ascends along g (adding the weight decay), updating theta; g is used as scratch.
+ * partial has esm_es_nchunks(dim) entries. Returns the norm of the change of theta. */
+double esm_optim_step(const esm_optim_config *oc, esm_optim_state *os, float *theta, float *g,
+                      size_t dim, double *partial);
 
 /* ---- checkpoint byte buffers (serial.c) ---- */
 struct esm_wbuf {

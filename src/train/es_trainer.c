@@ -80,16 +80,6 @@ static esm_es_comm es_comm(const esm_trainer *t)
                          .allgather = dist_allgather, .ctx = t->dist};
 }
 
-/* Collective when sharded: every rank completes its ES state from the others' shards. */
-static esm_status es_sync(esm_trainer *t, esm_err *err)
-{
-    es_state *s = t->impl;
-    if (!t->sharded)
-        return ESM_OK;
-    esm_es_comm comm = es_comm(t);
-    return esm_es_gather_state(s->es, &comm, err);
-}
-
 /* SplitMix64's finaliser: the ES noise key must differ from the episode and init streams,
  * which use cfg.seed itself. */
 static uint64_t derive_seed(uint64_t seed)
@@ -351,14 +341,9 @@ static esm_status es_step(esm_trainer *t, esm_train_stats *stats, esm_err *err)
         st = esm_es_tell_sharded(s->es, s->fitness, t->sharded ? &comm : NULL, &rep, err);
     stats->update_s = now_s() - t0 - (esm_dist_comm_seconds(t->dist) - comm0);
     stats->update_cpu_s = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
-    if (st == ESM_ENONFINITE) {
-        /* Every rank saw the same fitness and left its state as it was; the lead may save it. */
-        esm_err serr;
-        if (es_sync(t, &serr) != ESM_OK)
-            return esm_fail(err, serr.code, "%s", serr.msg);
+    if (st == ESM_ENONFINITE)
         return esm_fail(err, ESM_ENONFINITE, "generation %lld: all %d members' losses are NaN or infinite; the "
                         "update was not applied; try a smaller --sigma or --lr", (long long)t->done + 1, c->pop);
-    }
     if (st != ESM_OK)
         return st;
     /* Inside a team of nt threads BLAS runs single-threaded, as it does for the members, so no
@@ -367,13 +352,9 @@ static esm_status es_step(esm_trainer *t, esm_train_stats *stats, esm_err *err)
 #pragma omp single
     st = follow_centre(t, s, esm_es_mean(s->es), stats, err);
     if (st != ESM_OK) {
-        /* The snapshot came from this very object, so loading it cannot fail. Every rank holds
-         * the same centre, so every rank fails alike and can complete the restored state. */
+        /* The snapshot came from this very object, so loading it cannot fail. */
         esm_es_load(s->es, s->es_buf, s->es_bytes, NULL);
         stats->has_centre = 0;
-        esm_err serr;
-        if (st == ESM_ENONFINITE && es_sync(t, &serr) != ESM_OK)
-            return esm_fail(err, serr.code, "%s", serr.msg);
         return st;
     }
     memcpy(t->params, esm_es_mean(s->es), t->net.n_params * sizeof(float));
@@ -427,5 +408,4 @@ const esm_trainer_ops esm_es_trainer_ops = {
     .sections = es_sections,
     .restore = es_restore,
     .free = es_free,
-    .sync = es_sync,
 };

@@ -268,10 +268,7 @@ esm_status esm_trainer_check_dist(esm_trainer *t, esm_err *err)
 {
     if (esm_dist_size(t->dist) <= 1)
         return ESM_OK;
-    esm_status st = t->ops->sync ? t->ops->sync(t, err) : ESM_OK;
-    if (st != ESM_OK)
-        return st;
-    st = esm_dist_check_same(t->dist, state_hash(t), "the trained state", err);
+    esm_status st = esm_dist_check_same(t->dist, state_hash(t), "the trained state", err);
     if (st == ESM_EDIST)
         return esm_fail(err, ESM_EDIST, "after step %lld the %d ranks hold different states (a different build, "
                         "library, data or configuration on some rank?); stopped", (long long)t->done,
@@ -315,8 +312,6 @@ esm_status esm_trainer_set_shard(esm_trainer *t, esm_shard_mode mode, esm_err *e
     if (st == ESM_EDIST)
         return esm_fail(err, ESM_EDIST, "the %d ranks were asked for different update sharding (--shard-update); give "
                         "every rank the same", esm_dist_size(t->dist));
-    if (st == ESM_OK && t->sharded && t->ops->sync)
-        st = t->ops->sync(t, err); /* leaving a sharded layout: complete the state first */
     if (st != ESM_OK)
         return st;
     t->shard_mode = mode;
@@ -328,11 +323,6 @@ int esm_trainer_sharded(const esm_trainer *t) { return t->sharded; }
 
 esm_status esm_trainer_set_dist(esm_trainer *t, esm_dist *d, esm_err *err)
 {
-    if (t->sharded && t->ops->sync) {
-        esm_status st = t->ops->sync(t, err); /* complete the state over the old ranks first */
-        if (st != ESM_OK)
-            return st;
-    }
     t->dist = d;
     decide_shard(t);
     if (esm_dist_size(d) > 1) {

@@ -17,9 +17,6 @@ typedef struct {
     /* Restores its state from a checkpoint after init. */
     esm_status (*restore)(esm_trainer *t, const esm_ckpt *c, esm_err *err);
     void (*free)(esm_trainer *t);
-    /* Collective, optional: completes state that steps leave spread over the ranks, so that
-     * every rank can hash or save all of it. */
-    esm_status (*sync)(esm_trainer *t, esm_err *err);
 } esm_trainer_ops;
 
 struct esm_trainer {
