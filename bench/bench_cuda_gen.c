@@ -20,7 +20,7 @@
 
 #include "bench_util.h"
 #include "esmeta.h"
-#include "train/popeval.h"
+#include "popeval/popeval.h"
 
 /* Random sparse "ink" in [0, 1], labels class-major: the shapes and the sparsity of Omniglot. */
 static void synthetic_episode(esm_episode *ep, uint32_t index)

@@ -11,7 +11,7 @@
 
 #include "esmeta.h"
 #include "harness.h"
-#include "train/popeval.h"
+#include "popeval/popeval.h"
 #include "train/trainer_internal.h"
 
 #define TINY_ES "--trainer es --width 8 --depth 2 --way 5 --shot 1 --query 2 --pop 4 --seed 3 --quiet"

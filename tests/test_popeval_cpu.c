@@ -6,7 +6,7 @@
 
 #include "esmeta.h"
 #include "harness.h"
-#include "train/popeval.h"
+#include "popeval/popeval.h"
 
 enum { WAY = 3, SHOT = 2, QUERY = 2, POP = 8 };
 

@@ -40,7 +40,7 @@
 
 #include "esmeta/es.h"
 #include "esmeta/protonet.h"
-#include "train/popeval.h"
+#include "popeval/popeval.h"
 #include "train/trainer_internal.h"
 
 typedef struct {

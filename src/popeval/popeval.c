@@ -1,6 +1,6 @@
 /* The population-evaluation registry: picks a backend by device name and says clearly why one
  * is missing. */
-#include "train/popeval.h"
+#include "popeval/popeval.h"
 
 #include <string.h>
 

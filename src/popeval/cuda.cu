@@ -46,7 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "train/popeval.h"
+#include "popeval/popeval.h"
 
 #define THREADS 256
 /* cuBLAS's own scratch, given to it from the budget (cublasSetWorkspace) instead of left for it to

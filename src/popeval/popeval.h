@@ -8,8 +8,8 @@
  * function pointers: the CPU one (src/train/popeval_cpu.c, what the trainer always did) and the
  * CUDA one (src/cuda/, compiled only when nvcc is found at build time). Every backend is
  * tested against the CPU result (tests/test_cuda.c). */
-#ifndef ESM_TRAIN_POPEVAL_H
-#define ESM_TRAIN_POPEVAL_H
+#ifndef ESM_POPEVAL_POPEVAL_H
+#define ESM_POPEVAL_POPEVAL_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -9,7 +9,7 @@
 #include "esmeta/es.h"
 #include "esmeta/protonet.h"
 #include "core/simd.h"
-#include "train/popeval.h"
+#include "popeval/popeval.h"
 
 /* What one thread needs to score a member. */
 typedef struct {
