@@ -66,7 +66,9 @@ static int bench_eval(const esm_dataset *ds, const esm_split *sp, const char *de
             esm_episode_sample(&ep, ds, sp, 1, (uint64_t)(g + 1));
         else
             synthetic_episode(&ep, (uint32_t)(g + 1));
-        esm_popeval_job job = {&ep, 1, mean, scale, 42, (uint32_t)(g + 1), 1, 0, pop};
+        esm_popeval_job job = {.eps = &ep, .n_eps = 1, .begin = 0, .count = pop,
+                               .pop = {.mean = mean, .scale = scale, .dim = net.n_params, .popsize = pop, .seed = 42,
+                                       .gen = (uint32_t)(g + 1), .antithetic = 1}};
         double t0 = now_s();
         ok = esm_popeval_evaluate(&pe, &job, res, res + pop, res + 2 * pop, &err) == ESM_OK;
         if (g >= 0)

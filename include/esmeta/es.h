@@ -109,6 +109,24 @@ const esm_es_config *esm_es_get_config(const esm_es *es);
  * (snes, sep-cma) keep the value and ignore it. lr must be positive and finite. */
 esm_status esm_es_set_lr(esm_es *es, float lr, esm_err *err);
 
+/* Everything needed to rebuild any member of one generation without the ES object, for
+ * population evaluators (a thread pool, a GPU, another process): member i's coordinate j is
+ * mean[j] + scale[j] * z[j], z = esm_es_noise_range(seed, gen, i, antithetic, ...). */
+typedef struct {
+    const float *mean;  /* [dim] the centre */
+    const float *scale; /* [dim] per-coordinate search std-dev */
+    size_t dim;
+    int popsize;
+    uint64_t seed;
+    uint32_t gen;
+    int antithetic;     /* members 2k and 2k+1 share pair k's noise with opposite signs */
+} esm_es_population;
+/* The current generation's description; scale_buf (dim floats) receives the scales and must
+ * live as long as the description is used, as must es (mean points into it). */
+void esm_es_population_get(const esm_es *es, float *scale_buf, esm_es_population *pop);
+/* Coordinates [begin, begin + n) of member i of pop into out (the one place members are built). */
+void esm_es_population_member(const esm_es_population *pop, int i, size_t begin, size_t n, float *out);
+
 /* Candidate parameters of member i (0 <= i < popsize) of the current generation. */
 void esm_es_member(const esm_es *es, int i, float *theta_out);
 /* The coordinates [begin, begin + n) of that candidate, for chunked or sharded use. */

@@ -1,5 +1,6 @@
 /* The strategy-independent half of esm_es: configuration, members, the tell() frame
  * (ranking, non-finite handling, report) and checkpoint framing. */
+#include "es/member.h"
 #include "es/strategy.h"
 
 #include <assert.h>
@@ -129,8 +130,23 @@ void esm_es_member_range(const esm_es *es, int i, size_t begin, size_t n, float 
     esm_es_noise_range(es->cfg.seed, es->gen, i, es->cfg.antithetic, begin, n, out);
     for (size_t j = 0; j < n; j++) {
         float s = diag ? scalar * diag[begin + j] : scalar;
-        out[j] = es->mean[begin + j] + s * out[j];
+        out[j] = esm_member_coord(es->mean[begin + j], s, out[j]);
     }
+}
+
+void esm_es_population_get(const esm_es *es, float *scale_buf, esm_es_population *pop)
+{
+    esm_es_scale_range(es, 0, es->cfg.dim, scale_buf);
+    *pop = (esm_es_population){.mean = es->mean, .scale = scale_buf, .dim = es->cfg.dim, .popsize = es->cfg.popsize,
+                               .seed = es->cfg.seed, .gen = es->gen, .antithetic = es->cfg.antithetic};
+}
+
+void esm_es_population_member(const esm_es_population *pop, int i, size_t begin, size_t n, float *out)
+{
+    assert(i >= 0 && i < pop->popsize && begin + n <= pop->dim);
+    esm_es_noise_range(pop->seed, pop->gen, i, pop->antithetic, begin, n, out);
+    for (size_t j = 0; j < n; j++)
+        out[j] = esm_member_coord(pop->mean[begin + j], pop->scale[begin + j], out[j]);
 }
 
 void esm_es_member(const esm_es *es, int i, float *theta_out)

@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "es/member.h"
 #include "popeval/popeval.h"
 
 #define THREADS 256
@@ -173,7 +174,7 @@ __global__ static void member_kernel(const float *__restrict__ mean, const float
             size_t j = blk * 4 + q;
             if (j < n) {
                 float z = neg ? -g[q] : g[q];
-                out[j] = __fadd_rn(mean[j], __fmul_rn(scale[j], z));
+                out[j] = esm_member_coord(mean[j], scale[j], z);
             }
         }
     }
@@ -598,12 +599,12 @@ static esm_status cuda_evaluate(void *impl, const esm_popeval_job *job, float *l
     esm_status st = upload_episodes(c, job, err);
     if (st != ESM_OK)
         return st;
-    CK(cudaMemcpyAsync(c->mean, job->mean, net->n_params * sizeof(float), cudaMemcpyHostToDevice, c->stream));
+    CK(cudaMemcpyAsync(c->mean, job->pop.mean, net->n_params * sizeof(float), cudaMemcpyHostToDevice, c->stream));
     /* A scalar sigma gives the same scales every generation: compare on the host (cheap) rather
      * than send n_params floats across PCIe each time. */
     size_t sbytes = net->n_params * sizeof(float);
-    if (!c->scale_valid || memcmp(c->h_scale, job->scale, sbytes)) {
-        memcpy(c->h_scale, job->scale, sbytes);
+    if (!c->scale_valid || memcmp(c->h_scale, job->pop.scale, sbytes)) {
+        memcpy(c->h_scale, job->pop.scale, sbytes);
         c->scale_valid = 0; /* until the copy is known to have been queued */
         CK(cudaMemcpyAsync(c->scale, c->h_scale, sbytes, cudaMemcpyHostToDevice, c->stream));
         c->scale_valid = 1;
@@ -613,8 +614,8 @@ static esm_status cuda_evaluate(void *impl, const esm_popeval_job *job, float *l
     for (int b0 = 0; b0 < job->count; b0 += c->batch) {
         int nb = job->count - b0 < c->batch ? job->count - b0 : c->batch;
         member_kernel<<<grid_for((net->n_params + 3) / 4 * (size_t)nb), THREADS, 0, c->stream>>>(
-            c->mean, c->scale, c->theta, net->n_params, nb, job->begin + b0, job->antithetic, (uint32_t)job->seed,
-            (uint32_t)(job->seed >> 32), job->gen);
+            c->mean, c->scale, c->theta, net->n_params, nb, job->begin + b0, job->pop.antithetic, (uint32_t)job->pop.seed,
+            (uint32_t)(job->pop.seed >> 32), job->pop.gen);
         CKL("member");
         for (int j = 0; j < job->n_eps; j++) {
             st = forward_episode(c, nb, j, err);

@@ -1,13 +1,13 @@
 /* Population evaluation backends: score every ES member of a generation on that generation's
- * episodes. The ES trainer hands a backend the centre, the per-parameter scale and the noise key
- * (seed, generation, antithetic); the backend rebuilds the members itself (member i = mean +
- * scale * noise(seed, gen, i), see esm_es_noise_range) wherever it computes, so only P fitness
- * values cross back, never P parameter vectors.
+ * episodes. The ES trainer hands a backend the generation's population description
+ * (esm_es_population: centre, per-parameter scale, noise key); the backend rebuilds the members
+ * itself wherever it computes (through es/member.h, the one definition of a member), so only P
+ * fitness values cross back, never P parameter vectors.
  *
- * Like ggml's backends, each implementation sits in its own folder behind this struct of
- * function pointers: the CPU one (src/train/popeval_cpu.c, what the trainer always did) and the
- * CUDA one (src/cuda/, compiled only when nvcc is found at build time). Every backend is
- * tested against the CPU result (tests/test_cuda.c). */
+ * Like ggml's backends, each implementation is one file of this folder behind this struct of
+ * function pointers: cpu.c (one member per thread) and cuda.cu (member batches on the GPU,
+ * compiled only when nvcc is found at build time); popeval.c picks one by device name. Every
+ * backend is tested against the CPU result (tests/test_cuda.c). */
 #ifndef ESM_POPEVAL_POPEVAL_H
 #define ESM_POPEVAL_POPEVAL_H
 
@@ -16,6 +16,7 @@
 
 #include "esmeta/core.h"
 #include "esmeta/data.h"
+#include "esmeta/es.h"
 #include "esmeta/model.h"
 #include "esmeta/protonet.h"
 
@@ -37,11 +38,7 @@ typedef struct {
 typedef struct {
     const esm_episode *eps; /* [n_eps], all of the backend's shape */
     int n_eps;
-    const float *mean;      /* (n_params) the ES centre */
-    const float *scale;     /* (n_params) per-parameter search std-dev (esm_es_scale_range) */
-    uint64_t seed;          /* the ES noise key (esm_es_seed) */
-    uint32_t gen;           /* the generation being scored (esm_es_generation) */
-    int antithetic;         /* members 2k and 2k+1 share pair k's noise with opposite signs */
+    esm_es_population pop;  /* the generation's members (esm_es_population_get); pop.dim = n_params */
     int begin, count;
 } esm_popeval_job;
 

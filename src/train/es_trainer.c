@@ -206,18 +206,8 @@ static esm_status evaluate_members(esm_trainer *t, es_state *s, int lo, int hi, 
 {
     if (hi <= lo)
         return ESM_OK;
-    esm_es_scale_range(s->es, 0, t->net.n_params, s->scale);
-    esm_popeval_job job = {
-        .eps = s->eps,
-        .n_eps = t->cfg.episodes_per_gen,
-        .mean = esm_es_mean(s->es),
-        .scale = s->scale,
-        .seed = esm_es_seed(s->es),
-        .gen = esm_es_generation(s->es),
-        .antithetic = esm_es_get_config(s->es)->antithetic,
-        .begin = lo,
-        .count = hi - lo,
-    };
+    esm_popeval_job job = {.eps = s->eps, .n_eps = t->cfg.episodes_per_gen, .begin = lo, .count = hi - lo};
+    esm_es_population_get(s->es, s->scale, &job.pop);
     return esm_popeval_evaluate(&s->pe, &job, s->loss + lo, s->acc + lo, s->fitness + lo, err);
 }
 
