@@ -238,21 +238,21 @@ esm_status esm_es_save(const esm_es *es, void *buf, size_t cap, esm_err *err)
     size_t need = esm_es_state_size(es);
     if (cap < need)
         return esm_fail(err, ESM_EINVAL, "state buffer of %zu bytes is too small: esm_es_state_size says %zu", cap, need);
-    esm_wbuf w = {buf, 0, need};
+    esm_writer w = {.buf = buf, .cap = need};
     char name[NAME_BYTES] = {0};
     strncpy(name, es->vt->name, NAME_BYTES - 1);
-    esm_put_u32(&w, STATE_MAGIC);
-    esm_put_u32(&w, STATE_VERSION);
-    esm_put(&w, name, NAME_BYTES);
-    esm_put_u64(&w, es->cfg.dim);
-    esm_put_u32(&w, (uint32_t)es->cfg.popsize);
-    esm_put_u32(&w, (uint32_t)es->cfg.antithetic);
-    esm_put_u64(&w, es->cfg.seed);
-    esm_put_u32(&w, es->gen);
-    esm_put_u64(&w, es->vt->state_size(es));
-    esm_put_floats(&w, es->mean, es->cfg.dim);
+    esm_write_u32(&w, STATE_MAGIC);
+    esm_write_u32(&w, STATE_VERSION);
+    esm_write_bytes(&w, name, NAME_BYTES);
+    esm_write_u64(&w, es->cfg.dim);
+    esm_write_u32(&w, (uint32_t)es->cfg.popsize);
+    esm_write_u32(&w, (uint32_t)es->cfg.antithetic);
+    esm_write_u64(&w, es->cfg.seed);
+    esm_write_u32(&w, es->gen);
+    esm_write_u64(&w, es->vt->state_size(es));
+    esm_write_floats(&w, es->mean, es->cfg.dim);
     es->vt->save(es, &w);
-    esm_put_u32(&w, esm_crc32(0, buf, w.len));
+    esm_write_u32(&w, esm_crc32(0, buf, w.len));
     assert(w.len == need);
     return ESM_OK;
 }
@@ -262,14 +262,14 @@ esm_status esm_es_load(esm_es *es, const void *buf, size_t len, esm_err *err)
 {
     if (len < HEADER_BYTES + 4)
         return esm_fail(err, ESM_EFORMAT, "ES state of %zu bytes is truncated: a header alone is %d", len, HEADER_BYTES + 4);
-    esm_rbuf r = {buf, 0, len};
+    esm_reader r = {.buf = buf, .len = len, .ok = 1};
     char name[NAME_BYTES];
     uint32_t magic = esm_get_u32(&r), version = esm_get_u32(&r);
     if (magic != STATE_MAGIC)
         return esm_fail(err, ESM_EFORMAT, "not an ES state (bad magic %08x): pass a buffer written by esm_es_save", magic);
     if (version != STATE_VERSION)
         return esm_fail(err, ESM_EVERSION, "ES state version %u: this build reads version %u", version, STATE_VERSION);
-    esm_get(&r, name, NAME_BYTES);
+    esm_get_bytes(&r, name, NAME_BYTES);
     name[NAME_BYTES - 1] = 0;
     uint64_t dim = esm_get_u64(&r);
     uint32_t pop = esm_get_u32(&r), anti = esm_get_u32(&r);

@@ -96,13 +96,13 @@ static size_t oes_state_size(const esm_es *es)
     return esm_optim_state_size(&es->cfg.optim, es->cfg.dim);
 }
 
-static void oes_save(const esm_es *es, esm_wbuf *w)
+static void oes_save(const esm_es *es, esm_writer *w)
 {
     const oes_state *st = es->st;
     esm_optim_save(&st->opt, &es->cfg.optim, es->cfg.dim, w);
 }
 
-static void oes_load(esm_es *es, esm_rbuf *r)
+static void oes_load(esm_es *es, esm_reader *r)
 {
     oes_state *st = es->st;
     esm_optim_load(&st->opt, &es->cfg.optim, es->cfg.dim, r);

@@ -141,14 +141,14 @@ static size_t pgpe_state_size(const esm_es *es)
     return es->cfg.dim * sizeof(float) + esm_optim_state_size(&es->cfg.optim, es->cfg.dim);
 }
 
-static void pgpe_save(const esm_es *es, esm_wbuf *w)
+static void pgpe_save(const esm_es *es, esm_writer *w)
 {
     const pgpe_state *st = es->st;
-    esm_put_floats(w, st->sigma, es->cfg.dim);
+    esm_write_floats(w, st->sigma, es->cfg.dim);
     esm_optim_save(&st->opt, &es->cfg.optim, es->cfg.dim, w);
 }
 
-static void pgpe_load(esm_es *es, esm_rbuf *r)
+static void pgpe_load(esm_es *es, esm_reader *r)
 {
     pgpe_state *st = es->st;
     esm_get_floats(r, st->sigma, es->cfg.dim);

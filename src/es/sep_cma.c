@@ -179,19 +179,19 @@ static size_t sep_state_size(const esm_es *es)
     return sizeof(double) + 3 * es->cfg.dim * sizeof(float);
 }
 
-static void sep_save(const esm_es *es, esm_wbuf *w)
+static void sep_save(const esm_es *es, esm_writer *w)
 {
     const sep_state *st = es->st;
-    esm_put(w, &st->sigma, sizeof st->sigma);
-    esm_put_floats(w, st->c, es->cfg.dim);
-    esm_put_floats(w, st->ps, es->cfg.dim);
-    esm_put_floats(w, st->pc, es->cfg.dim);
+    esm_write_bytes(w, &st->sigma, sizeof st->sigma);
+    esm_write_floats(w, st->c, es->cfg.dim);
+    esm_write_floats(w, st->ps, es->cfg.dim);
+    esm_write_floats(w, st->pc, es->cfg.dim);
 }
 
-static void sep_load(esm_es *es, esm_rbuf *r)
+static void sep_load(esm_es *es, esm_reader *r)
 {
     sep_state *st = es->st;
-    esm_get(r, &st->sigma, sizeof st->sigma);
+    esm_get_bytes(r, &st->sigma, sizeof st->sigma);
     esm_get_floats(r, st->c, es->cfg.dim);
     esm_get_floats(r, st->ps, es->cfg.dim);
     esm_get_floats(r, st->pc, es->cfg.dim);

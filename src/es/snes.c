@@ -114,13 +114,13 @@ static size_t snes_state_size(const esm_es *es)
     return es->cfg.dim * sizeof(float);
 }
 
-static void snes_save(const esm_es *es, esm_wbuf *w)
+static void snes_save(const esm_es *es, esm_writer *w)
 {
     const snes_state *st = es->st;
-    esm_put_floats(w, st->sigma, es->cfg.dim);
+    esm_write_floats(w, st->sigma, es->cfg.dim);
 }
 
-static void snes_load(esm_es *es, esm_rbuf *r)
+static void snes_load(esm_es *es, esm_reader *r)
 {
     snes_state *st = es->st;
     esm_get_floats(r, st->sigma, es->cfg.dim);

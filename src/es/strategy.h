@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/bytes.h"
 #include "esmeta/es.h"
 
 /* Coordinates are processed in chunks of this many, whatever the thread count: the chunk
@@ -13,8 +14,6 @@
  * bit-identical across thread counts. */
 #define ESM_ES_CHUNK 1024
 
-typedef struct esm_wbuf esm_wbuf;
-typedef struct esm_rbuf esm_rbuf;
 
 /* The part of the update this process does (shard.c): the noise sums of its coordinates
  * [b, e). Alone it owns everything and the gathers do nothing, so one process runs exactly the
@@ -48,8 +47,8 @@ typedef struct esm_es_strategy {
     esm_status (*tell)(esm_es *es, const esm_es_ranking *rk, const esm_es_shard *sh, esm_es_report *rep,
                        esm_err *err);
     size_t (*state_size)(const esm_es *es);                     /* payload bytes */
-    void (*save)(const esm_es *es, esm_wbuf *w);
-    void (*load)(esm_es *es, esm_rbuf *r);                      /* size already checked */
+    void (*save)(const esm_es *es, esm_writer *w);
+    void (*load)(esm_es *es, esm_reader *r);                      /* size already checked */
     void (*destroy)(esm_es *es);
 } esm_es_strategy;
 
@@ -110,31 +109,12 @@ esm_status esm_optim_validate(const esm_optim_config *oc, esm_err *err);
 esm_status esm_optim_alloc(esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_err *err);
 void esm_optim_release(esm_optim_state *os);
 size_t esm_optim_state_size(const esm_optim_config *oc, size_t dim);
-void esm_optim_save(const esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_wbuf *w);
-void esm_optim_load(esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_rbuf *r);
+void esm_optim_save(const esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_writer *w);
+void esm_optim_load(esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_reader *r);
 /* Ascends along g (adding the weight decay), updating theta; g is used as scratch.
  * partial has esm_es_nchunks(dim) entries. Returns the norm of the change of theta. */
 double esm_optim_step(const esm_optim_config *oc, esm_optim_state *os, float *theta, float *g,
                       size_t dim, double *partial);
 
-/* ---- checkpoint byte buffers (serial.c) ---- */
-struct esm_wbuf {
-    uint8_t *p;
-    size_t len, cap;
-};
-struct esm_rbuf {
-    const uint8_t *p;
-    size_t pos, len;
-};
-void esm_put(esm_wbuf *w, const void *src, size_t n);
-void esm_put_u32(esm_wbuf *w, uint32_t x);
-void esm_put_u64(esm_wbuf *w, uint64_t x);
-void esm_put_f32(esm_wbuf *w, float x);
-void esm_put_floats(esm_wbuf *w, const float *x, size_t n);
-void esm_get(esm_rbuf *r, void *dst, size_t n);
-uint32_t esm_get_u32(esm_rbuf *r);
-uint64_t esm_get_u64(esm_rbuf *r);
-float esm_get_f32(esm_rbuf *r);
-void esm_get_floats(esm_rbuf *r, float *x, size_t n);
-
+/* Checkpoint bytes: core/bytes.h's writer and reader, the one little-endian encoder. */
 #endif
