@@ -59,7 +59,7 @@ static int bench_eval(const esm_dataset *ds, const esm_split *sp, const char *de
         esm_net_init_params(&net, 1, mean, NULL);
         for (size_t j = 0; j < net.n_params; j++)
             scale[j] = 0.02f;
-        ok = esm_popeval_open(device, &net, shape, pop, 0, &pe, &err) == ESM_OK;
+        ok = esm_popeval_open(device, &net, shape, pop, 0, 0, &pe, &err) == ESM_OK;
     }
     for (int g = -1; ok && g < gens; g++) { /* g = -1: warm-up (cuBLAS heuristics, first touches) */
         if (ds)

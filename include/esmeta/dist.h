@@ -31,6 +31,8 @@ esm_status esm_dist_serial(esm_dist **out, esm_err *err);
 void esm_dist_free(esm_dist *d);
 
 int esm_dist_rank(const esm_dist *d);
+/* This rank's index among the job's ranks on its own machine (0 serial): which GPU it takes. */
+int esm_dist_local_rank(const esm_dist *d);
 int esm_dist_size(const esm_dist *d);
 int esm_dist_is_mpi(const esm_dist *d);
 

@@ -50,6 +50,7 @@ void esm_dist_free(esm_dist *d)
 }
 
 int esm_dist_rank(const esm_dist *d) { return d ? d->rank : 0; }
+int esm_dist_local_rank(const esm_dist *d) { return d ? d->local_rank : 0; }
 int esm_dist_size(const esm_dist *d) { return d ? d->size : 1; }
 int esm_dist_is_mpi(const esm_dist *d) { return d ? d->mpi : 0; }
 uint64_t esm_dist_bytes_sent(const esm_dist *d) { return d ? d->sent : 0; }

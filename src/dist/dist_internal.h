@@ -7,6 +7,7 @@
 
 struct esm_dist {
     int rank, size;
+    int local_rank;   /* among the ranks sharing this machine */
     int mpi;          /* 1: MPI was initialised by this handle and is finalised by its free */
     uint64_t sent;    /* see esm_dist_bytes_sent */
     double comm_s;    /* see esm_dist_comm_seconds */

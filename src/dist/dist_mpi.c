@@ -53,6 +53,11 @@ esm_status esm_mpi_init(esm_dist *d, esm_err *err)
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &d->size);
+    MPI_Comm node;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_rank(node, &d->local_rank);
+        MPI_Comm_free(&node);
+    }
     d->displs = malloc((size_t)d->size * sizeof *d->displs);
     if (!d->displs) {
         MPI_Finalize();

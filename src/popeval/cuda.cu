@@ -378,6 +378,7 @@ typedef struct {
     int *h_labels;
     double *h_ls, *h_as;
     int h_cap;
+    int device; /* the GPU this evaluator lives on (opts->device_index modulo the device count) */
 } cuda_eval;
 
 static void cuda_free_impl(void *impl)
@@ -385,6 +386,7 @@ static void cuda_free_impl(void *impl)
     cuda_eval *c = (cuda_eval *)impl;
     if (!c)
         return;
+    cudaSetDevice(c->device);
     void *dev[] = {c->blas_ws, c->mean, c->scale, c->theta, c->col0, c->col, c->z, c->act, c->bn_scale, c->bn_shift,
                    c->proto, c->loss, c->acc, c->qloss, c->qhit, c->x, c->labels};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
@@ -426,7 +428,9 @@ static esm_status cuda_setup(cuda_eval *c, const esm_net *net, esm_episode_shape
         if ((size_t)k->cout * c->nimg * k->ho * k->wo > c->act_floats)
             c->act_floats = (size_t)k->cout * c->nimg * k->ho * k->wo;
     }
-    CK(cudaSetDevice(0));
+    int n_dev = esm_cuda_device_count(NULL, 0);
+    c->device = n_dev > 0 && opts ? opts->device_index % n_dev : 0;
+    CK(cudaSetDevice(c->device));
     size_t free_b = 0, total_b = 0;
     CK(cudaMemGetInfo(&free_b, &total_b));
     const esm_block *k0 = &net->block[0];
@@ -584,6 +588,7 @@ static esm_status cuda_evaluate(void *impl, const esm_popeval_job *job, float *l
     const esm_net *net = &c->net;
     if (job->count < 1)
         return ESM_OK;
+    CK(cudaSetDevice(c->device)); /* the calling thread may have used another GPU since */
     for (int j = 0; j < job->n_eps; j++)
         if (job->eps[j].shape.way != c->shape.way || job->eps[j].shape.shot != c->shape.shot ||
             job->eps[j].shape.query != c->shape.query)

@@ -29,6 +29,8 @@ typedef struct {
     size_t mem_budget; /* cuda: bytes of device scratch for member batches; 0 = 3/4 of free memory */
     int stream_chunk;  /* cpu: score each episode streamed, this many images at a time
                         * (esm_protonet_loss_stream); 0 = the whole episode in one forward */
+    int device_index;  /* cuda: the GPU, modulo the device count (each rank passes its local rank, so
+                        * the ranks of one machine spread over its GPUs) */
 } esm_popeval_opts;
 
 /* One generation's work. Members [begin, begin + count) are scored with batch-statistics batch
@@ -78,11 +80,11 @@ int esm_popeval_device_known(const char *name);
 int esm_popeval_cuda_devices(void);
 
 /* Opens the backend for `device` ("" means "cpu"), streaming episodes stream_chunk images at a
- * time when stream_chunk > 0 (the CPU backend only). Fails with a one-line message naming --device
+ * time when stream_chunk > 0 (the CPU backend only), on GPU device_index modulo the GPU count. Fails with a one-line message naming --device
  * when the name is unknown (ESM_EINVAL), the build has no CUDA (ESM_EUNSUPPORTED), no CUDA device
  * is usable (ESM_EUNSUPPORTED) or streaming is asked of a CUDA device (ESM_EUNSUPPORTED). */
 esm_status esm_popeval_open(const char *device, const esm_net *net, esm_episode_shape shape, int max_members,
-                            int stream_chunk, esm_popeval *out, esm_err *err);
+                            int stream_chunk, int device_index, esm_popeval *out, esm_err *err);
 esm_status esm_popeval_evaluate(esm_popeval *pe, const esm_popeval_job *job, float *loss, float *acc, float *fitness,
                                 esm_err *err);
 void esm_popeval_close(esm_popeval *pe);

@@ -177,7 +177,7 @@ static esm_status alloc_buffers(esm_trainer *t, es_state *s, esm_err *err)
     else if (st == ESM_OK)
         st = esm_protonet_ws_create(&t->net, sh.way, sh.shot, sh.way * sh.query, 0, &s->centre_ws, err);
     if (st == ESM_OK)
-        st = esm_popeval_open(c->device, &t->net, sh, c->pop, c->stream_chunk, &s->pe, err);
+        st = esm_popeval_open(c->device, &t->net, sh, c->pop, c->stream_chunk, 0, &s->pe, err);
     return st;
 }
 
@@ -376,6 +376,19 @@ static esm_status es_restore(esm_trainer *t, const esm_ckpt *c, esm_err *err)
     return st;
 }
 
+/* With MPI and several GPUs, each rank moves to the GPU of its local rank (modulo the count) rather
+ * than all crowding device 0. */
+static esm_status es_dist_changed(esm_trainer *t, esm_err *err)
+{
+    es_state *s = t->impl;
+    int n = esm_popeval_cuda_devices();
+    if (strncmp(t->cfg.device, "cuda", 4) || n < 2 || esm_dist_local_rank(t->dist) % n == 0)
+        return ESM_OK;
+    esm_popeval_close(&s->pe);
+    return esm_popeval_open(t->cfg.device, &t->net, t->cfg.shape, t->cfg.pop, t->cfg.stream_chunk,
+                            esm_dist_local_rank(t->dist), &s->pe, err);
+}
+
 static void es_free(esm_trainer *t)
 {
     es_state *s = t->impl;
@@ -398,4 +411,5 @@ const esm_trainer_ops esm_es_trainer_ops = {
     .sections = es_sections,
     .restore = es_restore,
     .free = es_free,
+    .dist_changed = es_dist_changed,
 };

@@ -325,6 +325,11 @@ esm_status esm_trainer_set_dist(esm_trainer *t, esm_dist *d, esm_err *err)
 {
     t->dist = d;
     decide_shard(t);
+    if (t->ops->dist_changed) {
+        esm_status st = t->ops->dist_changed(t, err);
+        if (st != ESM_OK)
+            return st;
+    }
     if (esm_dist_size(d) > 1) {
         esm_status st = check_same_config(t, err);
         if (st != ESM_OK)

@@ -17,6 +17,8 @@ typedef struct {
     /* Restores its state from a checkpoint after init. */
     esm_status (*restore)(esm_trainer *t, const esm_ckpt *c, esm_err *err);
     void (*free)(esm_trainer *t);
+    /* Optional: the trainer's ranks changed (t->dist is set); per-rank resources may move. */
+    esm_status (*dist_changed)(esm_trainer *t, esm_err *err);
 } esm_trainer_ops;
 
 struct esm_trainer {
