@@ -71,7 +71,7 @@ CPPFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -DESM_VERSION='"$(VERSION)
             -DESM_HAVE_MPI=$(HAVE_MPI) -DESM_HAVE_CUDA=$(HAVE_CUDA) -DESM_BLAS_VENDOR='"$(BLAS_NAME)"'
 CFLAGS   := -std=c11 -g $(OPT) -march=x86-64-v2 -ffp-contract=off -fopenmp -Wall -Wextra -Werror $(PKG_CFLAGS)
 LDLIBS   := $(PKG_LIBS) $(MPI_LIBS) $(CUDA_LIBS) -fopenmp -lm
-# Device code never uses fast math: the Philox noise must match the host's bits (see src/cuda/).
+# Device code never uses fast math: the Philox noise must match the host's bits (see src/popeval/cuda.cu).
 # Host code of the .cu files gets gcc's warnings as errors like the C files. nvcc does not take
 # -fsanitize, so in the sanitizer build the .cu host code is the one part not instrumented.
 NVCCFLAGS := -std=c++17 -O2 -g $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings

@@ -68,26 +68,34 @@ static esm_status oes_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_sh
     int p = rk->popsize;
     float *w = malloc((size_t)p * sizeof *w);
     float *g = malloc(dim * sizeof *g);
-    double *partial = malloc(nch * sizeof *partial), *s1 = malloc(dim * sizeof *s1);
-    if (!w || !g || !partial || !s1) {
-        free(w), free(g), free(partial), free(s1);
+    double *partial = malloc(nch * sizeof *partial);
+    if (!w || !g || !partial) {
+        free(w), free(g), free(partial);
         return esm_fail(err, ESM_ENOMEM, "openai-es tell workspace for dim %zu: out of memory", dim);
     }
     esm_es_centered_ranks(rk, w);
-    esm_status s = esm_es_sums(es, sh, w, NULL, s1, NULL, err);
+    esm_es_sums S;
+    esm_status s = esm_es_sums_open(&S, es, sh, w, NULL, err);
     if (s != ESM_OK) {
-        free(w), free(g), free(partial), free(s1);
+        free(w), free(g), free(partial);
         return s;
     }
     double k = 1.0 / ((double)p * es->cfg.sigma0);
 #pragma omp parallel for schedule(static)
-    for (long j = 0; j < (long)dim; j++)
-        g[j] = (float)(k * s1[j]);
+    for (long c = 0; c < (long)nch; c++) {
+        size_t b = (size_t)c * ESM_ES_CHUNK, n = dim - b < ESM_ES_CHUNK ? dim - b : ESM_ES_CHUNK;
+        double buf[ESM_ES_CHUNK];
+        const double *s1, *s2;
+        esm_es_sums_get(&S, b, n, buf, NULL, &s1, &s2);
+        for (size_t j = 0; j < n; j++)
+            g[b + j] = (float)(k * s1[j]);
+    }
+    esm_es_sums_close(&S);
     esm_optim_config oc = es->cfg.optim;
     oc.weight_decay = (float)(oc.weight_decay / es->cfg.sigma0);
     rep->update_norm = esm_optim_step(&oc, &st->opt, es->mean, g, dim, partial);
     rep->sigma_mean = es->cfg.sigma0;
-    free(w), free(g), free(partial), free(s1);
+    free(w), free(g), free(partial);
     return ESM_OK;
 }
 

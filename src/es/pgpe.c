@@ -92,9 +92,9 @@ static esm_status pgpe_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_s
     float *u = malloc(2 * (size_t)p * sizeof *u);
     float *g = malloc(dim * sizeof *g);
     float *new_sigma = malloc(dim * sizeof *new_sigma);
-    double *partial = malloc(nch * sizeof *partial), *sums = malloc(2 * dim * sizeof *sums);
-    if (!u || !g || !new_sigma || !partial || !sums) {
-        free(u), free(g), free(new_sigma), free(partial), free(sums);
+    double *partial = malloc(nch * sizeof *partial);
+    if (!u || !g || !new_sigma || !partial) {
+        free(u), free(g), free(new_sigma), free(partial);
         return esm_fail(err, ESM_ENOMEM, "pgpe tell workspace for dim %zu: out of memory", dim);
     }
     float *uc = u + p; /* centred utilities */
@@ -110,15 +110,18 @@ static esm_status pgpe_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_s
         uc[i] = (float)(u[i] - umean);
         csum += uc[i];
     }
-    esm_status s = esm_es_sums(es, sh, u, uc, sums, sums + dim, err);
+    esm_es_sums S;
+    esm_status s = esm_es_sums_open(&S, es, sh, u, uc, err);
     if (s != ESM_OK) {
-        free(u), free(g), free(new_sigma), free(partial), free(sums);
+        free(u), free(g), free(new_sigma), free(partial);
         return s;
     }
 #pragma omp parallel for schedule(static)
     for (long ch = 0; ch < (long)nch; ch++) {
         size_t b = (size_t)ch * ESM_ES_CHUNK, n = dim - b < ESM_ES_CHUNK ? dim - b : ESM_ES_CHUNK;
-        const double *s1 = sums + b, *s2 = sums + dim + b;
+        double buf1[ESM_ES_CHUNK], buf2[ESM_ES_CHUNK];
+        const double *s1, *s2;
+        esm_es_sums_get(&S, b, n, buf1, buf2, &s1, &s2);
         for (size_t j = 0; j < n; j++) {
             double sg = st->sigma[b + j];
             g[b + j] = (float)(sg / p * s1[j]);
@@ -132,7 +135,8 @@ static esm_status pgpe_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_s
     for (size_t j = 0; j < dim; j++)
         ssum += st->sigma[j] = new_sigma[j];
     rep->sigma_mean = ssum / dim;
-    free(u), free(g), free(new_sigma), free(partial), free(sums);
+    esm_es_sums_close(&S);
+    free(u), free(g), free(new_sigma), free(partial);
     return ESM_OK;
 }
 

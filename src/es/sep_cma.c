@@ -94,11 +94,12 @@ static void sep_scale(const esm_es *es, const float **diag, float *scalar)
 }
 
 /* Mean and sigma path for one chunk; returns |ps|^2 over the chunk. */
-static double chunk_mean_ps(esm_es *es, sep_state *st, const double *sums, size_t b, size_t n, float *zw,
+static double chunk_mean_ps(esm_es *es, sep_state *st, const esm_es_sums *S, size_t b, size_t n, float *zw,
                             float *zz, double *dsq)
 {
-    const double *s1 = sums + b, *s2 = sums + es->cfg.dim + b;
-    double psq = 0, msq = 0;
+    double buf1[ESM_ES_CHUNK], buf2[ESM_ES_CHUNK], psq = 0, msq = 0;
+    const double *s1, *s2;
+    esm_es_sums_get(S, b, n, buf1, buf2, &s1, &s2);
     double k = sqrt(st->cs * (2 - st->cs) * st->mueff), step = es->cfg.mean_lr * st->sigma;
     for (size_t j = 0; j < n; j++) {
         size_t q = b + j;
@@ -140,24 +141,25 @@ static esm_status sep_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_sh
     int p = rk->popsize;
     float *w = malloc((size_t)p * sizeof *w);
     float *zw = malloc(2 * dim * sizeof *zw);
-    double *part = malloc(2 * nch * sizeof *part), *sums = malloc(2 * dim * sizeof *sums);
-    if (!w || !zw || !part || !sums) {
-        free(w), free(zw), free(part), free(sums);
+    double *part = malloc(2 * nch * sizeof *part);
+    if (!w || !zw || !part) {
+        free(w), free(zw), free(part);
         return esm_fail(err, ESM_ENOMEM, "sep-cma tell workspace for dim %zu: out of memory", dim);
     }
     float *zz = zw + dim;
     double *mpart = part + nch;
     for (int i = 0; i < p; i++)
         w[i] = st->w_rank[rk->rank[i]];
-    esm_status s = esm_es_sums(es, sh, w, w, sums, sums + dim, err);
+    esm_es_sums S;
+    esm_status s = esm_es_sums_open(&S, es, sh, w, w, err);
     if (s != ESM_OK) {
-        free(w), free(zw), free(part), free(sums);
+        free(w), free(zw), free(part);
         return s;
     }
 #pragma omp parallel for schedule(static)
     for (long ch = 0; ch < (long)nch; ch++) {
         size_t b = (size_t)ch * ESM_ES_CHUNK, n = dim - b < ESM_ES_CHUNK ? dim - b : ESM_ES_CHUNK;
-        part[ch] = chunk_mean_ps(es, st, sums, b, n, zw, zz, &mpart[ch]);
+        part[ch] = chunk_mean_ps(es, st, &S, b, n, zw, zz, &mpart[ch]);
     }
     double psn = sqrt(esm_es_sum_ordered(part, nch));
     rep->update_norm = sqrt(esm_es_sum_ordered(mpart, nch));
@@ -170,7 +172,8 @@ static esm_status sep_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_sh
     }
     st->sigma *= exp(st->cs / st->ds * (psn / st->chin - 1));
     rep->sigma_mean = st->sigma * esm_es_sum_ordered(part, nch) / dim;
-    free(w), free(zw), free(part), free(sums);
+    esm_es_sums_close(&S);
+    free(w), free(zw), free(part);
     return ESM_OK;
 }
 

@@ -46,20 +46,49 @@ void esm_es_shard_close(esm_es_shard *sh)
     sh->counts = NULL;
 }
 
-esm_status esm_es_sums(const esm_es *es, const esm_es_shard *sh, const float *a, const float *b, double *s1,
-                       double *s2, esm_err *err)
+esm_status esm_es_sums_open(esm_es_sums *S, const esm_es *es, const esm_es_shard *sh, const float *a, const float *b,
+                            esm_err *err)
 {
+    *S = (esm_es_sums){.es = es, .a = a, .b = b};
+    if (!sh->comm)
+        return ESM_OK;
+    S->s1 = malloc(sh->dim * sizeof *S->s1);
+    S->s2 = b ? malloc(sh->dim * sizeof *S->s2) : NULL;
+    if (!S->s1 || (b && !S->s2)) {
+        esm_es_sums_close(S);
+        return esm_fail(err, ESM_ENOMEM, "sharded update: noise sums for dim %zu: out of memory", sh->dim);
+    }
     /* Pieces of at most a chunk, the unit of parallel work; where they start changes no bit. */
     long n_pieces = (long)esm_es_nchunks(sh->e - sh->b);
 #pragma omp parallel for schedule(static)
     for (long k = 0; k < n_pieces; k++) {
         size_t lo = sh->b + (size_t)k * ESM_ES_CHUNK, n = sh->e - lo < ESM_ES_CHUNK ? sh->e - lo : ESM_ES_CHUNK;
-        esm_es_accumulate(es, a, b, lo, n, s1 + lo, s2 ? s2 + lo : NULL);
+        esm_es_accumulate(es, a, b, lo, n, S->s1 + lo, b ? S->s2 + lo : NULL);
     }
-    if (!sh->comm)
-        return ESM_OK;
-    esm_status st = sh->comm->allgather(sh->comm->ctx, s1, sizeof *s1, sh->counts, err);
-    if (st == ESM_OK && s2)
-        st = sh->comm->allgather(sh->comm->ctx, s2, sizeof *s2, sh->counts, err);
+    esm_status st = sh->comm->allgather(sh->comm->ctx, S->s1, sizeof *S->s1, sh->counts, err);
+    if (st == ESM_OK && b)
+        st = sh->comm->allgather(sh->comm->ctx, S->s2, sizeof *S->s2, sh->counts, err);
+    if (st != ESM_OK)
+        esm_es_sums_close(S);
     return st;
+}
+
+void esm_es_sums_get(const esm_es_sums *S, size_t begin, size_t n, double *buf1, double *buf2, const double **s1,
+                     const double **s2)
+{
+    if (S->s1) {
+        *s1 = S->s1 + begin;
+        *s2 = S->s2 ? S->s2 + begin : NULL;
+        return;
+    }
+    esm_es_accumulate(S->es, S->a, S->b, begin, n, buf1, S->b ? buf2 : NULL);
+    *s1 = buf1;
+    *s2 = S->b ? buf2 : NULL;
+}
+
+void esm_es_sums_close(esm_es_sums *S)
+{
+    free(S->s1);
+    free(S->s2);
+    S->s1 = S->s2 = NULL;
 }

@@ -72,15 +72,16 @@ static esm_status snes_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_s
     size_t dim = cfg->dim, nch = esm_es_nchunks(dim);
     int p = rk->popsize;
     float *u = malloc((size_t)p * sizeof *u);
-    double *partial = malloc(2 * nch * sizeof *partial), *sums = malloc(2 * dim * sizeof *sums);
-    if (!u || !partial || !sums) {
-        free(u), free(partial), free(sums);
+    double *partial = malloc(2 * nch * sizeof *partial);
+    if (!u || !partial) {
+        free(u), free(partial);
         return esm_fail(err, ESM_ENOMEM, "snes tell workspace: out of memory");
     }
     esm_es_nes_utilities(rk, u);
-    esm_status s = esm_es_sums(es, sh, u, u, sums, sums + dim, err);
+    esm_es_sums S;
+    esm_status s = esm_es_sums_open(&S, es, sh, u, u, err);
     if (s != ESM_OK) {
-        free(u), free(partial), free(sums);
+        free(u), free(partial);
         return s;
     }
     double usum = 0;
@@ -90,8 +91,9 @@ static esm_status snes_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_s
 #pragma omp parallel for schedule(static)
     for (long ch = 0; ch < (long)nch; ch++) {
         size_t b = (size_t)ch * ESM_ES_CHUNK, n = dim - b < ESM_ES_CHUNK ? dim - b : ESM_ES_CHUNK;
-        const double *s1 = sums + b, *s2 = sums + dim + b;
-        double dsq = 0, ssum = 0;
+        double buf1[ESM_ES_CHUNK], buf2[ESM_ES_CHUNK], dsq = 0, ssum = 0;
+        const double *s1, *s2;
+        esm_es_sums_get(&S, b, n, buf1, buf2, &s1, &s2);
         for (size_t j = 0; j < n; j++) {
             float *sg = &st->sigma[b + j];
             float d = (float)(cfg->mean_lr * *sg * s1[j]);
@@ -105,7 +107,8 @@ static esm_status snes_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_s
     }
     rep->update_norm = sqrt(esm_es_sum_ordered(partial, nch));
     rep->sigma_mean = esm_es_sum_ordered(sig_part, nch) / dim;
-    free(u), free(partial), free(sums);
+    esm_es_sums_close(&S);
+    free(u), free(partial);
     return ESM_OK;
 }
 

@@ -75,13 +75,24 @@ double esm_es_sumsq(const float *x, size_t dim, double *partial);
 /* Alone when comm is NULL or of size 1; shards hold at most 2^31 - 1 coordinates each. */
 esm_status esm_es_shard_open(esm_es_shard *sh, size_t dim, const esm_es_comm *comm, esm_err *err);
 void esm_es_shard_close(esm_es_shard *sh);
-/* For every coordinate j of the whole vector, as esm_es_accumulate defines them:
- *   s1[j] = sum_i a[i] * e_i[j],  s2[j] = sum_i b[i] * e_i[j]^2   (s2 may be NULL when b is)
- * Each process computes its shard's, the O(P * dim / processes) part of an update, and gathers
- * the others' (8 bytes a coordinate and array). Each value is a sum over members alone, so it
- * has the same bits wherever the shard boundaries fall. */
-esm_status esm_es_sums(const esm_es *es, const esm_es_shard *sh, const float *a, const float *b, double *s1,
-                       double *s2, esm_err *err);
+/* A tell's weighted noise sums, as esm_es_accumulate defines them, for every coordinate j:
+ *   s1[j] = sum_i a[i] * e_i[j],  s2[j] = sum_i b[i] * e_i[j]^2   (b may be NULL: no s2)
+ * Sharded, each process computes its shard's at open, the O(P * dim / processes) part of an
+ * update, and gathers the others' (8 bytes a coordinate per sum, held for the tell); alone, they
+ * are computed chunk by chunk as the tell asks, in O(chunk) memory. Each value is a sum over
+ * members only, so it has the same bits wherever the shard boundaries fall. */
+typedef struct {
+    const esm_es *es;
+    const float *a, *b;
+    double *s1, *s2; /* [dim] each when sharded (s2 only with b); NULL alone */
+} esm_es_sums;
+esm_status esm_es_sums_open(esm_es_sums *S, const esm_es *es, const esm_es_shard *sh, const float *a, const float *b,
+                            esm_err *err);
+/* The sums of [begin, begin + n), n <= ESM_ES_CHUNK: *s1 and *s2 point into the gathered arrays
+ * or into buf1 and buf2 (ESM_ES_CHUNK doubles each; buf2 may be NULL without b), filled now. */
+void esm_es_sums_get(const esm_es_sums *S, size_t begin, size_t n, double *buf1, double *buf2, const double **s1,
+                     const double **s2);
+void esm_es_sums_close(esm_es_sums *S);
 
 /* ---- noise accumulation (noise.c) ----
  * For coordinates [begin, begin+n), n <= ESM_ES_CHUNK:

@@ -3,7 +3,7 @@
  * One step is one generation g: episodes g*E .. g*E+E-1 (E = episodes_per_gen) are sampled once
  * and every member is scored on the same ones (common random numbers, so members differ only
  * by their parameters). Fitness = minus the member's mean ProtoNet cross-entropy, as in the
- * paper. Members are scored by a population-evaluation backend (train/popeval.h, chosen by
+ * paper. Members are scored by a population-evaluation backend (popeval/popeval.h, chosen by
  * --device): the CPU one runs one member per thread, each thread rebuilding its member from the
  * ES's (seed, generation, member) noise, so memory does not grow with the population; the CUDA
  * one runs whole member batches on the GPU. Member losses are reduced in member order after the
@@ -26,10 +26,12 @@
  * was: the ES state is snapshotted before tell and restored on failure.
  *
  * Ranks (esm_trainer_set_dist). Rank r scores only its contiguous slice of the members and
- * the ranks allgather one block per rank: [status, then (fitness, loss, acc) per member], so
- * O(P) floats cross the wire and no parameter ever does. Each member's numbers do not depend on
- * where it was scored, and every rank then runs the same tell and centre pass on the same full
- * vectors, so every rank holds the same bits as a single process would. The status word lets
+ * the ranks allgather one block per rank: [status, then (fitness, loss, acc) per member], O(P)
+ * floats. Each member's numbers do not depend on where it was scored, and every rank then runs the
+ * same tell and centre pass on the same full vectors, so every rank holds the same bits as a single
+ * process would. When the update is sharded (t->sharded), the tell's O(P * n_params) noise sums are
+ * split by parameter ranges and gathered (esm_es_tell_sharded), 8 bytes a parameter per sum, with
+ * the same bits; unsharded, no parameter crosses the wire. The status word lets
  * a rank that failed (out of memory, say) stop everyone instead of leaving them waiting. */
 #include <math.h>
 #include <omp.h>
