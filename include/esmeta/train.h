@@ -121,8 +121,7 @@ esm_status esm_trainer_set_dist(esm_trainer *t, esm_dist *d, esm_err *err);
  * per sum gathered each generation (docs/RESULTS.md gives the exact count). Both give the same
  * bits. AUTO shards when there are several ranks and P * n_params is at least
  * ESM_SHARD_AUTO_MIN_WORK (about 7 ms of noise work on one core at the measured 7 ns a member and
- * parameter), below which the
- * gather's latency would cost about what it saves. */
+ * parameter), below which the gather's latency would cost about what it saves. */
 typedef enum { ESM_SHARD_AUTO = 0, ESM_SHARD_ON = 1, ESM_SHARD_OFF = 2 } esm_shard_mode;
 #define ESM_SHARD_AUTO_MIN_WORK (1 << 20)
 /* Collective when there are several ranks (all must pass the same mode: ESM_EDIST otherwise).
