@@ -35,7 +35,7 @@ MPI_CFLAGS := $(shell pkg-config --cflags ompi-c)
 MPI_LIBS   := $(shell pkg-config --libs ompi-c)
 endif
 
-# CUDA is optional: src/cuda/*.cu are compiled by nvcc when nvcc is on PATH (or in /usr/local/cuda),
+# CUDA is optional: src/*/*.cu are compiled by nvcc when nvcc is on PATH (or in /usr/local/cuda),
 # and the GPU population evaluator (--device cuda) is linked in; `make NVCC=` builds without it.
 # SASS for Ampere (sm_80, sm_86), Ada (sm_89) and Hopper (sm_90, H100/H200), which cannot run
 # PTX newer than their own, plus compute_90 PTX, which the driver JIT-compiles on newer GPUs.
@@ -43,7 +43,7 @@ ifeq ($(origin NVCC),undefined)
 NVCC       := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
 endif
 HAVE_CUDA  := $(if $(strip $(NVCC)),1,0)
-CUDA_SRC   := $(sort $(wildcard src/cuda/*.cu))
+CUDA_SRC   := $(sort $(wildcard src/*/*.cu))
 ifeq ($(HAVE_CUDA),1)
 CUDA_HOME  := $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
 CUDA_LIBDIR := $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/targets/x86_64-linux/lib) $(CUDA_HOME)/lib64)
@@ -71,7 +71,7 @@ CPPFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -DESM_VERSION='"$(VERSION)
             -DESM_HAVE_MPI=$(HAVE_MPI) -DESM_HAVE_CUDA=$(HAVE_CUDA) -DESM_BLAS_VENDOR='"$(BLAS_NAME)"'
 CFLAGS   := -std=c11 -g $(OPT) -march=x86-64-v2 -ffp-contract=off -fopenmp -Wall -Wextra -Werror $(PKG_CFLAGS)
 LDLIBS   := $(PKG_LIBS) $(MPI_LIBS) $(CUDA_LIBS) -fopenmp -lm
-# Device code never uses fast math: the Philox noise must match the host's bits (see src/cuda/).
+# Device code never uses fast math: the Philox noise must match the host's bits (see src/popeval/cuda.cu).
 # Host code of the .cu files gets gcc's warnings as errors like the C files. nvcc does not take
 # -fsanitize, so in the sanitizer build the .cu host code is the one part not instrumented.
 NVCCFLAGS := -std=c++17 -O2 -g $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings

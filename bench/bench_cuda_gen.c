@@ -21,7 +21,7 @@
 
 #include "bench_util.h"
 #include "esmeta.h"
-#include "train/popeval.h"
+#include "popeval/popeval.h"
 
 /* Random sparse "ink" in [0, 1], labels class-major: the shapes and the sparsity of Omniglot. */
 static void synthetic_episode(esm_episode *ep, uint32_t index)
@@ -60,14 +60,16 @@ static int bench_eval(const esm_dataset *ds, const esm_split *sp, const char *de
         esm_net_init_params(&net, 1, mean, NULL);
         for (size_t j = 0; j < net.n_params; j++)
             scale[j] = 0.02f;
-        ok = esm_popeval_open(device, &net, shape, pop, 0, &pe, &err) == ESM_OK;
+        ok = esm_popeval_open(device, &net, shape, pop, 0, 0, &pe, &err) == ESM_OK;
     }
     for (int g = -1; ok && g < gens; g++) { /* g = -1: warm-up (cuBLAS heuristics, first touches) */
         if (ds)
             esm_episode_sample(&ep, ds, sp, 1, (uint64_t)(g + 1));
         else
             synthetic_episode(&ep, (uint32_t)(g + 1));
-        esm_popeval_job job = {&ep, 1, mean, scale, 42, (uint32_t)(g + 1), 1, 0, pop};
+        esm_popeval_job job = {.eps = &ep, .n_eps = 1, .begin = 0, .count = pop,
+                               .pop = {.mean = mean, .scale = scale, .dim = net.n_params, .popsize = pop, .seed = 42,
+                                       .gen = (uint32_t)(g + 1), .antithetic = 1}};
         double t0 = now_s();
         ok = esm_popeval_evaluate(&pe, &job, res, res + pop, res + 2 * pop, &err) == ESM_OK;
         if (g >= 0)

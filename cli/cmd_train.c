@@ -50,17 +50,21 @@ static void help(void)
         "  --eval-seen-classes       evaluate on such a split anyway; its lines say \"held_out\":false\n"
         "  backprop:  --episodes-per-step E  episodes averaged into each Adam step (default 1); under\n"
         "             mpirun they are spread over the ranks\n"
+        "  --shard-update auto|on|off  under mpirun, split the ES update's noise work over the ranks by\n"
+        "                            parameter ranges and gather the sums (same bits either way; default auto:\n"
+        "                            when pop x parameters >= 2^20)\n"
         "  --threads T               OpenMP threads (default: OMP_NUM_THREADS or all cores; per rank under mpirun)\n"
         "  --quiet                   no progress lines on stderr\n"
         "Writes RUN_DIR/metrics.jsonl (one JSON line per step) and RUN_DIR/checkpoint.bin; prints a JSON summary.\n"
         "Distributed: mpirun -np N esmeta train ... gives bit-identical results for any N (and --resume may use\n"
-        "another N); rank 0 writes the files; metrics' comm_bytes counts the bytes rank 0 sent in each step.\n");
+        "another N); rank 0 writes the files; metrics' comm_bytes counts the bytes rank 0 sent in each step,\n"
+        "comm_s its seconds in collectives, eval_s and update_s (es) its seconds scoring members and updating.\n");
 }
 
 enum { O_DATA = 1000, O_SPLIT, O_OUT, O_RESUME, O_TRAINER, O_STRATEGY, O_WAY, O_SHOT, O_QUERY, O_WIDTH, O_DEPTH,
        O_POP, O_EPG, O_CENTRE, O_THREADS, O_EPISODES, O_GENS, O_HALVE, O_CKPT, O_EVAL_EVERY, O_EVAL_EPISODES,
        O_EVAL_SPLIT, O_EVAL_WAY, O_EVAL_SHOT, O_EVAL_QUERY, O_SEED, O_LR, O_SIGMA, O_WD, O_QUIET, O_HELP, O_EPS,
-       O_DEVICE, O_CHUNK, O_TIME_LIMIT, O_EVAL_SEEN, O_BUDGET };
+       O_DEVICE, O_CHUNK, O_TIME_LIMIT, O_EVAL_SEEN, O_BUDGET, O_SHARD };
 
 static const struct option OPTS[] = {
     {"data", 1, 0, O_DATA}, {"split", 1, 0, O_SPLIT}, {"out", 1, 0, O_OUT}, {"resume", 1, 0, O_RESUME},
@@ -74,7 +78,7 @@ static const struct option OPTS[] = {
     {"weight-decay", 1, 0, O_WD}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
     {"episodes-per-step", 1, 0, O_EPS}, {"device", 1, 0, O_DEVICE}, {"chunk", 1, 0, O_CHUNK},
     {"time-limit", 1, 0, O_TIME_LIMIT}, {"eval-seen-classes", 0, 0, O_EVAL_SEEN},
-    {"budget-forwards", 1, 0, O_BUDGET},
+    {"budget-forwards", 1, 0, O_BUDGET}, {"shard-update", 1, 0, O_SHARD},
     {0, 0, 0, 0}};
 
 #define BIG 1000000000L
@@ -144,6 +148,7 @@ static int parse_args(int argc, char **argv, train_args *a)
         case O_STRATEGY: a->strategy = optarg; break;
         case O_EVAL_SPLIT: a->eval_split = optarg; break;
         case O_DEVICE: a->device = optarg; break;
+        case O_SHARD: a->shard_update = optarg; break;
         case O_SEED: ok = cli_parse_u64("train", "--seed", optarg, &a->seed), a->has_seed = 1; break;
         case O_LR: ok = cli_parse_float("train", "--lr", optarg, &a->lr), a->has_lr = 1; break;
         case O_SIGMA: ok = cli_parse_float("train", "--sigma", optarg, &a->sigma), a->has_sigma = 1; break;
@@ -163,6 +168,11 @@ static int parse_args(int argc, char **argv, train_args *a)
         cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
         return 0;
     }
+    if (a->shard_update && strcmp(a->shard_update, "auto") && strcmp(a->shard_update, "on") &&
+        strcmp(a->shard_update, "off")) {
+        cli_usage_error("train", "--shard-update '%s': use auto, on or off", a->shard_update);
+        return 0;
+    }
     if (!a->out == !a->resume) {
         cli_usage_error("train", "give exactly one of --out RUN_DIR (a new run) and --resume RUN_DIR");
         return 0;
@@ -178,8 +188,8 @@ static int check_resume_flags(const train_args *a)
         a->lr_halve_every >= 0 || a->centre_every >= 0 || a->episodes_per_step >= 0 ||
         a->has_chunk) {
         cli_usage_error("train", "--resume continues a run with the configuration saved in its checkpoint; only "
-                        "--data, --episodes/--generations, --device, --checkpoint-every, --eval-*, --threads and "
-                        "--quiet may be given with it");
+                        "--data, --episodes/--generations, --device, --checkpoint-every, --eval-*, --threads, "
+                        "--shard-update and --quiet may be given with it");
         return 0;
     }
     return 1;
@@ -336,7 +346,11 @@ static int train(train_loop *L, esm_split *sp, esm_err *err)
         return 2; /* a usage error: every rank saw the same arguments */
     if (opened == 0)
         return train_local_error(L, err);
-    if (!cli_check_same_binary(L->dist, err) || esm_trainer_set_dist(L->t, L->dist, err) != ESM_OK)
+    esm_shard_mode shard = !a->shard_update || !strcmp(a->shard_update, "auto") ? ESM_SHARD_AUTO
+                           : !strcmp(a->shard_update, "on")                        ? ESM_SHARD_ON
+                                                                                   : ESM_SHARD_OFF;
+    if (!cli_check_same_binary(L->dist, err) || esm_trainer_set_dist(L->t, L->dist, err) != ESM_OK ||
+        esm_trainer_set_shard(L->t, shard, err) != ESM_OK)
         return train_rank_error(L, err);
     if (L->lead && a->eval_every > 0 &&
         (!(L->has_eval_sp = esm_split_get(L->ds, a->eval_split, &L->eval_sp, err) == ESM_OK) ||

@@ -43,7 +43,7 @@ int train_local_error(const train_loop *L, const esm_err *err)
 
 static double elapsed(const train_loop *L) { return L->rd.elapsed_offset + cli_now() - L->start; }
 
-static void write_step(train_loop *L, const esm_train_stats *s, double step_s, uint64_t comm_bytes)
+static void write_step(train_loop *L, const esm_train_stats *s, double step_s, uint64_t comm_bytes, double comm_s)
 {
     FILE *f = L->rd.mf;
     int es = esm_trainer_config(L->t)->trainer == ESM_TRAINER_ES;
@@ -65,7 +65,10 @@ static void write_step(train_loop *L, const esm_train_stats *s, double step_s, u
             fputs(",\"centre_acc\":", f), cli_json_num(f, s->centre_acc);
         }
     }
-    fprintf(f, ",\"comm_bytes\":%llu", (unsigned long long)comm_bytes);
+    fprintf(f, ",\"comm_bytes\":%llu,\"comm_s\":%.6f", (unsigned long long)comm_bytes, comm_s);
+    if (es)
+        fprintf(f, ",\"eval_s\":%.6f,\"update_s\":%.6f,\"update_cpu_s\":%.6f", s->eval_s, s->update_s,
+                s->update_cpu_s);
     fputs(",\"images_per_s\":", f);
     cli_json_num(f, step_s > 0 ? s->images / step_s : NAN);
     fprintf(f, ",\"elapsed_s\":%.3f}\n", elapsed(L));
@@ -134,9 +137,11 @@ static int after_step(train_loop *L, const esm_train_stats *s, double dt, esm_er
         return 1;
     /* Everything since the last line: the step, the stop flag and any state check or save. */
     uint64_t bytes = esm_dist_bytes_sent(L->dist);
+    double comm = esm_dist_comm_seconds(L->dist);
     L->last_step_s = dt;
-    write_step(L, s, dt, bytes - L->bytes_logged);
+    write_step(L, s, dt, bytes - L->bytes_logged, comm - L->comm_logged);
     L->bytes_logged = bytes;
+    L->comm_logged = comm;
     if (!run_dir_flush(&L->rd, err)) {
         train_local_error(L, err);
         return 0;
@@ -184,6 +189,7 @@ int train_loop_run(train_loop *L, esm_err *err)
     esm_train_stats s = {0};
     int rc = 0;
     L->bytes_logged = esm_dist_bytes_sent(L->dist);
+    L->comm_logged = esm_dist_comm_seconds(L->dist);
     for (;;) {
         int wish;
         if (esm_dist_max_int(L->dist, stop_wish(L), &wish, err) != ESM_OK)

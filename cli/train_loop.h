@@ -19,6 +19,7 @@ typedef struct {
     float time_limit; /* --time-limit: seconds of training in this process; 0 = none */
     int has_seed, has_lr, has_sigma, has_wd, steps_flag, quiet; /* steps_flag: 1 --episodes, 2 --generations */
     int eval_seen; /* --eval-seen-classes: evaluate on a split that shares classes with the training split */
+    const char *shard_update; /* --shard-update auto|on|off (NULL: auto) */
 } train_args;
 
 typedef struct {
@@ -34,6 +35,7 @@ typedef struct {
     int stopped;  /* some rank was asked to stop (agreed by all ranks) */
     int time_up;  /* the --time-limit budget ended the run (agreed by all ranks); not an interruption */
     uint64_t bytes_logged; /* esm_dist_bytes_sent when the last metrics line was written */
+    double comm_logged;    /* esm_dist_comm_seconds then */
     double start, last_progress;
     double last_step_s; /* the last step's wall time: the progress line's rate */
     int64_t first_step; /* steps done when this process started: the time-left estimate's base */

@@ -11,7 +11,7 @@
 
 #include "esmeta.h"
 #include "harness.h"
-#include "train/popeval.h"
+#include "popeval/popeval.h"
 #include "train/trainer_internal.h"
 
 #define TINY_ES "--trainer es --width 8 --depth 2 --way 5 --shot 1 --query 2 --pop 4 --seed 3 --quiet"
@@ -175,7 +175,9 @@ static void compare_fitness(esm_tctx *t_, const esm_net_config *nc, esm_episode_
     esm_net_init_params(&net, 21, mean, NULL);
     for (size_t j = 0; j < net.n_params; j++) /* per-parameter scales, as sep-cma and pgpe have */
         scale[j] = spread * (0.01f + 0.03f * (float)(j % 7) / 7.0f);
-    esm_popeval_job job = {eps, n_eps, mean, scale, 0xfeedbeefcafef00dull, 3, antithetic, begin, count};
+    esm_popeval_job job = {.eps = eps, .n_eps = n_eps, .begin = begin, .count = count,
+                           .pop = {.mean = mean, .scale = scale, .dim = net.n_params, .popsize = begin + count,
+                                   .seed = 0xfeedbeefcafef00dull, .gen = 3, .antithetic = antithetic}};
     esm_popeval_opts opts = {.tf32 = tf32, .mem_budget = budget};
     void *cpu = NULL, *gpu = NULL;
     float *lc = res, *ac = res + count, *fc = res + 2 * count, *lg = res + 3 * count, *ag = res + 4 * count,

@@ -16,7 +16,7 @@ TEST(dist_serial_fallback_is_one_rank)
     esm_dist *handles[2] = {d, NULL}; /* NULL behaves the same */
     for (int k = 0; k < 2; k++) {
         esm_dist *h = handles[k];
-        CHECK(esm_dist_rank(h) == 0 && esm_dist_size(h) == 1 && !esm_dist_is_mpi(h));
+        CHECK(esm_dist_rank(h) == 0 && esm_dist_size(h) == 1 && !esm_dist_is_mpi(h) && esm_dist_local_rank(h) == 0);
         float send[3] = {1.5f, -2.0f, 3.25f}, recv[3] = {0};
         int counts[1] = {3};
         REQUIRE_OK(esm_dist_allgather_f32(h, send, recv, counts, &err), &err);
@@ -26,7 +26,11 @@ TEST(dist_serial_fallback_is_one_rank)
         REQUIRE_OK(esm_dist_max_int(h, 7, &flag, &err), &err);
         CHECK(flag == 7);
         esm_dist_abort(h, 3); /* serial: returns, the caller exits itself */
-        CHECK(esm_dist_bytes_sent(h) == 0);
+        CHECK(esm_dist_bytes_sent(h) == 0 && esm_dist_comm_seconds(h) == 0);
+        double buf[3] = {1, 2, 3};
+        int one[1] = {3};
+        REQUIRE_OK(esm_dist_allgather_inplace(h, buf, sizeof *buf, one, &err), &err);
+        CHECK(buf[0] == 1 && buf[2] == 3); /* one rank: its block is the whole buffer */
     }
     esm_dist_free(d);
     esm_dist_free(NULL);

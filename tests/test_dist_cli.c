@@ -219,13 +219,13 @@ static int comm_bytes(const char *dir, long long *out, int cap)
     return n;
 }
 
-TEST(dist_es_sends_o_pop_bytes_whatever_the_model_size)
+TEST(dist_es_unsharded_sends_o_pop_bytes_whatever_the_model_size)
 {
     NEED_MPIRUN();
     const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
     REQUIRE(cache);
     const char *run = "train --data %s " TINY_ES " --generations 11 --checkpoint-every 0 --width %d --pop %d "
-                      "--out %s/%s";
+                      "--shard-update off --out %s/%s";
     REQUIRE(mpirun(2, run, cache, 8, 6, tmp, "w8") == 0);
     REQUIRE(mpirun(2, run, cache, 32, 6, tmp, "w32") == 0);
     REQUIRE(mpirun(2, run, cache, 8, 12, tmp, "p12") == 0);
@@ -234,16 +234,152 @@ TEST(dist_es_sends_o_pop_bytes_whatever_the_model_size)
     for (int g = 0; g < 11; g++) {
         CHECKF(a[g] == b[g], "generation %d: width 8 sent %lld bytes, width 32 %lld", g + 1, a[g], b[g]);
         /* Rank 0 of 2 holds P/2 members: 3 floats each and a status, plus the 8-byte stop flag
-         * (and the 16-byte state check every 10 generations). Parameters never travel. */
+         * (and the 16-byte state check every 10 generations). Unsharded, parameters never travel. */
         long long expect6 = 4 * (1 + 3 * 3) + 8 + (g + 1 == 10 ? 16 : 0);
         long long expect12 = 4 * (1 + 3 * 6) + 8 + (g + 1 == 10 ? 16 : 0);
         CHECKF(a[g] == expect6, "generation %d: %lld bytes, expected %lld", g + 1, a[g], expect6);
         CHECKF(c[g] == expect12, "generation %d with P = 12: %lld bytes, expected %lld", g + 1, c[g], expect12);
     }
+    /* The automatic choice leaves these small nets unsharded: the same bytes. */
+    REQUIRE(mpirun(2, "train --data %s " TINY_ES " --generations 11 --checkpoint-every 0 --width 8 --out %s/auto",
+                   cache, tmp) == 0);
+    REQUIRE(comm_bytes("auto", b, 16) == 11);
+    CHECK(!memcmp(a, b, 11 * sizeof *a));
     /* And the serial run puts nothing on a wire. */
     REQUIRE(serial(run, cache, 8, 6, tmp, "serial") == 0);
     REQUIRE(comm_bytes("serial", a, 16) == 11);
     CHECK(a[0] == 0 && a[10] == 0);
+}
+
+/* The parameter count of a run's model. */
+static size_t run_params(const char *dir)
+{
+    char ckpt[4300];
+    snprintf(ckpt, sizeof ckpt, "%s/%s/checkpoint.bin", esm_test_tmpdir(), dir);
+    esm_model m;
+    esm_err err = {0};
+    if (esm_model_load(ckpt, &m, &err) != ESM_OK)
+        return 0;
+    size_t n = m.net.n_params;
+    esm_model_free(&m);
+    return n;
+}
+
+/* The sharded update's contract (docs/RESULTS.md): per generation, rank 0 of n sends its members'
+ * block and the stop flag as before, plus its D0 coordinates' noise sums, 8 bytes each, for each of
+ * the A sums the strategy uses (openai-es 1, pgpe 2); every 10 generations the 16-byte state check.
+ * Every block goes to n - 1 others. */
+TEST(dist_es_sharded_sends_the_documented_bytes)
+{
+    NEED_MPIRUN();
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    struct { const char *strategy; int sums; } cases[] = {{"openai-es", 1}, {"pgpe", 2}};
+    for (int k = 0; k < 2; k++) {
+        char dir[32];
+        snprintf(dir, sizeof dir, "bytes-%s", cases[k].strategy);
+        REQUIRE(mpirun(3, "train --data %s " TINY_ES " --strategy %s --width 32 --generations 11 --checkpoint-every 0 "
+                       "--shard-update on --out %s/%s", cache, cases[k].strategy, tmp, dir) == 0);
+        long long got[16];
+        REQUIRE(comm_bytes(dir, got, 16) == 11);
+        size_t dim = run_params(dir), b, e;
+        REQUIRE(dim > 2 * 1024);
+        esm_es_shard_range(dim, 0, 3, &b, &e);
+        long long d0 = (long long)(e - b), others = 2;
+        for (int g = 0; g < 11; g++) {
+            long long expect = others * (4 * (1 + 3 * 2) + 8 + 8 * d0 * cases[k].sums);
+            if (g + 1 == 10)
+                expect += others * 16;
+            CHECKF(got[g] == expect, "%s generation %d: %lld bytes, expected %lld (D = %zu, D0 = %lld)",
+                   cases[k].strategy, g + 1, got[g], expect, dim, d0);
+        }
+    }
+}
+
+TEST(dist_es_sharded_update_is_bit_identical_for_1_to_4_ranks)
+{
+    NEED_MPIRUN();
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    /* Width 32 has about 9,800 parameters: 3 and 4 ranks take uneven shards that cut the update's
+     * 1024-parameter chunks. Adam (openai-es) and ClipUp with per-parameter sigma (pgpe); 12
+     * generations pass the state check at 10 and two saves. */
+    const char *strategies[] = {"openai-es", "pgpe"};
+    for (int k = 0; k < 2; k++) {
+        const char *run = "train --data %s " TINY_ES " --width 32 --strategy %s --generations 12 --checkpoint-every 5 "
+                          "--shard-update on --out %s/%s-np%d";
+        const char *s = strategies[k];
+        REQUIRE(serial(run, cache, s, tmp, s, 0) == 0);
+        for (int n = 1; n <= 4; n++) {
+            int rc = mpirun(n, run, cache, s, tmp, s, n);
+            if (rc != 0)
+                show_stderr();
+            REQUIREF(rc == 0, "%s, %d ranks: exit %d", s, n, rc);
+            char a[64], b[64];
+            snprintf(a, sizeof a, "%s-np0", s);
+            snprintf(b, sizeof b, "%s-np%d", s, n);
+            CHECKF(same_ckpt(a, b), "%s, %d sharded ranks end with other bits than one process", s, n);
+            CHECK(count_lines(b, "\"generation\":") == 12);
+        }
+    }
+    /* Threads inside sharded ranks, and a sharded run resumed sharded over another rank count. */
+    const char *run = "train --data %s " TINY_ES " --width 32 --generations %d --shard-update on --out %s/%s";
+    REQUIRE(mpirun(4, "train --data %s " TINY_ES " --width 32 --generations 12 --checkpoint-every 5 --shard-update on "
+                   "--threads 2 --out %s/threads", cache, tmp) == 0);
+    CHECK(same_ckpt("openai-es-np0", "threads"));
+    REQUIRE(mpirun(2, run, cache, 5, tmp, "split") == 0);
+    int rc = mpirun(3, "train --data %s --resume %s/split --generations 9 --shard-update on --quiet", cache, tmp);
+    if (rc == 0)
+        rc = serial("train --data %s --resume %s/split --generations 12 --quiet", cache, tmp);
+    if (rc != 0)
+        show_stderr();
+    REQUIRE(rc == 0);
+    CHECK(same_ckpt("openai-es-np0", "split"));
+    /* Ranks that disagree about sharding stop before the first step instead of hanging. */
+    char other[8192];
+    snprintf(other, sizeof other, "train --data %s " TINY_ES " --generations 3 --out %s/mixed --shard-update on : "
+             "-np 1 %s train --data %s " TINY_ES " --generations 3 --out %s/mixed --shard-update off", cache, tmp,
+             esm_test_cli(), cache, tmp);
+    rc = mpirun(1, "%s", other);
+    CHECKF(rc != 0 && file_has("mpirun.err", "different update sharding"), "exit %d", rc);
+}
+
+/* "key":number of the last generation line of a run; -1 if absent. */
+static double last_number(const char *dir, const char *key)
+{
+    char path[4200], line[4096], pat[64];
+    snprintf(path, sizeof path, "%s/%s/metrics.jsonl", esm_test_tmpdir(), dir);
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    FILE *f = fopen(path, "r");
+    double v = -1;
+    while (f && fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, pat);
+        if (p && strstr(line, "\"generation\":"))
+            v = atof(p + strlen(pat));
+    }
+    if (f)
+        fclose(f);
+    return v;
+}
+
+TEST(dist_es_metrics_say_where_the_time_went)
+{
+    NEED_MPIRUN();
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    const char *run = "train --data %s " TINY_ES " --width 32 --generations 3 --shard-update on --out %s/%s";
+    REQUIRE(mpirun(2, run, cache, tmp, "timed") == 0);
+    REQUIRE(serial(run, cache, tmp, "timed1") == 0);
+    const char *dirs[] = {"timed", "timed1"};
+    for (int k = 0; k < 2; k++) {
+        CHECKF(count_lines(dirs[k], "\"eval_s\":") == 3 && count_lines(dirs[k], "\"update_s\":") == 3 &&
+               count_lines(dirs[k], "\"comm_s\":") == 3, "%s: a generation line lacks a time", dirs[k]);
+        double ev = last_number(dirs[k], "eval_s"), up = last_number(dirs[k], "update_s");
+        double comm = last_number(dirs[k], "comm_s"), el = last_number(dirs[k], "elapsed_s");
+        CHECKF(ev > 0 && up >= 0 && comm >= 0 && ev + up + comm <= el, "%s: eval_s %g update_s %g comm_s %g "
+               "elapsed_s %g", dirs[k], ev, up, comm, el);
+        CHECKF(k == 0 || comm == 0, "one process spent %g s in collectives", comm);
+    }
 }
 
 /* A copy of the cache at path whose drawings are all inverted: the same characters and splits
@@ -379,8 +515,8 @@ TEST(dist_killed_rank_ends_the_job_and_the_checkpoint_resumes)
     char dir[4200], cmd[16384];
     snprintf(dir, sizeof dir, "%s/killed", tmp);
     snprintf(cmd, sizeof cmd, "exec env " MPI_ENV " mpirun " MPI_FLAGS " -np 2 %s train --data %s " TINY_ES
-             " --generations 1000000 --checkpoint-every 1 --out %s >/dev/null 2>%s/mpirun.err", esm_test_cli(), cache,
-             dir, tmp);
+             " --generations 1000000 --checkpoint-every 1 --shard-update on --out %s >/dev/null 2>%s/mpirun.err",
+             esm_test_cli(), cache, dir, tmp);
     fflush(stdout), fflush(stderr);
     pid_t job = fork();
     REQUIRE(job >= 0);
@@ -388,7 +524,8 @@ TEST(dist_killed_rank_ends_the_job_and_the_checkpoint_resumes)
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
-    /* A few generations in (and so mid-way through saving at some point), kill -9 rank 1. */
+    /* A few generations in (and so mid-way through saving at some point), kill -9 rank 1. The
+     * update is sharded, so the survivor waits in its collectives too. */
     double t0 = now_s();
     while (count_lines("killed", "\"generation\":") < 3 && now_s() - t0 < 60)
         usleep(20000);

@@ -6,7 +6,7 @@
 
 #include "esmeta.h"
 #include "harness.h"
-#include "train/popeval.h"
+#include "popeval/popeval.h"
 
 enum { WAY = 3, SHOT = 2, QUERY = 2, POP = 8 };
 
@@ -46,7 +46,9 @@ TEST(popeval_cpu_shared_pair_noise_gives_each_members_own_fitness)
     int ranges[3][2] = {{0, POP}, {1, 5}, {3, 4}}; /* whole, cut at both ends, a lone odd member */
     for (int r = 0; r < 3; r++) {
         int begin = ranges[r][0], count = ranges[r][1];
-        esm_popeval_job job = {&ep, 1, mean, scale, 99, 7, 1, begin, count};
+        esm_popeval_job job = {.eps = &ep, .n_eps = 1, .begin = begin, .count = count,
+                               .pop = {.mean = mean, .scale = scale, .dim = net.n_params, .popsize = begin + count,
+                                       .seed = 99, .gen = 7, .antithetic = 1}};
         float loss[POP], acc[POP], fit[POP];
         REQUIRE_OK(esm_popeval_cpu_ops.evaluate(cpu, &job, loss, acc, fit, &err), &err);
         for (int k = 0; k < count; k++)

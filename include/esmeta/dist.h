@@ -31,6 +31,8 @@ esm_status esm_dist_serial(esm_dist **out, esm_err *err);
 void esm_dist_free(esm_dist *d);
 
 int esm_dist_rank(const esm_dist *d);
+/* This rank's index among the job's ranks on its own machine (0 serial): which GPU it takes. */
+int esm_dist_local_rank(const esm_dist *d);
 int esm_dist_size(const esm_dist *d);
 int esm_dist_is_mpi(const esm_dist *d);
 
@@ -41,6 +43,10 @@ void esm_dist_slice(int n, int rank, int size, int *begin, int *end);
 /* Every rank contributes counts[rank] floats from send; recv (sum of counts) receives all
  * contributions in rank order. counts[] must be the same on every rank. */
 esm_status esm_dist_allgather_f32(esm_dist *d, const float *send, float *recv, const int *counts, esm_err *err);
+/* In place: buf holds one block per rank, block r being counts[r] elements of elem_size bytes
+ * (4: floats, 8: doubles) at the sum of the earlier counts; this rank's block is filled on
+ * entry, every block on return. counts[] must be the same on every rank. */
+esm_status esm_dist_allgather_inplace(esm_dist *d, void *buf, size_t elem_size, const int *counts, esm_err *err);
 /* ESM_EDIST naming `what` unless every rank passed the same h. */
 esm_status esm_dist_check_same(esm_dist *d, uint64_t h, const char *what, esm_err *err);
 /* The largest flag over all ranks (e.g. "has any rank been asked to stop"). */
@@ -50,6 +56,9 @@ esm_status esm_dist_max_int(esm_dist *d, int flag, int *out, esm_err *err);
  * contribution once per other rank (size - 1), which is what must reach them whatever
  * algorithm MPI picks. 0 for the serial fallback. */
 uint64_t esm_dist_bytes_sent(const esm_dist *d);
+/* Seconds this rank has spent inside collectives so far (waiting for the others included).
+ * 0 for the serial fallback. */
+double esm_dist_comm_seconds(const esm_dist *d);
 
 /* Ends every rank of the job now with exit status code (serial: does nothing and returns,
  * so the caller still exits itself). For failures that only some ranks see. */

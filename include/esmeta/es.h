@@ -109,6 +109,24 @@ const esm_es_config *esm_es_get_config(const esm_es *es);
  * (snes, sep-cma) keep the value and ignore it. lr must be positive and finite. */
 esm_status esm_es_set_lr(esm_es *es, float lr, esm_err *err);
 
+/* Everything needed to rebuild any member of one generation without the ES object, for
+ * population evaluators (a thread pool, a GPU, another process): member i's coordinate j is
+ * mean[j] + scale[j] * z[j], z = esm_es_noise_range(seed, gen, i, antithetic, ...). */
+typedef struct {
+    const float *mean;  /* [dim] the centre */
+    const float *scale; /* [dim] per-coordinate search std-dev */
+    size_t dim;
+    int popsize;
+    uint64_t seed;
+    uint32_t gen;
+    int antithetic;     /* members 2k and 2k+1 share pair k's noise with opposite signs */
+} esm_es_population;
+/* The current generation's description; scale_buf (dim floats) receives the scales and must
+ * live as long as the description is used, as must es (mean points into it). */
+void esm_es_population_get(const esm_es *es, float *scale_buf, esm_es_population *pop);
+/* Coordinates [begin, begin + n) of member i of pop into out (the one place members are built). */
+void esm_es_population_member(const esm_es_population *pop, int i, size_t begin, size_t n, float *out);
+
 /* Candidate parameters of member i (0 <= i < popsize) of the current generation. */
 void esm_es_member(const esm_es *es, int i, float *theta_out);
 /* The coordinates [begin, begin + n) of that candidate, for chunked or sharded use. */
@@ -125,6 +143,35 @@ void esm_es_noise_range(uint64_t seed, uint32_t gen, int member, int antithetic,
  * values rank last and are counted in rep; if every value is non-finite the state is left
  * unchanged and ESM_ENONFINITE is returned. rep may be NULL. */
 esm_status esm_es_tell(esm_es *es, const float *fitness, esm_es_report *rep, esm_err *err);
+
+/* ---- The sharded update: one tell() split across the processes of a job ----
+ *
+ * What grows with the population in an update is the noise: every member's, over every
+ * coordinate, O(P * dim) work. A sharded tell splits that part alone: process r of n takes a
+ * contiguous range of coordinates (esm_es_shard_range), regenerates all P members' noise there
+ * and sums it with the members' weights, and the processes gather the sums (8 bytes a coordinate
+ * for each sum the strategy uses: openai-es one, pgpe/snes/sep-cma two). Every process then
+ * performs the rest of the update, O(dim), on the whole vectors: its state, optimiser included,
+ * stays whole and equal on every process, and every reduction over coordinates is summed as one
+ * process sums it. Each sum is over members only, so its bits do not depend on where the shards
+ * end: the result has the same bits for any number of processes and threads.
+ *
+ * The library never talks to other processes itself: the caller lends it an allgather. */
+typedef struct {
+    int rank, size; /* this process and how many take part (1 = alone) */
+    /* Collective, called by every process in the same order: buf holds size consecutive blocks,
+     * block r being counts[r] elements of elem_size (4 or 8) bytes; on entry this process's block
+     * is filled, on return every block is. */
+    esm_status (*allgather)(void *ctx, void *buf, size_t elem_size, const int *counts, esm_err *err);
+    void *ctx;
+} esm_es_comm;
+
+/* Process `rank` of `size`'s coordinates [*begin, *end): the first dim % size processes get one more. */
+void esm_es_shard_range(size_t dim, int rank, int size, size_t *begin, size_t *end);
+/* tell() with the noise sums split over comm's processes (comm NULL or size 1: esm_es_tell).
+ * Collective; every process passes the same fitness and ends with the same state. */
+esm_status esm_es_tell_sharded(esm_es *es, const float *fitness, const esm_es_comm *comm, esm_es_report *rep,
+                               esm_err *err);
 
 /* Checkpoints: the exact byte size of a saved state (O(dim): it is the whole state), the
  * save, and a load into an object created with the same strategy, dim and popsize. A

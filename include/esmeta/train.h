@@ -75,6 +75,10 @@ typedef struct {
     int n_nonfinite;     /* members whose fitness was NaN or infinite */
     int has_centre;      /* centre_loss/centre_acc were measured this step */
     float centre_loss, centre_acc;
+    double eval_s;       /* ES: seconds scoring this rank's members */
+    double update_s;     /* ES: seconds in this rank's part of the update, collectives excluded */
+    double update_cpu_s; /* ES: CPU seconds of this process (all its threads) in the update: the
+                          * work itself, which wall time hides when ranks share cores */
 } esm_train_stats;
 
 typedef struct esm_trainer esm_trainer;
@@ -109,6 +113,22 @@ void esm_trainer_free(esm_trainer *t);
  * step's episodes and their gradients are gathered. Every 10 steps the ranks also compare a
  * hash of their state (ESM_EDIST if it differs). */
 esm_status esm_trainer_set_dist(esm_trainer *t, esm_dist *d, esm_err *err);
+/* How the ES update is spread over the ranks. Unsharded, every rank performs the whole update
+ * (regenerating every member's noise over every parameter, O(P * n_params) work per rank) and
+ * only per-member scalars travel. Sharded, each rank regenerates and sums the noise of its own
+ * range of the parameters and the ranks gather the sums (esm_es_tell_sharded): O(P * n_params /
+ * ranks) noise work, the O(n_params) rest of the update on every rank, and 8 bytes a parameter
+ * per sum gathered each generation (docs/RESULTS.md gives the exact count). Both give the same
+ * bits. AUTO shards when there are several ranks and P * n_params is at least
+ * ESM_SHARD_AUTO_MIN_WORK (about 7 ms of noise work on one core at the measured 7 ns a member and
+ * parameter), below which the gather's latency would cost about what it saves. */
+typedef enum { ESM_SHARD_AUTO = 0, ESM_SHARD_ON = 1, ESM_SHARD_OFF = 2 } esm_shard_mode;
+#define ESM_SHARD_AUTO_MIN_WORK (1 << 20)
+/* Collective when there are several ranks (all must pass the same mode: ESM_EDIST otherwise).
+ * Call after esm_trainer_set_dist; a later set_dist keeps the mode. */
+esm_status esm_trainer_set_shard(esm_trainer *t, esm_shard_mode mode, esm_err *err);
+/* 1 if the ES update is sharded over the ranks now. */
+int esm_trainer_sharded(const esm_trainer *t);
 /* Collective: ESM_EDIST unless every rank holds the same state (call before each save). */
 esm_status esm_trainer_check_dist(esm_trainer *t, esm_err *err);
 /* How often esm_trainer_step compares the ranks' states by itself. */

@@ -3,6 +3,7 @@
 #ifndef ESM_CORE_BYTES_H
 #define ESM_CORE_BYTES_H
 
+#include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -63,5 +64,34 @@ static inline uint64_t esm_get_u64(esm_reader *r)
         v |= (uint64_t)p[i] << (8 * i);
     return v;
 }
+/* n raw bytes (zeros once the reader has run out). */
+static inline void esm_get_bytes(esm_reader *r, void *dst, size_t n)
+{
+    const unsigned char *p = esm_take(r, n);
+    if (p)
+        memcpy(dst, p, n);
+    else
+        memset(dst, 0, n);
+}
+static inline void esm_get_floats(esm_reader *r, float *x, size_t n) { esm_get_bytes(r, x, n * sizeof *x); }
+
+/* A writer into a buffer whose size was computed first: running past cap is a programmer
+ * error (assert), never a file's fault. */
+typedef struct {
+    unsigned char *buf;
+    size_t len, cap;
+} esm_writer;
+
+static inline unsigned char *esm_grow(esm_writer *w, size_t n)
+{
+    assert(n <= w->cap - w->len);
+    unsigned char *p = w->buf + w->len;
+    w->len += n;
+    return p;
+}
+static inline void esm_write_bytes(esm_writer *w, const void *src, size_t n) { memcpy(esm_grow(w, n), src, n); }
+static inline void esm_write_u32(esm_writer *w, uint32_t v) { esm_put_u32(esm_grow(w, 4), v); }
+static inline void esm_write_u64(esm_writer *w, uint64_t v) { esm_put_u64(esm_grow(w, 8), v); }
+static inline void esm_write_floats(esm_writer *w, const float *x, size_t n) { esm_write_bytes(w, x, n * sizeof *x); }
 
 #endif

@@ -1,5 +1,6 @@
 /* The strategy-independent half of esm_es: configuration, members, the tell() frame
  * (ranking, non-finite handling, report) and checkpoint framing. */
+#include "es/member.h"
 #include "es/strategy.h"
 
 #include <assert.h>
@@ -129,8 +130,23 @@ void esm_es_member_range(const esm_es *es, int i, size_t begin, size_t n, float 
     esm_es_noise_range(es->cfg.seed, es->gen, i, es->cfg.antithetic, begin, n, out);
     for (size_t j = 0; j < n; j++) {
         float s = diag ? scalar * diag[begin + j] : scalar;
-        out[j] = es->mean[begin + j] + s * out[j];
+        out[j] = esm_member_coord(es->mean[begin + j], s, out[j]);
     }
+}
+
+void esm_es_population_get(const esm_es *es, float *scale_buf, esm_es_population *pop)
+{
+    esm_es_scale_range(es, 0, es->cfg.dim, scale_buf);
+    *pop = (esm_es_population){.mean = es->mean, .scale = scale_buf, .dim = es->cfg.dim, .popsize = es->cfg.popsize,
+                               .seed = es->cfg.seed, .gen = es->gen, .antithetic = es->cfg.antithetic};
+}
+
+void esm_es_population_member(const esm_es_population *pop, int i, size_t begin, size_t n, float *out)
+{
+    assert(i >= 0 && i < pop->popsize && begin + n <= pop->dim);
+    esm_es_noise_range(pop->seed, pop->gen, i, pop->antithetic, begin, n, out);
+    for (size_t j = 0; j < n; j++)
+        out[j] = esm_member_coord(pop->mean[begin + j], pop->scale[begin + j], out[j]);
 }
 
 void esm_es_member(const esm_es *es, int i, float *theta_out)
@@ -166,6 +182,12 @@ static void rank_members(const float *fitness, int p, int *order, int *rank, ran
 
 esm_status esm_es_tell(esm_es *es, const float *fitness, esm_es_report *rep, esm_err *err)
 {
+    return esm_es_tell_sharded(es, fitness, NULL, rep, err);
+}
+
+esm_status esm_es_tell_sharded(esm_es *es, const float *fitness, const esm_es_comm *comm, esm_es_report *rep,
+                               esm_err *err)
+{
     assert(es && fitness);
     int p = es->cfg.popsize;
     esm_es_report r = {0};
@@ -192,7 +214,11 @@ esm_status esm_es_tell(esm_es *es, const float *fitness, esm_es_report *rep, esm
     rank_members(fitness, p, order, order + p, items);
     free(items);
     esm_es_ranking rk = {p, fitness, order, order + p};
-    esm_status s = es->vt->tell(es, &rk, &r, err);
+    esm_es_shard sh;
+    esm_status s = esm_es_shard_open(&sh, es->cfg.dim, comm, err);
+    if (s == ESM_OK)
+        s = es->vt->tell(es, &rk, &sh, &r, err);
+    esm_es_shard_close(&sh);
     free(order);
     if (s != ESM_OK)
         return s;
@@ -212,21 +238,21 @@ esm_status esm_es_save(const esm_es *es, void *buf, size_t cap, esm_err *err)
     size_t need = esm_es_state_size(es);
     if (cap < need)
         return esm_fail(err, ESM_EINVAL, "state buffer of %zu bytes is too small: esm_es_state_size says %zu", cap, need);
-    esm_wbuf w = {buf, 0, need};
+    esm_writer w = {.buf = buf, .cap = need};
     char name[NAME_BYTES] = {0};
     strncpy(name, es->vt->name, NAME_BYTES - 1);
-    esm_put_u32(&w, STATE_MAGIC);
-    esm_put_u32(&w, STATE_VERSION);
-    esm_put(&w, name, NAME_BYTES);
-    esm_put_u64(&w, es->cfg.dim);
-    esm_put_u32(&w, (uint32_t)es->cfg.popsize);
-    esm_put_u32(&w, (uint32_t)es->cfg.antithetic);
-    esm_put_u64(&w, es->cfg.seed);
-    esm_put_u32(&w, es->gen);
-    esm_put_u64(&w, es->vt->state_size(es));
-    esm_put_floats(&w, es->mean, es->cfg.dim);
+    esm_write_u32(&w, STATE_MAGIC);
+    esm_write_u32(&w, STATE_VERSION);
+    esm_write_bytes(&w, name, NAME_BYTES);
+    esm_write_u64(&w, es->cfg.dim);
+    esm_write_u32(&w, (uint32_t)es->cfg.popsize);
+    esm_write_u32(&w, (uint32_t)es->cfg.antithetic);
+    esm_write_u64(&w, es->cfg.seed);
+    esm_write_u32(&w, es->gen);
+    esm_write_u64(&w, es->vt->state_size(es));
+    esm_write_floats(&w, es->mean, es->cfg.dim);
     es->vt->save(es, &w);
-    esm_put_u32(&w, esm_crc32(0, buf, w.len));
+    esm_write_u32(&w, esm_crc32(0, buf, w.len));
     assert(w.len == need);
     return ESM_OK;
 }
@@ -236,14 +262,14 @@ esm_status esm_es_load(esm_es *es, const void *buf, size_t len, esm_err *err)
 {
     if (len < HEADER_BYTES + 4)
         return esm_fail(err, ESM_EFORMAT, "ES state of %zu bytes is truncated: a header alone is %d", len, HEADER_BYTES + 4);
-    esm_rbuf r = {buf, 0, len};
+    esm_reader r = {.buf = buf, .len = len, .ok = 1};
     char name[NAME_BYTES];
     uint32_t magic = esm_get_u32(&r), version = esm_get_u32(&r);
     if (magic != STATE_MAGIC)
         return esm_fail(err, ESM_EFORMAT, "not an ES state (bad magic %08x): pass a buffer written by esm_es_save", magic);
     if (version != STATE_VERSION)
         return esm_fail(err, ESM_EVERSION, "ES state version %u: this build reads version %u", version, STATE_VERSION);
-    esm_get(&r, name, NAME_BYTES);
+    esm_get_bytes(&r, name, NAME_BYTES);
     name[NAME_BYTES - 1] = 0;
     uint64_t dim = esm_get_u64(&r);
     uint32_t pop = esm_get_u32(&r), anti = esm_get_u32(&r);

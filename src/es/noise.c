@@ -33,7 +33,9 @@ void esm_es_accumulate(const esm_es *es, const float *a, const float *b, size_t 
     const esm_es_config *c = &es->cfg;
     float z[ESM_ES_CHUNK], mz[ESM_ES_CHUNK];
     for (size_t j = 0; j < n; j++)
-        s1[j] = s2[j] = 0;
+        s1[j] = 0;
+    for (size_t j = 0; s2 && j < n; j++)
+        s2[j] = 0;
     int step = c->antithetic ? 2 : 1;
     for (int i = 0; i < c->popsize; i += step) {
         float a0 = a ? a[i] : 0, b0 = b ? b[i] : 0;

@@ -60,7 +60,8 @@ static void oes_scale(const esm_es *es, const float **diag, float *scalar)
     *scalar = es->cfg.sigma0;
 }
 
-static esm_status oes_tell(esm_es *es, const esm_es_ranking *rk, esm_es_report *rep, esm_err *err)
+static esm_status oes_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_shard *sh, esm_es_report *rep,
+                           esm_err *err)
 {
     oes_state *st = es->st;
     size_t dim = es->cfg.dim, nch = esm_es_nchunks(dim);
@@ -73,15 +74,23 @@ static esm_status oes_tell(esm_es *es, const esm_es_ranking *rk, esm_es_report *
         return esm_fail(err, ESM_ENOMEM, "openai-es tell workspace for dim %zu: out of memory", dim);
     }
     esm_es_centered_ranks(rk, w);
+    esm_es_sums S;
+    esm_status s = esm_es_sums_open(&S, es, sh, w, NULL, err);
+    if (s != ESM_OK) {
+        free(w), free(g), free(partial);
+        return s;
+    }
     double k = 1.0 / ((double)p * es->cfg.sigma0);
 #pragma omp parallel for schedule(static)
     for (long c = 0; c < (long)nch; c++) {
         size_t b = (size_t)c * ESM_ES_CHUNK, n = dim - b < ESM_ES_CHUNK ? dim - b : ESM_ES_CHUNK;
-        double s1[ESM_ES_CHUNK], s2[ESM_ES_CHUNK];
-        esm_es_accumulate(es, w, NULL, b, n, s1, s2);
+        double buf[ESM_ES_CHUNK];
+        const double *s1, *s2;
+        esm_es_sums_get(&S, b, n, buf, NULL, &s1, &s2);
         for (size_t j = 0; j < n; j++)
             g[b + j] = (float)(k * s1[j]);
     }
+    esm_es_sums_close(&S);
     esm_optim_config oc = es->cfg.optim;
     oc.weight_decay = (float)(oc.weight_decay / es->cfg.sigma0);
     rep->update_norm = esm_optim_step(&oc, &st->opt, es->mean, g, dim, partial);
@@ -95,13 +104,13 @@ static size_t oes_state_size(const esm_es *es)
     return esm_optim_state_size(&es->cfg.optim, es->cfg.dim);
 }
 
-static void oes_save(const esm_es *es, esm_wbuf *w)
+static void oes_save(const esm_es *es, esm_writer *w)
 {
     const oes_state *st = es->st;
     esm_optim_save(&st->opt, &es->cfg.optim, es->cfg.dim, w);
 }
 
-static void oes_load(esm_es *es, esm_rbuf *r)
+static void oes_load(esm_es *es, esm_reader *r)
 {
     oes_state *st = es->st;
     esm_optim_load(&st->opt, &es->cfg.optim, es->cfg.dim, r);

@@ -60,15 +60,15 @@ size_t esm_optim_state_size(const esm_optim_config *oc, size_t dim)
     return sizeof(uint64_t) + (size_t)n_arrays(oc) * dim * sizeof(float);
 }
 
-void esm_optim_save(const esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_wbuf *w)
+void esm_optim_save(const esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_writer *w)
 {
-    esm_put_u64(w, os->t);
-    esm_put_floats(w, os->m, dim);
+    esm_write_u64(w, os->t);
+    esm_write_floats(w, os->m, dim);
     if (n_arrays(oc) == 2)
-        esm_put_floats(w, os->v, dim);
+        esm_write_floats(w, os->v, dim);
 }
 
-void esm_optim_load(esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_rbuf *r)
+void esm_optim_load(esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_reader *r)
 {
     os->t = esm_get_u64(r);
     esm_get_floats(r, os->m, dim);

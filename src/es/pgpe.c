@@ -82,7 +82,8 @@ static void pgpe_scale(const esm_es *es, const float **diag, float *scalar)
     *scalar = 1.0f;
 }
 
-static esm_status pgpe_tell(esm_es *es, const esm_es_ranking *rk, esm_es_report *rep, esm_err *err)
+static esm_status pgpe_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_shard *sh, esm_es_report *rep,
+                            esm_err *err)
 {
     pgpe_state *st = es->st;
     const esm_es_config *cfg = &es->cfg;
@@ -96,7 +97,7 @@ static esm_status pgpe_tell(esm_es *es, const esm_es_ranking *rk, esm_es_report 
         free(u), free(g), free(new_sigma), free(partial);
         return esm_fail(err, ESM_ENOMEM, "pgpe tell workspace for dim %zu: out of memory", dim);
     }
-    float *c = u + p;
+    float *uc = u + p; /* centred utilities */
     if (cfg->centered_ranks)
         esm_es_centered_ranks(rk, u);
     else
@@ -106,14 +107,21 @@ static esm_status pgpe_tell(esm_es *es, const esm_es_ranking *rk, esm_es_report 
         umean += u[i];
     umean /= p;
     for (int i = 0; i < p; i++) {
-        c[i] = (float)(u[i] - umean);
-        csum += c[i];
+        uc[i] = (float)(u[i] - umean);
+        csum += uc[i];
+    }
+    esm_es_sums S;
+    esm_status s = esm_es_sums_open(&S, es, sh, u, uc, err);
+    if (s != ESM_OK) {
+        free(u), free(g), free(new_sigma), free(partial);
+        return s;
     }
 #pragma omp parallel for schedule(static)
     for (long ch = 0; ch < (long)nch; ch++) {
         size_t b = (size_t)ch * ESM_ES_CHUNK, n = dim - b < ESM_ES_CHUNK ? dim - b : ESM_ES_CHUNK;
-        double s1[ESM_ES_CHUNK], s2[ESM_ES_CHUNK];
-        esm_es_accumulate(es, u, c, b, n, s1, s2);
+        double buf1[ESM_ES_CHUNK], buf2[ESM_ES_CHUNK];
+        const double *s1, *s2;
+        esm_es_sums_get(&S, b, n, buf1, buf2, &s1, &s2);
         for (size_t j = 0; j < n; j++) {
             double sg = st->sigma[b + j];
             g[b + j] = (float)(sg / p * s1[j]);
@@ -127,6 +135,7 @@ static esm_status pgpe_tell(esm_es *es, const esm_es_ranking *rk, esm_es_report 
     for (size_t j = 0; j < dim; j++)
         ssum += st->sigma[j] = new_sigma[j];
     rep->sigma_mean = ssum / dim;
+    esm_es_sums_close(&S);
     free(u), free(g), free(new_sigma), free(partial);
     return ESM_OK;
 }
@@ -136,14 +145,14 @@ static size_t pgpe_state_size(const esm_es *es)
     return es->cfg.dim * sizeof(float) + esm_optim_state_size(&es->cfg.optim, es->cfg.dim);
 }
 
-static void pgpe_save(const esm_es *es, esm_wbuf *w)
+static void pgpe_save(const esm_es *es, esm_writer *w)
 {
     const pgpe_state *st = es->st;
-    esm_put_floats(w, st->sigma, es->cfg.dim);
+    esm_write_floats(w, st->sigma, es->cfg.dim);
     esm_optim_save(&st->opt, &es->cfg.optim, es->cfg.dim, w);
 }
 
-static void pgpe_load(esm_es *es, esm_rbuf *r)
+static void pgpe_load(esm_es *es, esm_reader *r)
 {
     pgpe_state *st = es->st;
     esm_get_floats(r, st->sigma, es->cfg.dim);

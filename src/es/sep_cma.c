@@ -94,12 +94,13 @@ static void sep_scale(const esm_es *es, const float **diag, float *scalar)
 }
 
 /* Mean and sigma path for one chunk; returns |ps|^2 over the chunk. */
-static double chunk_mean_ps(esm_es *es, sep_state *st, const float *w, size_t b, size_t n, float *zw,
+static double chunk_mean_ps(esm_es *es, sep_state *st, const esm_es_sums *S, size_t b, size_t n, float *zw,
                             float *zz, double *dsq)
 {
-    double s1[ESM_ES_CHUNK], s2[ESM_ES_CHUNK], psq = 0, msq = 0;
+    double buf1[ESM_ES_CHUNK], buf2[ESM_ES_CHUNK], psq = 0, msq = 0;
+    const double *s1, *s2;
+    esm_es_sums_get(S, b, n, buf1, buf2, &s1, &s2);
     double k = sqrt(st->cs * (2 - st->cs) * st->mueff), step = es->cfg.mean_lr * st->sigma;
-    esm_es_accumulate(es, w, w, b, n, s1, s2);
     for (size_t j = 0; j < n; j++) {
         size_t q = b + j;
         zw[q] = (float)s1[j];
@@ -132,7 +133,8 @@ static double chunk_cov(sep_state *st, const float *zw, const float *zz, size_t 
     return dsum;
 }
 
-static esm_status sep_tell(esm_es *es, const esm_es_ranking *rk, esm_es_report *rep, esm_err *err)
+static esm_status sep_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_shard *sh, esm_es_report *rep,
+                           esm_err *err)
 {
     sep_state *st = es->st;
     size_t dim = es->cfg.dim, nch = esm_es_nchunks(dim);
@@ -148,10 +150,16 @@ static esm_status sep_tell(esm_es *es, const esm_es_ranking *rk, esm_es_report *
     double *mpart = part + nch;
     for (int i = 0; i < p; i++)
         w[i] = st->w_rank[rk->rank[i]];
+    esm_es_sums S;
+    esm_status s = esm_es_sums_open(&S, es, sh, w, w, err);
+    if (s != ESM_OK) {
+        free(w), free(zw), free(part);
+        return s;
+    }
 #pragma omp parallel for schedule(static)
     for (long ch = 0; ch < (long)nch; ch++) {
         size_t b = (size_t)ch * ESM_ES_CHUNK, n = dim - b < ESM_ES_CHUNK ? dim - b : ESM_ES_CHUNK;
-        part[ch] = chunk_mean_ps(es, st, w, b, n, zw, zz, &mpart[ch]);
+        part[ch] = chunk_mean_ps(es, st, &S, b, n, zw, zz, &mpart[ch]);
     }
     double psn = sqrt(esm_es_sum_ordered(part, nch));
     rep->update_norm = sqrt(esm_es_sum_ordered(mpart, nch));
@@ -164,6 +172,7 @@ static esm_status sep_tell(esm_es *es, const esm_es_ranking *rk, esm_es_report *
     }
     st->sigma *= exp(st->cs / st->ds * (psn / st->chin - 1));
     rep->sigma_mean = st->sigma * esm_es_sum_ordered(part, nch) / dim;
+    esm_es_sums_close(&S);
     free(w), free(zw), free(part);
     return ESM_OK;
 }
@@ -173,19 +182,19 @@ static size_t sep_state_size(const esm_es *es)
     return sizeof(double) + 3 * es->cfg.dim * sizeof(float);
 }
 
-static void sep_save(const esm_es *es, esm_wbuf *w)
+static void sep_save(const esm_es *es, esm_writer *w)
 {
     const sep_state *st = es->st;
-    esm_put(w, &st->sigma, sizeof st->sigma);
-    esm_put_floats(w, st->c, es->cfg.dim);
-    esm_put_floats(w, st->ps, es->cfg.dim);
-    esm_put_floats(w, st->pc, es->cfg.dim);
+    esm_write_bytes(w, &st->sigma, sizeof st->sigma);
+    esm_write_floats(w, st->c, es->cfg.dim);
+    esm_write_floats(w, st->ps, es->cfg.dim);
+    esm_write_floats(w, st->pc, es->cfg.dim);
 }
 
-static void sep_load(esm_es *es, esm_rbuf *r)
+static void sep_load(esm_es *es, esm_reader *r)
 {
     sep_state *st = es->st;
-    esm_get(r, &st->sigma, sizeof st->sigma);
+    esm_get_bytes(r, &st->sigma, sizeof st->sigma);
     esm_get_floats(r, st->c, es->cfg.dim);
     esm_get_floats(r, st->ps, es->cfg.dim);
     esm_get_floats(r, st->pc, es->cfg.dim);

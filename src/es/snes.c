@@ -64,7 +64,8 @@ static void snes_scale(const esm_es *es, const float **diag, float *scalar)
     *scalar = 1.0f;
 }
 
-static esm_status snes_tell(esm_es *es, const esm_es_ranking *rk, esm_es_report *rep, esm_err *err)
+static esm_status snes_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_shard *sh, esm_es_report *rep,
+                            esm_err *err)
 {
     snes_state *st = es->st;
     const esm_es_config *cfg = &es->cfg;
@@ -77,6 +78,12 @@ static esm_status snes_tell(esm_es *es, const esm_es_ranking *rk, esm_es_report 
         return esm_fail(err, ESM_ENOMEM, "snes tell workspace: out of memory");
     }
     esm_es_nes_utilities(rk, u);
+    esm_es_sums S;
+    esm_status s = esm_es_sums_open(&S, es, sh, u, u, err);
+    if (s != ESM_OK) {
+        free(u), free(partial);
+        return s;
+    }
     double usum = 0;
     for (int i = 0; i < p; i++)
         usum += u[i];
@@ -84,8 +91,9 @@ static esm_status snes_tell(esm_es *es, const esm_es_ranking *rk, esm_es_report 
 #pragma omp parallel for schedule(static)
     for (long ch = 0; ch < (long)nch; ch++) {
         size_t b = (size_t)ch * ESM_ES_CHUNK, n = dim - b < ESM_ES_CHUNK ? dim - b : ESM_ES_CHUNK;
-        double s1[ESM_ES_CHUNK], s2[ESM_ES_CHUNK], dsq = 0, ssum = 0;
-        esm_es_accumulate(es, u, u, b, n, s1, s2);
+        double buf1[ESM_ES_CHUNK], buf2[ESM_ES_CHUNK], dsq = 0, ssum = 0;
+        const double *s1, *s2;
+        esm_es_sums_get(&S, b, n, buf1, buf2, &s1, &s2);
         for (size_t j = 0; j < n; j++) {
             float *sg = &st->sigma[b + j];
             float d = (float)(cfg->mean_lr * *sg * s1[j]);
@@ -99,6 +107,7 @@ static esm_status snes_tell(esm_es *es, const esm_es_ranking *rk, esm_es_report 
     }
     rep->update_norm = sqrt(esm_es_sum_ordered(partial, nch));
     rep->sigma_mean = esm_es_sum_ordered(sig_part, nch) / dim;
+    esm_es_sums_close(&S);
     free(u), free(partial);
     return ESM_OK;
 }
@@ -108,13 +117,13 @@ static size_t snes_state_size(const esm_es *es)
     return es->cfg.dim * sizeof(float);
 }
 
-static void snes_save(const esm_es *es, esm_wbuf *w)
+static void snes_save(const esm_es *es, esm_writer *w)
 {
     const snes_state *st = es->st;
-    esm_put_floats(w, st->sigma, es->cfg.dim);
+    esm_write_floats(w, st->sigma, es->cfg.dim);
 }
 
-static void snes_load(esm_es *es, esm_rbuf *r)
+static void snes_load(esm_es *es, esm_reader *r)
 {
     snes_state *st = es->st;
     esm_get_floats(r, st->sigma, es->cfg.dim);

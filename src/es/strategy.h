@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/bytes.h"
 #include "esmeta/es.h"
 
 /* Coordinates are processed in chunks of this many, whatever the thread count: the chunk
@@ -13,8 +14,16 @@
  * bit-identical across thread counts. */
 #define ESM_ES_CHUNK 1024
 
-typedef struct esm_wbuf esm_wbuf;
-typedef struct esm_rbuf esm_rbuf;
+
+/* The part of the update this process does (shard.c): the noise sums of its coordinates
+ * [b, e). Alone it owns everything and the gathers do nothing, so one process runs exactly the
+ * code a sharded job runs. */
+typedef struct {
+    const esm_es_comm *comm; /* NULL: alone */
+    size_t dim;
+    size_t b, e;             /* owned coordinates [b, e) */
+    int *counts;             /* [comm->size] scratch for the gathers */
+} esm_es_shard;
 
 /* Fitness ordering handed to a strategy: order[r] is the member at rank r, best first,
  * non-finite members last; rank[i] is member i's rank. */
@@ -32,12 +41,14 @@ typedef struct esm_es_strategy {
     esm_status (*create)(esm_es *es, esm_err *err);             /* allocates es->st */
     /* member = mean + scalar * (diag ? diag[j] : 1) * noise */
     void (*scale)(const esm_es *es, const float **diag, float *scalar);
-    /* Must not change the state when it fails (allocate first). Fills update_norm and
-     * sigma_mean of rep. */
-    esm_status (*tell)(esm_es *es, const esm_es_ranking *rk, esm_es_report *rep, esm_err *err);
+    /* Gets the noise sums through esm_es_sums (the one step split over sh's processes), then
+     * updates the whole state, as every process does alike. Must not change the state when it
+     * fails (allocate first). Fills update_norm and sigma_mean of rep. */
+    esm_status (*tell)(esm_es *es, const esm_es_ranking *rk, const esm_es_shard *sh, esm_es_report *rep,
+                       esm_err *err);
     size_t (*state_size)(const esm_es *es);                     /* payload bytes */
-    void (*save)(const esm_es *es, esm_wbuf *w);
-    void (*load)(esm_es *es, esm_rbuf *r);                      /* size already checked */
+    void (*save)(const esm_es *es, esm_writer *w);
+    void (*load)(esm_es *es, esm_reader *r);                      /* size already checked */
     void (*destroy)(esm_es *es);
 } esm_es_strategy;
 
@@ -60,11 +71,34 @@ double esm_es_sum_ordered(const double *partial, size_t n);
 /* sum_j x[j]^2, by chunks, deterministic. */
 double esm_es_sumsq(const float *x, size_t dim, double *partial);
 
+/* ---- shards (shard.c) ---- */
+/* Alone when comm is NULL or of size 1; shards hold at most 2^31 - 1 coordinates each. */
+esm_status esm_es_shard_open(esm_es_shard *sh, size_t dim, const esm_es_comm *comm, esm_err *err);
+void esm_es_shard_close(esm_es_shard *sh);
+/* A tell's weighted noise sums, as esm_es_accumulate defines them, for every coordinate j:
+ *   s1[j] = sum_i a[i] * e_i[j],  s2[j] = sum_i b[i] * e_i[j]^2   (b may be NULL: no s2)
+ * Sharded, each process computes its shard's at open, the O(P * dim / processes) part of an
+ * update, and gathers the others' (8 bytes a coordinate per sum, held for the tell); alone, they
+ * are computed chunk by chunk as the tell asks, in O(chunk) memory. Each value is a sum over
+ * members only, so it has the same bits wherever the shard boundaries fall. */
+typedef struct {
+    const esm_es *es;
+    const float *a, *b;
+    double *s1, *s2; /* [dim] each when sharded (s2 only with b); NULL alone */
+} esm_es_sums;
+esm_status esm_es_sums_open(esm_es_sums *S, const esm_es *es, const esm_es_shard *sh, const float *a, const float *b,
+                            esm_err *err);
+/* The sums of [begin, begin + n), n <= ESM_ES_CHUNK: *s1 and *s2 point into the gathered arrays
+ * or into buf1 and buf2 (ESM_ES_CHUNK doubles each; buf2 may be NULL without b), filled now. */
+void esm_es_sums_get(const esm_es_sums *S, size_t begin, size_t n, double *buf1, double *buf2, const double **s1,
+                     const double **s2);
+void esm_es_sums_close(esm_es_sums *S);
+
 /* ---- noise accumulation (noise.c) ----
  * For coordinates [begin, begin+n), n <= ESM_ES_CHUNK:
  *   s1[j] = sum_i a[i] * e_i[j],  s2[j] = sum_i b[i] * e_i[j]^2
  * with e_i member i's standard noise this generation, members in order 0..P-1, skipping
- * members whose weights are both 0. a or b may be NULL (treated as 0). */
+ * members whose weights are both 0. a or b may be NULL (treated as 0); s2 may be NULL when b is. */
 void esm_es_accumulate(const esm_es *es, const float *a, const float *b, size_t begin, size_t n,
                        double *s1, double *s2);
 
@@ -86,31 +120,12 @@ esm_status esm_optim_validate(const esm_optim_config *oc, esm_err *err);
 esm_status esm_optim_alloc(esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_err *err);
 void esm_optim_release(esm_optim_state *os);
 size_t esm_optim_state_size(const esm_optim_config *oc, size_t dim);
-void esm_optim_save(const esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_wbuf *w);
-void esm_optim_load(esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_rbuf *r);
+void esm_optim_save(const esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_writer *w);
+void esm_optim_load(esm_optim_state *os, const esm_optim_config *oc, size_t dim, esm_reader *r);
 /* Ascends along g (adding the weight decay), updating theta; g is used as scratch.
  * partial has esm_es_nchunks(dim) entries. Returns the norm of the change of theta. */
 double esm_optim_step(const esm_optim_config *oc, esm_optim_state *os, float *theta, float *g,
                       size_t dim, double *partial);
 
-/* ---- checkpoint byte buffers (serial.c) ---- */
-struct esm_wbuf {
-    uint8_t *p;
-    size_t len, cap;
-};
-struct esm_rbuf {
-    const uint8_t *p;
-    size_t pos, len;
-};
-void esm_put(esm_wbuf *w, const void *src, size_t n);
-void esm_put_u32(esm_wbuf *w, uint32_t x);
-void esm_put_u64(esm_wbuf *w, uint64_t x);
-void esm_put_f32(esm_wbuf *w, float x);
-void esm_put_floats(esm_wbuf *w, const float *x, size_t n);
-void esm_get(esm_rbuf *r, void *dst, size_t n);
-uint32_t esm_get_u32(esm_rbuf *r);
-uint64_t esm_get_u64(esm_rbuf *r);
-float esm_get_f32(esm_rbuf *r);
-void esm_get_floats(esm_rbuf *r, float *x, size_t n);
-
+/* Checkpoint bytes: core/bytes.h's writer and reader, the one little-endian encoder. */
 #endif

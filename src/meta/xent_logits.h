@@ -1,5 +1,5 @@
 /* One query's cross-entropy over its distance logits, in two steps that the host head
- * (src/meta/protonet_head.c) and the CUDA head (src/cuda/) both call, so the device's numerics
+ * (src/meta/protonet_head.c) and the CUDA head (src/popeval/cuda.cu) both call, so the device's numerics
  * are the host's by construction and are tested on any CPU (tests/test_protonet.c).
  *
  * A caller computes each logit -|q - p_c|^2 once, in double, hands it to esm_xent_take in class

@@ -3,7 +3,7 @@
  * One step is one generation g: episodes g*E .. g*E+E-1 (E = episodes_per_gen) are sampled once
  * and every member is scored on the same ones (common random numbers, so members differ only
  * by their parameters). Fitness = minus the member's mean ProtoNet cross-entropy, as in the
- * paper. Members are scored by a population-evaluation backend (train/popeval.h, chosen by
+ * paper. Members are scored by a population-evaluation backend (popeval/popeval.h, chosen by
  * --device): the CPU one runs one member per thread, each thread rebuilding its member from the
  * ES's (seed, generation, member) noise, so memory does not grow with the population; the CUDA
  * one runs whole member batches on the GPU. Member losses are reduced in member order after the
@@ -26,20 +26,23 @@
  * was: the ES state is snapshotted before tell and restored on failure.
  *
  * Ranks (esm_trainer_set_dist). Rank r scores only its contiguous slice of the members and
- * the ranks allgather one block per rank: [status, then (fitness, loss, acc) per member], so
- * O(P) floats cross the wire and no parameter ever does. Each member's numbers do not depend on
- * where it was scored, and every rank then runs the same tell and centre pass on the same full
- * vectors, so every rank holds the same bits as a single process would. The status word lets
+ * the ranks allgather one block per rank: [status, then (fitness, loss, acc) per member], O(P)
+ * floats. Each member's numbers do not depend on where it was scored, and every rank then runs the
+ * same tell and centre pass on the same full vectors, so every rank holds the same bits as a single
+ * process would. When the update is sharded (t->sharded), the tell's O(P * n_params) noise sums are
+ * split by parameter ranges and gathered (esm_es_tell_sharded), 8 bytes a parameter per sum, with
+ * the same bits; unsharded, no parameter crosses the wire. The status word lets
  * a rank that failed (out of memory, say) stop everyone instead of leaving them waiting. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "esmeta/es.h"
 #include "esmeta/protonet.h"
-#include "train/popeval.h"
+#include "popeval/popeval.h"
 #include "train/trainer_internal.h"
 
 typedef struct {
@@ -57,6 +60,27 @@ typedef struct {
     int *counts;         /* [ranks] floats each rank contributes */
     int x_ranks;         /* the rank count the exchange buffers are sized for (0 = none yet) */
 } es_state;
+
+static double clock_s(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double now_s(void) { return clock_s(CLOCK_MONOTONIC); }
+
+/* The ES library's allgather, lent by the ranks' communicator. */
+static esm_status dist_allgather(void *ctx, void *buf, size_t elem_size, const int *counts, esm_err *err)
+{
+    return esm_dist_allgather_inplace(ctx, buf, elem_size, counts, err);
+}
+
+static esm_es_comm es_comm(const esm_trainer *t)
+{
+    return (esm_es_comm){.rank = esm_dist_rank(t->dist), .size = esm_dist_size(t->dist),
+                         .allgather = dist_allgather, .ctx = t->dist};
+}
 
 /* SplitMix64's finaliser: the ES noise key must differ from the episode and init streams,
  * which use cfg.seed itself. */
@@ -155,7 +179,7 @@ static esm_status alloc_buffers(esm_trainer *t, es_state *s, esm_err *err)
     else if (st == ESM_OK)
         st = esm_protonet_ws_create(&t->net, sh.way, sh.shot, sh.way * sh.query, 0, &s->centre_ws, err);
     if (st == ESM_OK)
-        st = esm_popeval_open(c->device, &t->net, sh, c->pop, c->stream_chunk, &s->pe, err);
+        st = esm_popeval_open(c->device, &t->net, sh, c->pop, c->stream_chunk, 0, &s->pe, err);
     return st;
 }
 
@@ -184,18 +208,8 @@ static esm_status evaluate_members(esm_trainer *t, es_state *s, int lo, int hi, 
 {
     if (hi <= lo)
         return ESM_OK;
-    esm_es_scale_range(s->es, 0, t->net.n_params, s->scale);
-    esm_popeval_job job = {
-        .eps = s->eps,
-        .n_eps = t->cfg.episodes_per_gen,
-        .mean = esm_es_mean(s->es),
-        .scale = s->scale,
-        .seed = esm_es_seed(s->es),
-        .gen = esm_es_generation(s->es),
-        .antithetic = esm_es_get_config(s->es)->antithetic,
-        .begin = lo,
-        .count = hi - lo,
-    };
+    esm_popeval_job job = {.eps = s->eps, .n_eps = t->cfg.episodes_per_gen, .begin = lo, .count = hi - lo};
+    esm_es_population_get(s->es, s->scale, &job.pop);
     return esm_popeval_evaluate(&s->pe, &job, s->loss + lo, s->acc + lo, s->fitness + lo, err);
 }
 
@@ -303,15 +317,22 @@ static esm_status es_step(esm_trainer *t, esm_train_stats *stats, esm_err *err)
     uint64_t first = (uint64_t)t->done * (uint64_t)c->episodes_per_gen;
     for (int j = 0; j < c->episodes_per_gen; j++)
         esm_episode_sample(&s->eps[j], t->ds, t->sp, c->seed, first + (uint64_t)j);
+    double t0 = now_s();
     st = evaluate_members(t, s, lo, hi, err);
+    stats->eval_s = now_s() - t0;
     st = exchange_members(t, s, st, err);
     if (st == ESM_OK)
         st = esm_es_save(s->es, s->es_buf, s->es_bytes, err);
     esm_es_report rep;
     if (st == ESM_OK)
         st = esm_es_set_lr(s->es, esm_lr_at(c, t->done), err);
+    t0 = now_s();
+    double cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID), comm0 = esm_dist_comm_seconds(t->dist);
+    esm_es_comm comm = es_comm(t);
     if (st == ESM_OK)
-        st = esm_es_tell(s->es, s->fitness, &rep, err);
+        st = esm_es_tell_sharded(s->es, s->fitness, t->sharded ? &comm : NULL, &rep, err);
+    stats->update_s = now_s() - t0 - (esm_dist_comm_seconds(t->dist) - comm0);
+    stats->update_cpu_s = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
     if (st == ESM_ENONFINITE)
         return esm_fail(err, ESM_ENONFINITE, "generation %lld: all %d members' losses are NaN or infinite; the "
                         "update was not applied; try a smaller --sigma or --lr", (long long)t->done + 1, c->pop);
@@ -357,6 +378,19 @@ static esm_status es_restore(esm_trainer *t, const esm_ckpt *c, esm_err *err)
     return st;
 }
 
+/* With MPI and several GPUs, each rank moves to the GPU of its local rank (modulo the count) rather
+ * than all crowding device 0. */
+static esm_status es_dist_changed(esm_trainer *t, esm_err *err)
+{
+    es_state *s = t->impl;
+    int n = esm_popeval_cuda_devices();
+    if (strncmp(t->cfg.device, "cuda", 4) || n < 2 || esm_dist_local_rank(t->dist) % n == 0)
+        return ESM_OK;
+    esm_popeval_close(&s->pe);
+    return esm_popeval_open(t->cfg.device, &t->net, t->cfg.shape, t->cfg.pop, t->cfg.stream_chunk,
+                            esm_dist_local_rank(t->dist), &s->pe, err);
+}
+
 static void es_free(esm_trainer *t)
 {
     es_state *s = t->impl;
@@ -379,4 +413,5 @@ const esm_trainer_ops esm_es_trainer_ops = {
     .sections = es_sections,
     .restore = es_restore,
     .free = es_free,
+    .dist_changed = es_dist_changed,
 };

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "core/bytes.h"
-#include "train/popeval.h"
+#include "popeval/popeval.h"
 #include "train/trainer_internal.h"
 
 static const esm_trainer_ops *ops_for(esm_trainer_kind kind)
@@ -294,9 +294,42 @@ static esm_status check_same_config(esm_trainer *t, esm_err *err)
     return st;
 }
 
+static void decide_shard(esm_trainer *t)
+{
+    int n = esm_dist_size(t->dist);
+    double work = (double)t->cfg.pop * (double)t->net.n_params;
+    t->sharded = t->cfg.trainer == ESM_TRAINER_ES && n > 1 &&
+                 (t->shard_mode == ESM_SHARD_ON || (t->shard_mode == ESM_SHARD_AUTO && work >= ESM_SHARD_AUTO_MIN_WORK));
+}
+
+esm_status esm_trainer_set_shard(esm_trainer *t, esm_shard_mode mode, esm_err *err)
+{
+    if (mode != ESM_SHARD_AUTO && mode != ESM_SHARD_ON && mode != ESM_SHARD_OFF)
+        return esm_fail(err, ESM_EINVAL, "shard mode %d: use ESM_SHARD_AUTO, ESM_SHARD_ON or ESM_SHARD_OFF", (int)mode);
+    uint32_t m = (uint32_t)mode;
+    esm_status st = esm_dist_check_same(t->dist, esm_dist_hash(ESM_DIST_HASH_INIT, &m, sizeof m), "the update sharding",
+                                        err);
+    if (st == ESM_EDIST)
+        return esm_fail(err, ESM_EDIST, "the %d ranks were asked for different update sharding (--shard-update); give "
+                        "every rank the same", esm_dist_size(t->dist));
+    if (st != ESM_OK)
+        return st;
+    t->shard_mode = mode;
+    decide_shard(t);
+    return ESM_OK;
+}
+
+int esm_trainer_sharded(const esm_trainer *t) { return t->sharded; }
+
 esm_status esm_trainer_set_dist(esm_trainer *t, esm_dist *d, esm_err *err)
 {
     t->dist = d;
+    decide_shard(t);
+    if (t->ops->dist_changed) {
+        esm_status st = t->ops->dist_changed(t, err);
+        if (st != ESM_OK)
+            return st;
+    }
     if (esm_dist_size(d) > 1) {
         esm_status st = check_same_config(t, err);
         if (st != ESM_OK)

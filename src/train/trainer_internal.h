@@ -17,6 +17,8 @@ typedef struct {
     /* Restores its state from a checkpoint after init. */
     esm_status (*restore)(esm_trainer *t, const esm_ckpt *c, esm_err *err);
     void (*free)(esm_trainer *t);
+    /* Optional: the trainer's ranks changed (t->dist is set); per-rank resources may move. */
+    esm_status (*dist_changed)(esm_trainer *t, esm_err *err);
 } esm_trainer_ops;
 
 struct esm_trainer {
@@ -29,6 +31,8 @@ struct esm_trainer {
     float *bn_running;   /* (net.n_bn) evaluation statistics */
     int64_t done;        /* steps completed */
     esm_dist *dist;      /* the ranks sharing each step; NULL = this process alone */
+    esm_shard_mode shard_mode;
+    int sharded;         /* the ES update is split over the ranks (decided by esm_trainer_set_shard) */
     void *impl;          /* the trainer's own state */
 };
 

@@ -47,8 +47,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "es/member.h"
 #include "meta/xent_logits.h"
-#include "train/popeval.h"
+#include "popeval/popeval.h"
 
 #define THREADS 256
 /* cuBLAS's own scratch, given to it from the budget (cublasSetWorkspace) instead of left for it to
@@ -175,7 +176,7 @@ __global__ static void member_kernel(const float *__restrict__ mean, const float
             size_t j = blk * 4 + q;
             if (j < n) {
                 float z = neg ? -g[q] : g[q];
-                out[j] = __fadd_rn(mean[j], __fmul_rn(scale[j], z));
+                out[j] = esm_member_coord(mean[j], scale[j], z);
             }
         }
     }
@@ -368,6 +369,7 @@ typedef struct {
     int *h_labels;
     double *h_ls, *h_as;
     int h_cap;
+    int device; /* the GPU this evaluator lives on (opts->device_index modulo the device count) */
 } cuda_eval;
 
 static void cuda_free_impl(void *impl)
@@ -375,6 +377,7 @@ static void cuda_free_impl(void *impl)
     cuda_eval *c = (cuda_eval *)impl;
     if (!c)
         return;
+    cudaSetDevice(c->device);
     void *dev[] = {c->blas_ws, c->mean, c->scale, c->theta, c->col0, c->col, c->z, c->act, c->bn_scale, c->bn_shift,
                    c->proto, c->logit, c->loss, c->acc, c->qloss, c->qhit, c->x, c->labels};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
@@ -416,7 +419,9 @@ static esm_status cuda_setup(cuda_eval *c, const esm_net *net, esm_episode_shape
         if ((size_t)k->cout * c->nimg * k->ho * k->wo > c->act_floats)
             c->act_floats = (size_t)k->cout * c->nimg * k->ho * k->wo;
     }
-    CK(cudaSetDevice(0));
+    int n_dev = esm_cuda_device_count(NULL, 0);
+    c->device = n_dev > 0 && opts ? opts->device_index % n_dev : 0;
+    CK(cudaSetDevice(c->device));
     size_t free_b = 0, total_b = 0;
     CK(cudaMemGetInfo(&free_b, &total_b));
     const esm_block *k0 = &net->block[0];
@@ -575,6 +580,7 @@ static esm_status cuda_evaluate(void *impl, const esm_popeval_job *job, float *l
     const esm_net *net = &c->net;
     if (job->count < 1)
         return ESM_OK;
+    CK(cudaSetDevice(c->device)); /* the calling thread may have used another GPU since */
     for (int j = 0; j < job->n_eps; j++)
         if (job->eps[j].shape.way != c->shape.way || job->eps[j].shape.shot != c->shape.shot ||
             job->eps[j].shape.query != c->shape.query)
@@ -590,12 +596,12 @@ static esm_status cuda_evaluate(void *impl, const esm_popeval_job *job, float *l
     esm_status st = upload_episodes(c, job, err);
     if (st != ESM_OK)
         return st;
-    CK(cudaMemcpyAsync(c->mean, job->mean, net->n_params * sizeof(float), cudaMemcpyHostToDevice, c->stream));
+    CK(cudaMemcpyAsync(c->mean, job->pop.mean, net->n_params * sizeof(float), cudaMemcpyHostToDevice, c->stream));
     /* A scalar sigma gives the same scales every generation: compare on the host (cheap) rather
      * than send n_params floats across PCIe each time. */
     size_t sbytes = net->n_params * sizeof(float);
-    if (!c->scale_valid || memcmp(c->h_scale, job->scale, sbytes)) {
-        memcpy(c->h_scale, job->scale, sbytes);
+    if (!c->scale_valid || memcmp(c->h_scale, job->pop.scale, sbytes)) {
+        memcpy(c->h_scale, job->pop.scale, sbytes);
         c->scale_valid = 0; /* until the copy is known to have been queued */
         CK(cudaMemcpyAsync(c->scale, c->h_scale, sbytes, cudaMemcpyHostToDevice, c->stream));
         c->scale_valid = 1;
@@ -605,8 +611,8 @@ static esm_status cuda_evaluate(void *impl, const esm_popeval_job *job, float *l
     for (int b0 = 0; b0 < job->count; b0 += c->batch) {
         int nb = job->count - b0 < c->batch ? job->count - b0 : c->batch;
         member_kernel<<<grid_for((net->n_params + 3) / 4 * (size_t)nb), THREADS, 0, c->stream>>>(
-            c->mean, c->scale, c->theta, net->n_params, nb, job->begin + b0, job->antithetic, (uint32_t)job->seed,
-            (uint32_t)(job->seed >> 32), job->gen);
+            c->mean, c->scale, c->theta, net->n_params, nb, job->begin + b0, job->pop.antithetic, (uint32_t)job->pop.seed,
+            (uint32_t)(job->pop.seed >> 32), job->pop.gen);
         CKL("member");
         for (int j = 0; j < job->n_eps; j++) {
             st = forward_episode(c, nb, j, err);

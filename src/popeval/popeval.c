@@ -1,6 +1,6 @@
 /* The population-evaluation registry: picks a backend by device name and says clearly why one
  * is missing. */
-#include "train/popeval.h"
+#include "popeval/popeval.h"
 
 #include <string.h>
 
@@ -19,13 +19,13 @@ int esm_popeval_cuda_devices(void)
 }
 
 esm_status esm_popeval_open(const char *device, const esm_net *net, esm_episode_shape shape, int max_members,
-                            int stream_chunk, esm_popeval *out, esm_err *err)
+                            int stream_chunk, int device_index, esm_popeval *out, esm_err *err)
 {
     out->ops = NULL;
     out->impl = NULL;
     if (!esm_popeval_device_known(device))
         return esm_fail(err, ESM_EINVAL, "--device '%s' is unknown: use cpu, cuda or cuda-tf32", device);
-    esm_popeval_opts opts = {.stream_chunk = stream_chunk};
+    esm_popeval_opts opts = {.stream_chunk = stream_chunk, .device_index = device_index < 0 ? 0 : device_index};
     const esm_popeval_ops *ops = &esm_popeval_cpu_ops;
     if (!strncmp(device, "cuda", 4) && stream_chunk > 0)
         return esm_fail(err, ESM_EUNSUPPORTED, "--chunk %d: streamed episodes are scored on the CPU only; use "

@@ -9,7 +9,8 @@
 #include "esmeta/es.h"
 #include "esmeta/protonet.h"
 #include "core/simd.h"
-#include "train/popeval.h"
+#include "es/member.h"
+#include "popeval/popeval.h"
 
 /* What one thread needs to score a member. */
 typedef struct {
@@ -88,24 +89,24 @@ static esm_status ensure_slots(cpu_eval *c, int n, esm_err *err)
     return ESM_OK;
 }
 
-/* theta = mean + scale * (sign z): the arithmetic of esm_es_member_range (negating the noise
- * is exact), so the members are bit-identical to the ES object's. */
+/* The member from its pair's noise z (negating it is exact), so one draw serves both members of
+ * an antithetic pair and each is bit-identical to esm_es_population_member's. */
 ESM_HOT static void add_scaled(const float *mean, const float *scale, const float *z, int neg, size_t n,
                                float *theta)
 {
     if (neg)
         for (size_t j = 0; j < n; j++)
-            theta[j] = mean[j] + scale[j] * -z[j];
+            theta[j] = esm_member_coord(mean[j], scale[j], -z[j]);
     else
         for (size_t j = 0; j < n; j++)
-            theta[j] = mean[j] + scale[j] * z[j];
+            theta[j] = esm_member_coord(mean[j], scale[j], z[j]);
 }
 
 /* The job's members in units that share one noise draw: antithetic pairs (or the one member of a
  * pair that the job's range cuts), else single members. Unit u is members [*lo, *hi). */
 static int unit_count(const esm_popeval_job *job)
 {
-    if (!job->antithetic)
+    if (!job->pop.antithetic)
         return job->count;
     return (job->begin + job->count - 1) / 2 - job->begin / 2 + 1;
 }
@@ -113,7 +114,7 @@ static int unit_count(const esm_popeval_job *job)
 static void unit_members(const esm_popeval_job *job, int u, int *lo, int *hi)
 {
     int end = job->begin + job->count;
-    if (!job->antithetic) {
+    if (!job->pop.antithetic) {
         *lo = job->begin + u, *hi = *lo + 1;
         return;
     }
@@ -175,10 +176,10 @@ static esm_status cpu_evaluate(void *impl, const esm_popeval_job *job, float *lo
         member_slot *m = &c->slots[tid];
         unit_members(job, u, &lo, &hi);
         /* one draw for the unit: the first member's noise; its mirror (if any) is its negation */
-        esm_es_noise_range(job->seed, job->gen, lo, job->antithetic, 0, np, m->noise);
+        esm_es_noise_range(job->pop.seed, job->pop.gen, lo, job->pop.antithetic, 0, np, m->noise);
         for (int i = lo; i < hi && stat[tid] == ESM_OK; i++) {
             int k = i - job->begin;
-            add_scaled(job->mean, job->scale, m->noise, i != lo, np, m->theta);
+            add_scaled(job->pop.mean, job->pop.scale, m->noise, i != lo, np, m->theta);
             stat[tid] = esm_episodes_score(&c->net, job->eps, job->n_eps, m->theta, NULL, ESM_BN_BATCH, m->ws,
                                            m->stream, &loss[k], &acc[k], &errs[tid]);
             fitness[k] = -loss[k];

@@ -1,21 +1,22 @@
 /* Population evaluation backends: score every ES member of a generation on that generation's
- * episodes. The ES trainer hands a backend the centre, the per-parameter scale and the noise key
- * (seed, generation, antithetic); the backend rebuilds the members itself (member i = mean +
- * scale * noise(seed, gen, i), see esm_es_noise_range) wherever it computes, so only P fitness
- * values cross back, never P parameter vectors.
+ * episodes. The ES trainer hands a backend the generation's population description
+ * (esm_es_population: centre, per-parameter scale, noise key); the backend rebuilds the members
+ * itself wherever it computes (through es/member.h, the one definition of a member), so only P
+ * fitness values cross back, never P parameter vectors.
  *
- * Like ggml's backends, each implementation sits in its own folder behind this struct of
- * function pointers: the CPU one (src/train/popeval_cpu.c, what the trainer always did) and the
- * CUDA one (src/cuda/, compiled only when nvcc is found at build time). Every backend is
- * tested against the CPU result (tests/test_cuda.c). */
-#ifndef ESM_TRAIN_POPEVAL_H
-#define ESM_TRAIN_POPEVAL_H
+ * Like ggml's backends, each implementation is one file of this folder behind this struct of
+ * function pointers: cpu.c (one member per thread) and cuda.cu (member batches on the GPU,
+ * compiled only when nvcc is found at build time); popeval.c picks one by device name. Every
+ * backend is tested against the CPU result (tests/test_cuda.c). */
+#ifndef ESM_POPEVAL_POPEVAL_H
+#define ESM_POPEVAL_POPEVAL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "esmeta/core.h"
 #include "esmeta/data.h"
+#include "esmeta/es.h"
 #include "esmeta/model.h"
 #include "esmeta/protonet.h"
 
@@ -28,6 +29,8 @@ typedef struct {
     size_t mem_budget; /* cuda: bytes of device scratch for member batches; 0 = 3/4 of free memory */
     int stream_chunk;  /* cpu: score each episode streamed, this many images at a time
                         * (esm_protonet_loss_stream); 0 = the whole episode in one forward */
+    int device_index;  /* cuda: the GPU, modulo the device count (each rank passes its local rank, so
+                        * the ranks of one machine spread over its GPUs) */
 } esm_popeval_opts;
 
 /* One generation's work. Members [begin, begin + count) are scored with batch-statistics batch
@@ -37,11 +40,7 @@ typedef struct {
 typedef struct {
     const esm_episode *eps; /* [n_eps], all of the backend's shape */
     int n_eps;
-    const float *mean;      /* (n_params) the ES centre */
-    const float *scale;     /* (n_params) per-parameter search std-dev (esm_es_scale_range) */
-    uint64_t seed;          /* the ES noise key (esm_es_seed) */
-    uint32_t gen;           /* the generation being scored (esm_es_generation) */
-    int antithetic;         /* members 2k and 2k+1 share pair k's noise with opposite signs */
+    esm_es_population pop;  /* the generation's members (esm_es_population_get); pop.dim = n_params */
     int begin, count;
 } esm_popeval_job;
 
@@ -81,11 +80,11 @@ int esm_popeval_device_known(const char *name);
 int esm_popeval_cuda_devices(void);
 
 /* Opens the backend for `device` ("" means "cpu"), streaming episodes stream_chunk images at a
- * time when stream_chunk > 0 (the CPU backend only). Fails with a one-line message naming --device
+ * time when stream_chunk > 0 (the CPU backend only), on GPU device_index modulo the GPU count. Fails with a one-line message naming --device
  * when the name is unknown (ESM_EINVAL), the build has no CUDA (ESM_EUNSUPPORTED), no CUDA device
  * is usable (ESM_EUNSUPPORTED) or streaming is asked of a CUDA device (ESM_EUNSUPPORTED). */
 esm_status esm_popeval_open(const char *device, const esm_net *net, esm_episode_shape shape, int max_members,
-                            int stream_chunk, esm_popeval *out, esm_err *err);
+                            int stream_chunk, int device_index, esm_popeval *out, esm_err *err);
 esm_status esm_popeval_evaluate(esm_popeval *pe, const esm_popeval_job *job, float *loss, float *acc, float *fitness,
                                 esm_err *err);
 void esm_popeval_close(esm_popeval *pe);
