@@ -86,7 +86,11 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/%)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
-TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o) $(FUZZ_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/test_registry.o
+# The CLI's option parsing is silent and stateless (cli/options.c), so the tests and the CLI
+# fuzz harness link it too.
+CLI_ARGS_SRC := cli/options.c cli/args.c
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o) $(FUZZ_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/test_registry.o \
+            $(CLI_ARGS_SRC:%.c=$(BUILD)/obj/%.o)
 
 LIB := $(BUILD)/libesmeta.a
 BIN := $(BUILD)/esmeta
