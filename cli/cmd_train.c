@@ -230,7 +230,7 @@ int cmd_train(int argc, char **argv)
         L.ds = ds;
         rc = train(&L, &sp, &err);
     }
-    run_dir_close(&L.rd);
+    run_dir_close(&L.rd, NULL); /* on the way out of a failure: it was reported */
     esm_trainer_free(L.t);
     if (L.has_eval_sp)
         esm_split_free(&L.eval_sp);

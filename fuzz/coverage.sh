@@ -13,7 +13,7 @@ libs="build/libesmeta.a -L$(dirname "$(ls /usr/lib/*/openblas-pthread/libopenbla
  $(pkg-config --libs libpng libzip zlib) $(pkg-config --libs ompi-c 2>/dev/null || true) -fopenmp -lm"
 [ -n "$(ls /usr/local/cuda*/lib64/libcudart.so 2>/dev/null)" ] && \
     libs="$libs -L$(dirname "$(ls /usr/local/cuda*/lib64/libcudart.so | head -1)") -lcublas -lcudart -lstdc++"
-for spec in cache:src/data/cache.c ckpt:src/train/ckpt_file.c,src/train/config.c es_state:src/es/serial.c \
+for spec in cache:src/data/cache.c cli:cli/options.c,cli/args.c ckpt:src/train/ckpt_file.c,src/train/config.c es_state:src/es/serial.c \
             split:src/data/split.c zip:src/data/source_zip.c,src/data/png_preprocess.c; do
     h=${spec%%:*}
     srcs=$(echo "${spec#*:}" | tr , ' ')

@@ -1,7 +1,9 @@
 /* Option parsing of every subcommand (cli/args.c over cli/options.c): the input is argv, its
  * arguments separated by NUL bytes; the first names the subcommand (else its first byte picks
  * one). Each parse must end with a message exactly when it fails, and parsing is reentrant:
- * a second parse of the same arguments gives the same result and message. */
+ * a second parse of the same arguments gives the same result and message; an option refused
+ * is named as the user wrote it. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +56,16 @@ FUZZ_TARGET(cli)
     cli_opts_result r = parse(cmd, argc, argv, msg, sizeof msg);
     if ((r == CLI_OPTS_ERROR) != (msg[0] != 0) || memchr(msg, 0, sizeof msg) == NULL)
         abort(); /* a failure without its message, or a message for no failure */
+    static const char unknown[] = "unknown or incomplete option '";
+    if (r == CLI_OPTS_ERROR && !strncmp(msg, unknown, sizeof unknown - 1)) {
+        int named = 0;
+        for (int i = 1; i < argc && !named; i++) {
+            snprintf(msg2, sizeof msg2, "%s%s'", unknown, argv[i]);
+            named = argv[i][0] == '-' && !strcmp(msg, msg2);
+        }
+        if (!named)
+            abort(); /* the message names some other argument */
+    }
     cli_opts_result r2 = parse(cmd, argc, again, msg2, sizeof msg2);
     if (r2 != r || strcmp(msg, msg2) != 0)
         abort(); /* state kept from one parse to the next */
