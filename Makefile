@@ -86,7 +86,11 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/%)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
-TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o) $(FUZZ_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/test_registry.o
+# The tests link the CLI's code (all but its main) to call it in-process: option parsing, and
+# `esmeta train` under the write-fault seam. The CLI fuzz harness links its option parsing.
+CLI_ARGS_SRC := cli/options.c cli/args.c
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o) $(FUZZ_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/test_registry.o \
+            $(filter-out $(BUILD)/obj/cli/main.o,$(CLI_SRC:%.c=$(BUILD)/obj/%.o))
 
 LIB := $(BUILD)/libesmeta.a
 BIN := $(BUILD)/esmeta
@@ -230,22 +234,25 @@ test-kernels: deps
 check: deps
 	@scripts/run-checks
 
-# The fuzz campaign: each harness of fuzz/ under libFuzzer with ASan+UBSan for FUZZ_SECONDS,
+# The fuzz campaign: each harness of fuzz/ (or FUZZ_NAMES) under libFuzzer with ASan+UBSan for FUZZ_SECONDS,
 # starting from its seed corpus; new inputs go to build-fuzz/corpus/<harness>, crashes to
 # build-fuzz/crashes/ (fuzz/README.md). The tests replay fuzz/corpus without clang.
 FUZZ_CC      ?= clang-14
 FUZZ_SECONDS ?= 60
-FUZZ_NAMES   := $(patsubst fuzz/fuzz_%.c,%,$(filter-out fuzz/fuzz_file.c,$(FUZZ_SRC)))
+FUZZ_NAMES   ?= $(patsubst fuzz/fuzz_%.c,%,$(filter-out fuzz/fuzz_file.c,$(FUZZ_SRC)))
+# The harnesses of parsers that take a path write each input to a file: on a tmpfs they run
+# several times faster than on disk.
+FUZZ_TMP     ?= $(if $(wildcard /dev/shm),/dev/shm,/tmp)
 fuzz: deps
 	@$(MAKE) --no-print-directory BUILD=build-fuzz SAN=fuzz CC=$(FUZZ_CC) NVCC= build-fuzz/libesmeta.a
 	@mkdir -p build-fuzz/crashes
 	@set -e; for h in $(FUZZ_NAMES); do \
 	    $(FUZZ_CC) $(CPPFLAGS) -DESM_LIBFUZZER -g -O1 -fsanitize=fuzzer,address,undefined \
-	        -fno-sanitize-recover=undefined $(PKG_CFLAGS) -o build-fuzz/fuzz_$$h fuzz/fuzz_$$h.c fuzz/fuzz_file.c \
+	        -fno-sanitize-recover=undefined $(PKG_CFLAGS) -o build-fuzz/fuzz_$$h fuzz/fuzz_$$h.c fuzz/fuzz_file.c $(CLI_ARGS_SRC) \
 	        build-fuzz/libesmeta.a $(PKG_LIBS) $(MPI_LIBS) -fopenmp -lm; \
 	    mkdir -p build-fuzz/corpus/$$h; \
 	    echo "FUZZ $$h for $(FUZZ_SECONDS) s"; \
-	    build-fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -timeout=1 -rss_limit_mb=2048 -print_final_stats=1 \
+	    TMPDIR=$(FUZZ_TMP) build-fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -timeout=1 -rss_limit_mb=2048 -print_final_stats=1 \
 	        -artifact_prefix=build-fuzz/crashes/$$h- -close_fd_mask=3 build-fuzz/corpus/$$h fuzz/corpus/$$h; \
 	done
 

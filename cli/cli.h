@@ -2,6 +2,7 @@
 #ifndef ESM_CLI_H
 #define ESM_CLI_H
 
+#include "args.h"
 #include "esmeta.h"
 
 /* A subcommand: argv[0] is the subcommand name. Returns the process exit status. */
@@ -29,9 +30,9 @@ int cli_load_images(const char *dir, const char *const *csvs, int n_csv, esm_ima
 /* Progress on stderr, redrawn in place when stderr is a terminal. */
 void cli_progress(void *user, const char *what, size_t done, size_t total);
 
-/* Parses a positive integer option value; on error reports it naming the flag. */
-int cli_parse_int(const char *cmd, const char *flag, const char *value, long min, long max, long *out);
-int cli_parse_u64(const char *cmd, const char *flag, const char *value, uint64_t *out);
+/* After cli_args_<cmd>: -1 to go on, else the exit status (0 once help() printed the help, 2
+ * once the usage error is printed). */
+int cli_args_status(const char *cmd, cli_opts_result r, const char *msg, void (*help)(void));
 
 /* Writes s as a JSON string literal (with quotes) to f. */
 void cli_json_str(FILE *f, const char *s);
@@ -41,7 +42,6 @@ void cli_json_str(FILE *f, const char *s);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
-int cli_parse_float(const char *cmd, const char *flag, const char *value, float *out);
 /* A JSON number, or null when not finite (JSON has no NaN). */
 void cli_json_num(FILE *f, double v);
 /* BLAS kernel (cli/blas_setup.c). setup: before anything else, replaces a generic OpenBLAS

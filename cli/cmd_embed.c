@@ -1,5 +1,4 @@
 /* esmeta embed: embeddings of the user's own images, preprocessed exactly as training data. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,22 +31,12 @@ static int embed_one(const esm_model *m, esm_net_ws *ws, const char *path, uint8
 
 int cmd_embed(int argc, char **argv)
 {
-    const char *ckpt = NULL;
-    static const struct option opts[] = {{"checkpoint", 1, 0, 'c'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    opterr = 0;
-    for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
-        if (c == 'c')
-            ckpt = optarg;
-        else if (c == 'h') {
-            help();
-            return 0;
-        } else
-            return cli_usage_error("embed", "unknown or incomplete option '%s'", argv[optind - 1]);
-    }
-    if (!ckpt)
-        return cli_usage_error("embed", "--checkpoint FILE is required");
-    if (optind >= argc)
-        return cli_usage_error("embed", "give at least one IMAGE.png");
+    embed_args a;
+    char msg[600];
+    int rc = cli_args_status("embed", cli_args_embed(argc, argv, &a, msg, sizeof msg), msg, help);
+    if (rc >= 0)
+        return rc;
+    const char *ckpt = a.ckpt;
     esm_err err = {0};
     esm_model m;
     if (esm_model_load(ckpt, &m, &err) != ESM_OK)
@@ -61,13 +50,13 @@ int cmd_embed(int argc, char **argv)
     esm_net_ws *ws = NULL;
     uint8_t *px = malloc((size_t)m.net.in_size);
     float *x = malloc(sizeof(float) * (size_t)m.net.in_size), *emb = malloc(sizeof(float) * (size_t)m.net.emb_dim);
-    int rc = 0;
+    rc = 0;
     if (!px || !x || !emb || esm_net_ws_create(&m.net, 1, 0, &ws, &err) != ESM_OK) {
         if (!err.msg[0])
             esm_fail(&err, ESM_ENOMEM, "out of memory");
         rc = cli_error(&err);
     }
-    for (int i = optind; i < argc && rc == 0; i++)
+    for (int i = a.first_image; i < argc && rc == 0; i++)
         if (!embed_one(&m, ws, argv[i], px, x, emb, &err))
             rc = cli_error(&err);
     esm_net_ws_free(ws);

@@ -1,5 +1,4 @@
 /* esmeta eval: the standard few-shot protocol on a saved model, as one JSON line. */
-#include <getopt.h>
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,36 +16,14 @@ static void help(void)
 
 int cmd_eval(int argc, char **argv)
 {
-    const char *data = NULL, *split = "test", *ckpt = NULL;
-    long way = 5, shot = 5, query = 15, episodes = 1000, threads = 0;
-    uint64_t seed = 0;
-    static const struct option opts[] = {
-        {"checkpoint", 1, 0, 'c'}, {"data", 1, 0, 'd'}, {"split", 1, 0, 's'}, {"way", 1, 0, 'w'},
-        {"shot", 1, 0, 'k'}, {"query", 1, 0, 'q'}, {"episodes", 1, 0, 'e'}, {"seed", 1, 0, 'S'},
-        {"threads", 1, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    opterr = 0;
-    for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
-        int ok = 1;
-        switch (c) {
-        case 'c': ckpt = optarg; break;
-        case 'd': data = optarg; break;
-        case 's': split = optarg; break;
-        case 'w': ok = cli_parse_int("eval", "--way", optarg, -1000000, 1000000, &way); break;
-        case 'k': ok = cli_parse_int("eval", "--shot", optarg, -1000000, 1000000, &shot); break;
-        case 'q': ok = cli_parse_int("eval", "--query", optarg, -1000000, 1000000, &query); break;
-        case 'e': ok = cli_parse_int("eval", "--episodes", optarg, 1, 100000000, &episodes); break;
-        case 't': ok = cli_parse_int("eval", "--threads", optarg, 1, 4096, &threads); break;
-        case 'S': ok = cli_parse_u64("eval", "--seed", optarg, &seed); break;
-        case 'h': help(); return 0;
-        default: return cli_usage_error("eval", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-        if (!ok)
-            return 2;
-    }
-    if (optind < argc)
-        return cli_usage_error("eval", "unexpected argument '%s'", argv[optind]);
-    if (!ckpt)
-        return cli_usage_error("eval", "--checkpoint FILE is required (a run's checkpoint.bin)");
+    eval_args a;
+    char msg[600];
+    int rc = cli_args_status("eval", cli_args_eval(argc, argv, &a, msg, sizeof msg), msg, help);
+    if (rc >= 0)
+        return rc;
+    const char *data = a.data, *split = a.split, *ckpt = a.ckpt;
+    long way = a.way, shot = a.shot, query = a.query, episodes = a.episodes, threads = a.threads;
+    uint64_t seed = a.seed;
     esm_err err = {0};
     esm_model m = {0};
     esm_dataset *ds = NULL;
@@ -54,7 +31,7 @@ int cmd_eval(int argc, char **argv)
     esm_eval_result r;
     esm_episode_shape shape = {(int)way, (int)shot, (int)query};
     double t0 = cli_now();
-    int rc = 0;
+    rc = 0;
     if (esm_model_load(ckpt, &m, &err) != ESM_OK || !cli_load_dataset(data, &ds, &err) ||
         esm_split_get(ds, split, &sp, &err) != ESM_OK ||
         esm_evaluate(&m.net, m.params, m.bn_running, ds, &sp, shape, (int)episodes, seed, (int)threads, &r, &err) !=

@@ -1,5 +1,4 @@
 /* esmeta info: one JSON line describing a split. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,20 +15,12 @@ static void help(void)
 
 int cmd_info(int argc, char **argv)
 {
-    const char *data = NULL, *split = "trainval";
-    static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'}, {"split", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    opterr = 0;
-    for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
-        switch (c) {
-        case 'd': data = optarg; break;
-        case 's': split = optarg; break;
-        case 'h': help(); return 0;
-        default: return cli_usage_error("info", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("info", "unexpected argument '%s'", argv[optind]);
+    info_args a;
+    char msg[600];
+    int rc = cli_args_status("info", cli_args_info(argc, argv, &a, msg, sizeof msg), msg, help);
+    if (rc >= 0)
+        return rc;
+    const char *data = a.data, *split = a.split;
     esm_err err = {0};
     esm_dataset *ds = NULL;
     if (!cli_load_dataset(data, &ds, &err))

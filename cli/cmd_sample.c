@@ -1,6 +1,5 @@
 /* esmeta sample: shows which classes and drawings an episode (seed, index) holds, as JSON.
  * Lets users check the sampler and compare runs without training anything. */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cli.h"
@@ -41,40 +40,20 @@ static void print_episode(const esm_dataset *ds, const esm_split *sp, const esm_
 
 int cmd_sample(int argc, char **argv)
 {
-    const char *data = NULL, *split = "test";
-    long way = 5, shot = 5, query = 15, count = 1;
-    uint64_t seed = 0, first = 0;
-    static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'}, {"split", required_argument, 0, 's'}, {"way", required_argument, 0, 'w'},
-        {"shot", required_argument, 0, 'k'}, {"query", required_argument, 0, 'q'}, {"seed", required_argument, 0, 'S'},
-        {"episode", required_argument, 0, 'e'}, {"count", required_argument, 0, 'c'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    opterr = 0;
-    for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
-        int ok = 1;
-        switch (c) {
-        case 'd': data = optarg; break;
-        case 's': split = optarg; break;
-        case 'w': ok = cli_parse_int("sample", "--way", optarg, -1000000, 1000000, &way); break;
-        case 'k': ok = cli_parse_int("sample", "--shot", optarg, -1000000, 1000000, &shot); break;
-        case 'q': ok = cli_parse_int("sample", "--query", optarg, -1000000, 1000000, &query); break;
-        case 'c': ok = cli_parse_int("sample", "--count", optarg, 1, 1000000, &count); break;
-        case 'S': ok = cli_parse_u64("sample", "--seed", optarg, &seed); break;
-        case 'e': ok = cli_parse_u64("sample", "--episode", optarg, &first); break;
-        case 'h': help(); return 0;
-        default: return cli_usage_error("sample", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-        if (!ok)
-            return 2;
-    }
-    if (optind < argc)
-        return cli_usage_error("sample", "unexpected argument '%s'", argv[optind]);
+    sample_args a;
+    char msg[600];
+    int rc = cli_args_status("sample", cli_args_sample(argc, argv, &a, msg, sizeof msg), msg, help);
+    if (rc >= 0)
+        return rc;
+    const char *data = a.data, *split = a.split;
+    long way = a.way, shot = a.shot, query = a.query, count = a.count;
+    uint64_t seed = a.seed, first = a.first;
     esm_err err = {0};
     esm_dataset *ds = NULL;
     esm_split sp = {0};
     esm_episode ep = {0};
     esm_episode_shape shape = {(int)way, (int)shot, (int)query};
-    int rc = 0;
+    rc = 0;
     if (!cli_load_dataset(data, &ds, &err) || esm_split_get(ds, split, &sp, &err) != ESM_OK ||
         esm_episode_check(&sp, shape, &err) != ESM_OK || esm_episode_init(&ep, ds, shape, &err) != ESM_OK) {
         rc = cli_error(&err);

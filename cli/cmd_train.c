@@ -5,8 +5,6 @@
  * (the lead) writes files and prints. Failures every rank sees alike (a non-finite step,
  * diverged ranks) end every rank normally; a failure only one rank sees (a save, a missing
  * file) aborts the whole job, since the others would otherwise wait for it forever. */
-#include <getopt.h>
-#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,140 +59,6 @@ static void help(void)
         "comm_s its seconds in collectives, eval_s and update_s (es) its seconds scoring members and updating.\n");
 }
 
-enum { O_DATA = 1000, O_SPLIT, O_OUT, O_RESUME, O_TRAINER, O_STRATEGY, O_WAY, O_SHOT, O_QUERY, O_WIDTH, O_DEPTH,
-       O_POP, O_EPG, O_CENTRE, O_THREADS, O_EPISODES, O_GENS, O_HALVE, O_CKPT, O_EVAL_EVERY, O_EVAL_EPISODES,
-       O_EVAL_SPLIT, O_EVAL_WAY, O_EVAL_SHOT, O_EVAL_QUERY, O_SEED, O_LR, O_SIGMA, O_WD, O_QUIET, O_HELP, O_EPS,
-       O_DEVICE, O_CHUNK, O_TIME_LIMIT, O_EVAL_SEEN, O_BUDGET, O_SHARD };
-
-static const struct option OPTS[] = {
-    {"data", 1, 0, O_DATA}, {"split", 1, 0, O_SPLIT}, {"out", 1, 0, O_OUT}, {"resume", 1, 0, O_RESUME},
-    {"trainer", 1, 0, O_TRAINER}, {"strategy", 1, 0, O_STRATEGY}, {"way", 1, 0, O_WAY}, {"shot", 1, 0, O_SHOT},
-    {"query", 1, 0, O_QUERY}, {"width", 1, 0, O_WIDTH}, {"depth", 1, 0, O_DEPTH}, {"pop", 1, 0, O_POP},
-    {"episodes-per-gen", 1, 0, O_EPG}, {"centre-every", 1, 0, O_CENTRE}, {"threads", 1, 0, O_THREADS},
-    {"episodes", 1, 0, O_EPISODES}, {"generations", 1, 0, O_GENS}, {"lr-halve-every", 1, 0, O_HALVE},
-    {"checkpoint-every", 1, 0, O_CKPT}, {"eval-every", 1, 0, O_EVAL_EVERY}, {"eval-episodes", 1, 0, O_EVAL_EPISODES},
-    {"eval-split", 1, 0, O_EVAL_SPLIT}, {"eval-way", 1, 0, O_EVAL_WAY}, {"eval-shot", 1, 0, O_EVAL_SHOT},
-    {"eval-query", 1, 0, O_EVAL_QUERY}, {"seed", 1, 0, O_SEED}, {"lr", 1, 0, O_LR}, {"sigma", 1, 0, O_SIGMA},
-    {"weight-decay", 1, 0, O_WD}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
-    {"episodes-per-step", 1, 0, O_EPS}, {"device", 1, 0, O_DEVICE}, {"chunk", 1, 0, O_CHUNK},
-    {"time-limit", 1, 0, O_TIME_LIMIT}, {"eval-seen-classes", 0, 0, O_EVAL_SEEN},
-    {"budget-forwards", 1, 0, O_BUDGET}, {"shard-update", 1, 0, O_SHARD},
-    {0, 0, 0, 0}};
-
-#define BIG 1000000000L
-
-static int parse_long_opt(int c, const char *v, train_args *a)
-{
-    long x;
-    long long *ll = NULL;
-    long *l = NULL;
-    const char *flag = NULL;
-    for (const struct option *o = OPTS; o->name; o++)
-        if (o->val == c)
-            flag = o->name;
-    switch (c) {
-    case O_WAY: l = &a->way; break;
-    case O_SHOT: l = &a->shot; break;
-    case O_QUERY: l = &a->query; break;
-    case O_WIDTH: l = &a->width; break;
-    case O_DEPTH: l = &a->depth; break;
-    case O_POP: l = &a->pop; break;
-    case O_EPG: l = &a->episodes_per_gen; break;
-    case O_CENTRE: l = &a->centre_every; break;
-    case O_THREADS: l = &a->threads; break;
-    case O_EPS: l = &a->episodes_per_step; break;
-    case O_CHUNK: l = &a->chunk; a->has_chunk = 1; break;
-    case O_EPISODES: ll = &a->steps; a->steps_flag = 1; break;
-    case O_GENS: ll = &a->steps; a->steps_flag = 2; break;
-    case O_BUDGET: ll = &a->budget_forwards; break;
-    case O_HALVE: ll = &a->lr_halve_every; break;
-    case O_CKPT: ll = &a->checkpoint_every; break;
-    case O_EVAL_EVERY: ll = &a->eval_every; break;
-    case O_EVAL_EPISODES: ll = &a->eval_episodes; break;
-    case O_EVAL_WAY: ll = &a->eval_way; break;
-    case O_EVAL_SHOT: ll = &a->eval_shot; break;
-    case O_EVAL_QUERY: ll = &a->eval_query; break;
-    default: return -1;
-    }
-    char name[64];
-    snprintf(name, sizeof name, "--%s", flag);
-    if (!cli_parse_int("train", name, v, -BIG, BIG, &x))
-        return 0;
-    if (l)
-        *l = x;
-    else
-        *ll = x;
-    return 1;
-}
-
-static int parse_args(int argc, char **argv, train_args *a)
-{
-    memset(a, 0, sizeof *a);
-    a->way = a->shot = a->query = a->width = a->depth = a->pop = a->episodes_per_gen = a->centre_every = -1;
-    a->episodes_per_step = -1;
-    a->steps = a->lr_halve_every = -1;
-    a->checkpoint_every = 500;
-    a->eval_episodes = 100, a->eval_way = 5, a->eval_shot = 5, a->eval_query = 15;
-    a->eval_split = "val";
-    opterr = 0;
-    for (int c; (c = getopt_long(argc, argv, "", OPTS, NULL)) != -1;) {
-        int ok = 1;
-        switch (c) {
-        case O_DATA: a->data = optarg; break;
-        case O_SPLIT: a->split = optarg; break;
-        case O_OUT: a->out = optarg; break;
-        case O_RESUME: a->resume = optarg; break;
-        case O_TRAINER: a->trainer = optarg; break;
-        case O_STRATEGY: a->strategy = optarg; break;
-        case O_EVAL_SPLIT: a->eval_split = optarg; break;
-        case O_DEVICE: a->device = optarg; break;
-        case O_SHARD: a->shard_update = optarg; break;
-        case O_SEED: ok = cli_parse_u64("train", "--seed", optarg, &a->seed), a->has_seed = 1; break;
-        case O_LR: ok = cli_parse_float("train", "--lr", optarg, &a->lr), a->has_lr = 1; break;
-        case O_SIGMA: ok = cli_parse_float("train", "--sigma", optarg, &a->sigma), a->has_sigma = 1; break;
-        case O_WD: ok = cli_parse_float("train", "--weight-decay", optarg, &a->weight_decay), a->has_wd = 1; break;
-        case O_TIME_LIMIT: ok = cli_parse_float("train", "--time-limit", optarg, &a->time_limit); break;
-        case O_QUIET: a->quiet = 1; break;
-        case O_EVAL_SEEN: a->eval_seen = 1; break;
-        case O_HELP: help(); exit(0);
-        case '?':
-        case ':': cli_usage_error("train", "unknown or incomplete option '%s'", argv[optind - 1]); return 0;
-        default: ok = parse_long_opt(c, optarg, a); break;
-        }
-        if (!ok)
-            return 0;
-    }
-    if (optind < argc) {
-        cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
-        return 0;
-    }
-    if (a->shard_update && strcmp(a->shard_update, "auto") && strcmp(a->shard_update, "on") &&
-        strcmp(a->shard_update, "off")) {
-        cli_usage_error("train", "--shard-update '%s': use auto, on or off", a->shard_update);
-        return 0;
-    }
-    if (!a->out == !a->resume) {
-        cli_usage_error("train", "give exactly one of --out RUN_DIR (a new run) and --resume RUN_DIR");
-        return 0;
-    }
-    return 1;
-}
-
-/* Flags that describe the run itself cannot change on resume (the checkpoint has them). */
-static int check_resume_flags(const train_args *a)
-{
-    if (a->split || a->way >= 0 || a->shot >= 0 || a->query >= 0 || a->width >= 0 || a->depth >= 0 ||
-        a->pop >= 0 || a->episodes_per_gen >= 0 || a->has_seed || a->has_lr || a->has_sigma || a->has_wd ||
-        a->lr_halve_every >= 0 || a->centre_every >= 0 || a->episodes_per_step >= 0 ||
-        a->has_chunk) {
-        cli_usage_error("train", "--resume continues a run with the configuration saved in its checkpoint; only "
-                        "--data, --episodes/--generations, --device, --checkpoint-every, --eval-*, --threads, "
-                        "--shard-update and --quiet may be given with it");
-        return 0;
-    }
-    return 1;
-}
-
 static int build_config(const train_args *a, esm_train_config *cfg)
 {
     int kind = esm_trainer_kind_parse(a->trainer ? a->trainer : "backprop");
@@ -244,19 +108,6 @@ static int build_config(const train_args *a, esm_train_config *cfg)
     if (a->has_lr) cfg->lr = a->lr;
     if (a->has_sigma) cfg->sigma = a->sigma;
     if (a->has_wd) cfg->weight_decay = a->weight_decay;
-    return 1;
-}
-
-static int check_eval_args(const train_args *a)
-{
-    if (!(a->time_limit >= 0) || !isfinite(a->time_limit)) {
-        cli_usage_error("train", "--time-limit %g: give the training budget in seconds (> 0)", (double)a->time_limit);
-        return 0;
-    }
-    if (a->eval_every < 0 || a->checkpoint_every < 0 || a->eval_episodes < 1) {
-        cli_usage_error("train", "--eval-every and --checkpoint-every must be >= 0 and --eval-episodes >= 1");
-        return 0;
-    }
     return 1;
 }
 
@@ -364,8 +215,10 @@ static int train(train_loop *L, esm_split *sp, esm_err *err)
 int cmd_train(int argc, char **argv)
 {
     train_args a;
-    if (!parse_args(argc, argv, &a) || (a.resume && !check_resume_flags(&a)) || !check_eval_args(&a))
-        return 2;
+    char msg[600];
+    int status = cli_args_status("train", cli_args_train(argc, argv, &a, msg, sizeof msg), msg, help);
+    if (status >= 0)
+        return status;
     if (a.threads > 0)
         omp_set_num_threads((int)a.threads);
     esm_err err = {0};
@@ -390,7 +243,7 @@ int cmd_train(int argc, char **argv)
         L.ds = ds;
         rc = train(&L, &sp, &err);
     }
-    run_dir_close(&L.rd);
+    run_dir_close(&L.rd, NULL); /* on the way out of a failure: it was reported */
     esm_trainer_free(L.t);
     if (L.has_eval_sp)
         esm_split_free(&L.eval_sp);

@@ -33,34 +33,15 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return 2;
 }
 
-int cli_parse_int(const char *cmd, const char *flag, const char *value, long min, long max, long *out)
+int cli_args_status(const char *cmd, cli_opts_result r, const char *msg, void (*help)(void))
 {
-    char *end;
-    errno = 0;
-    long v = strtol(value, &end, 10);
-    if (errno || end == value || *end) {
-        cli_usage_error(cmd, "%s '%s' is not an integer", flag, value);
+    if (r == CLI_OPTS_OK)
+        return -1;
+    if (r == CLI_OPTS_HELP) {
+        help();
         return 0;
     }
-    if (v < min || v > max) {
-        cli_usage_error(cmd, "%s %ld is out of range [%ld, %ld]", flag, v, min, max);
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
-
-int cli_parse_u64(const char *cmd, const char *flag, const char *value, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(value, &end, 10);
-    if (errno || end == value || *end || value[0] == '-') {
-        cli_usage_error(cmd, "%s '%s' is not a non-negative integer", flag, value);
-        return 0;
-    }
-    *out = v;
-    return 1;
+    return cli_usage_error(cmd, "%s", msg);
 }
 
 void cli_json_str(FILE *f, const char *s)
@@ -180,19 +161,6 @@ int cli_load_images(const char *dir, const char *const *csvs, int n_csv, esm_ima
     if (n_csv > 0)
         return esm_dataset_from_csv(dir, csvs, n_csv, o, ds, err) == ESM_OK;
     return esm_dataset_from_images(dir, o, ds, err) == ESM_OK;
-}
-
-int cli_parse_float(const char *cmd, const char *flag, const char *value, float *out)
-{
-    char *end;
-    errno = 0;
-    float v = strtof(value, &end);
-    if (errno || end == value || *end || !isfinite(v)) {
-        cli_usage_error(cmd, "%s '%s' is not a finite number", flag, value);
-        return 0;
-    }
-    *out = v;
-    return 1;
 }
 
 void cli_json_num(FILE *f, double v)

@@ -29,12 +29,7 @@ int run_dir_create(run_dir *r, const char *dir, esm_err *err)
                  "choose another --out", dir, dir);
         return 0;
     }
-    r->mf = fopen(r->metrics, "w");
-    if (!r->mf) {
-        esm_fail(err, ESM_EIO, "%s: %s", r->metrics, strerror(errno));
-        return 0;
-    }
-    return 1;
+    return esm_appendf_open(&r->mf, r->metrics, 1, err) == ESM_OK;
 }
 
 /* "step":N from a metrics line, or -1. */
@@ -50,56 +45,69 @@ static double line_elapsed(const char *line)
     return p ? strtod(p + 12, NULL) : 0.0;
 }
 
+/* Keeps the lines of steps up to done, replacing the file atomically: a crash while resuming
+ * leaves the old record. */
 int run_dir_resume(run_dir *r, const char *dir, int64_t done, esm_err *err)
 {
     set_paths(r, dir);
     FILE *old = fopen(r->metrics, "r");
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", r->metrics);
-    FILE *out = fopen(tmp, "w");
-    if (!out) {
+    esm_afile out;
+    if (esm_afile_open(&out, r->metrics, err) != ESM_OK) {
         if (old)
             fclose(old);
-        esm_fail(err, ESM_EIO, "%s: %s", tmp, strerror(errno));
         return 0;
     }
     char *line = NULL;
     size_t cap = 0;
-    while (old && getline(&line, &cap, old) > 0) {
+    ssize_t n;
+    while (old && (n = getline(&line, &cap, old)) > 0) {
         int64_t s = line_step(line);
-        if (s < 0 || s > done || line[strlen(line) - 1] != '\n')
+        if (s < 0 || s > done || line[n - 1] != '\n')
             continue; /* later than the checkpoint, or cut off by a crash */
-        fputs(line, out);
+        esm_afile_write(&out, line, (size_t)n);
         r->elapsed_offset = line_elapsed(line);
     }
     free(line);
     if (old)
         fclose(old);
-    if (fclose(out) != 0 || rename(tmp, r->metrics) != 0) {
-        esm_fail(err, ESM_EIO, "%s: cannot rewrite (%s)", r->metrics, strerror(errno));
-        return 0;
-    }
-    r->mf = fopen(r->metrics, "a");
-    if (!r->mf) {
-        esm_fail(err, ESM_EIO, "%s: %s", r->metrics, strerror(errno));
-        return 0;
-    }
-    return 1;
+    return esm_afile_commit(&out, err) == ESM_OK && esm_appendf_open(&r->mf, r->metrics, 0, err) == ESM_OK;
+}
+
+FILE *run_dir_line(run_dir *r)
+{
+    r->line = open_memstream(&r->line_buf, &r->line_len);
+    if (!r->line && !r->mf.failed)
+        r->mf.failed = ENOMEM;
+    return r->line ? r->line : stderr; /* the line is then lost, and the next flush says so */
+}
+
+void run_dir_line_end(run_dir *r)
+{
+    if (!r->line)
+        return;
+    if (fclose(r->line) == 0)
+        esm_appendf_write(&r->mf, r->line_buf, r->line_len);
+    else if (!r->mf.failed)
+        r->mf.failed = ENOMEM;
+    free(r->line_buf);
+    r->line = NULL, r->line_buf = NULL, r->line_len = 0;
+}
+
+static int metrics_failed(run_dir *r, esm_err *err)
+{
+    esm_fail(err, ESM_EIO, "%s: cannot write the metrics (%s); the last checkpoint is intact", r->metrics,
+             strerror(r->mf.failed ? r->mf.failed : EIO));
+    return 0;
 }
 
 int run_dir_flush(run_dir *r, esm_err *err)
 {
-    errno = 0;
-    if (fflush(r->mf) == 0 && !ferror(r->mf))
-        return 1;
-    esm_fail(err, ESM_EIO, "%s: cannot write the metrics (%s); the last checkpoint is intact", r->metrics,
-             strerror(errno ? errno : EIO));
-    return 0;
+    return esm_appendf_flush(&r->mf, NULL) == ESM_OK ? 1 : metrics_failed(r, err);
 }
 
-void run_dir_close(run_dir *r)
+int run_dir_close(run_dir *r, esm_err *err)
 {
-    if (r->mf)
-        fclose(r->mf);
-    r->mf = NULL;
+    if (r->line)
+        run_dir_line_end(r);
+    return esm_appendf_close(&r->mf, NULL) == ESM_OK ? 1 : metrics_failed(r, err);
 }

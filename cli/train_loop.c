@@ -45,7 +45,7 @@ static double elapsed(const train_loop *L) { return L->rd.elapsed_offset + cli_n
 
 static void write_step(train_loop *L, const esm_train_stats *s, double step_s, uint64_t comm_bytes, double comm_s)
 {
-    FILE *f = L->rd.mf;
+    FILE *f = run_dir_line(&L->rd);
     int es = esm_trainer_config(L->t)->trainer == ESM_TRAINER_ES;
     fprintf(f, "{\"step\":%lld,\"%s\":%lld,\"loss\":", (long long)s->step, es ? "generation" : "episode",
             (long long)s->step);
@@ -72,6 +72,7 @@ static void write_step(train_loop *L, const esm_train_stats *s, double step_s, u
     fputs(",\"images_per_s\":", f);
     cli_json_num(f, step_s > 0 ? s->images / step_s : NAN);
     fprintf(f, ",\"elapsed_s\":%.3f}\n", elapsed(L));
+    run_dir_line_end(&L->rd);
 }
 
 static void progress(train_loop *L, const esm_train_stats *s, int force)
@@ -102,11 +103,13 @@ static int run_eval(train_loop *L, esm_err *err)
                      err) != ESM_OK)
         return 0;
     int64_t step = esm_trainer_steps_done(L->t);
-    fprintf(L->rd.mf, "{\"step\":%lld,\"eval_split\":", (long long)step);
-    cli_json_str(L->rd.mf, a->eval_split);
-    fprintf(L->rd.mf, ",\"held_out\":%s", L->eval_held_out ? "true" : "false");
-    fprintf(L->rd.mf, ",\"eval_way\":%d,\"eval_shot\":%d,\"eval_episodes\":%d,\"eval_acc\":%.6f,\"eval_ci95\":%.6f,"
+    FILE *f = run_dir_line(&L->rd);
+    fprintf(f, "{\"step\":%lld,\"eval_split\":", (long long)step);
+    cli_json_str(f, a->eval_split);
+    fprintf(f, ",\"held_out\":%s", L->eval_held_out ? "true" : "false");
+    fprintf(f, ",\"eval_way\":%d,\"eval_shot\":%d,\"eval_episodes\":%d,\"eval_acc\":%.6f,\"eval_ci95\":%.6f,"
             "\"elapsed_s\":%.3f}\n", shape.way, shape.shot, r.episodes, r.mean_acc, r.ci95, elapsed(L));
+    run_dir_line_end(&L->rd);
     if (!run_dir_flush(&L->rd, err))
         return 0;
     if (!a->quiet)
@@ -216,6 +219,8 @@ int train_loop_run(train_loop *L, esm_err *err)
     }
     if (!save_point(L, &rc, err))
         return rc;
+    if (L->lead && !run_dir_close(&L->rd, err))
+        return train_local_error(L, err);
     if (L->lead)
         summary(L, &s);
     return L->stopped ? 130 : 0;

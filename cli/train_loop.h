@@ -5,22 +5,9 @@
 
 #include <stdint.h>
 
+#include "args.h"
 #include "cli.h"
 #include "run_dir.h"
-
-typedef struct {
-    const char *data, *split, *out, *resume, *trainer, *strategy, *eval_split, *device;
-    long way, shot, query, width, depth, pop, episodes_per_gen, centre_every, threads, episodes_per_step, chunk;
-    int has_chunk; /* --chunk was given (any value, so that a negative one is reported) */
-    long long steps, lr_halve_every, checkpoint_every, eval_every, eval_episodes, eval_way, eval_shot, eval_query;
-    uint64_t seed;
-    float lr, sigma, weight_decay;
-    long long budget_forwards; /* --budget-forwards: ES generations from member-image forwards; 0 = none */
-    float time_limit; /* --time-limit: seconds of training in this process; 0 = none */
-    int has_seed, has_lr, has_sigma, has_wd, steps_flag, quiet; /* steps_flag: 1 --episodes, 2 --generations */
-    int eval_seen; /* --eval-seen-classes: evaluate on a split that shares classes with the training split */
-    const char *shard_update; /* --shard-update auto|on|off (NULL: auto) */
-} train_args;
 
 typedef struct {
     const train_args *a;

@@ -11,6 +11,7 @@
 
 typedef int (*fuzz_fn)(const uint8_t *, size_t);
 int esm_fuzz_cache(const uint8_t *, size_t);
+int esm_fuzz_cli(const uint8_t *, size_t);
 int esm_fuzz_ckpt(const uint8_t *, size_t);
 int esm_fuzz_es_state(const uint8_t *, size_t);
 int esm_fuzz_split(const uint8_t *, size_t);
@@ -73,6 +74,12 @@ static int replay(const char *name, fuzz_fn fn)
 TEST(fuzz_corpus_cache)
 {
     int n = replay("cache", esm_fuzz_cache);
+    CHECKF(n >= 2, "%d inputs replayed", n);
+}
+
+TEST(fuzz_corpus_cli)
+{
+    int n = replay("cli", esm_fuzz_cli);
     CHECKF(n >= 2, "%d inputs replayed", n);
 }
 

@@ -1,6 +1,7 @@
 /* Fault injection on the atomic write path (checkpoints and the cache): ENOSPC or EIO at every
  * operation of a save in turn (each write, flush, fsync, close, rename), SIGKILL at every
- * operation, and a real full or read-only tmpfs. Each time: the fault really fired, the save
+ * operation, and a real full or read-only tmpfs; and on the metrics log of `esmeta train`, run
+ * in-process so that the seam sees it. Each time: the fault really fired, the save
  * fails with one line naming the file, the previous file is byte-identical and still resumes
  * to the same state, and no partial file is left under the real name. */
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../cli/cli.h"
 #include "core/atomic_file.h"
 #include "esmeta.h"
 #include "harness.h"
@@ -21,11 +23,13 @@
 static struct {
     int at, code, seen;
     char fired[16];
+    const char *only; /* if set, only operations on paths containing it count */
 } plan;
 
 int esm_afile_fault(const char *op, const char *path)
 {
-    (void)path;
+    if (plan.only && !strstr(path, plan.only))
+        return 0;
     if (++plan.seen != plan.at)
         return 0;
     snprintf(plan.fired, sizeof plan.fired, "%s", op);
@@ -36,7 +40,7 @@ int esm_afile_fault(const char *op, const char *path)
 
 static void arm(int at, int code)
 {
-    plan.at = at, plan.code = code, plan.seen = 0, plan.fired[0] = 0;
+    plan.at = at, plan.code = code, plan.seen = 0, plan.fired[0] = 0, plan.only = NULL;
 }
 
 static esm_dataset *tiny_dataset(void)
@@ -244,4 +248,106 @@ TEST(write_faults_cache_keeps_the_previous_cache)
     REQUIRE_OK(esm_cache_read(path, &back, &err), &err);
     CHECK(back->n_images[0] == 1 && back->n_images[1] == 3);
     esm_dataset_free(back);
+}
+
+/* `esmeta train` (cmd_train, in a child process so that the seam is this test's) resuming run
+ * dir with the metrics' k-th operation failing with code; returns its exit status and leaves
+ * its stderr in err and the operation hit in fired ("" if none). */
+static int train_child(const char *dir, int k, int code, char *err, size_t cap, char *fired)
+{
+    char errpath[4200], firedpath[4200];
+    snprintf(errpath, sizeof errpath, "%s/child-stderr.txt", esm_test_tmpdir());
+    snprintf(firedpath, sizeof firedpath, "%s/child-fired.txt", esm_test_tmpdir());
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        if (!freopen(errpath, "w", stderr) || !freopen("/dev/null", "w", stdout))
+            _exit(99);
+        /* One thread: libgomp's pool, started in this test process, does not survive a fork. */
+        char *argv[] = {"train", "--data", (char *)esm_test_cache(), "--resume", (char *)dir, "--episodes", "4",
+                        "--quiet", "--threads", "1", NULL};
+        arm(k, code);
+        plan.only = "metrics.jsonl";
+        int rc = cmd_train(10, argv);
+        fflush(NULL);
+        FILE *f = fopen(firedpath, "w");
+        if (f)
+            fputs(plan.fired, f), fclose(f);
+        _exit(rc);
+    }
+    int ws = 0;
+    waitpid(pid, &ws, 0);
+    long elen = 0, flen = 0;
+    unsigned char *e = slurp(errpath, &elen), *fd = slurp(firedpath, &flen);
+    if (e)
+        e[elen] = 0;
+    if (fd)
+        fd[flen] = 0;
+    snprintf(err, cap, "%s", e ? (char *)e : "");
+    snprintf(fired, 16, "%s", fd ? (char *)fd : "");
+    free(e), free(fd);
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+}
+
+/* Every operation on metrics.jsonl while a run resumes from step 2 to 4 (rewriting the log to
+ * the checkpoint's step, appending two lines, closing) fails in turn with ENOSPC, then EIO:
+ * the run exits non-zero with one line naming metrics.jsonl and the error, its checkpoint is
+ * the one it started from (or, for the closing flush and close, the finished run's), and that checkpoint
+ * still resumes to the bits of a run never interrupted. */
+TEST(write_faults_metrics_at_every_operation)
+{
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    const char *tiny = "--width 8 --depth 2 --way 5 --shot 1 --query 2 --seed 3 --quiet --checkpoint-every 500";
+    char args[8192], out[4096], err[4096], c2[4200], c4[4200], dir[4200], ckpt[4400], cmd[9000], fired[16];
+    snprintf(args, sizeof args, "train --data %s %s --episodes 2 --out %s/m2", cache, tiny, tmp);
+    REQUIRE(esm_test_run_cli(args, out, sizeof out, err, sizeof err) == 0);
+    snprintf(args, sizeof args, "train --data %s %s --episodes 4 --out %s/m4", cache, tiny, tmp);
+    REQUIRE(esm_test_run_cli(args, out, sizeof out, err, sizeof err) == 0);
+    snprintf(c2, sizeof c2, "%s/m2/checkpoint.bin", tmp);
+    snprintf(c4, sizeof c4, "%s/m4/checkpoint.bin", tmp);
+    snprintf(dir, sizeof dir, "%s/mk", tmp);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", dir);
+    const char *names[] = {"open", "write", "flush", "fsync", "close", "rename"};
+    int resumed = 0;
+    for (int c = 0; c < 2; c++) {
+        int code = c ? EIO : ENOSPC, kinds = 0, k = 1, first_done = 0;
+        for (; k < 100; k++) {
+            snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s/m2' '%s'", dir, tmp, dir);
+            REQUIRE(system(cmd) == 0);
+            int rc = train_child(dir, k, code, err, sizeof err, fired);
+            if (!fired[0]) { /* past the last operation: the run finished */
+                CHECKF(rc == 0 && same_file(ckpt, c4), "no fault: exit %d: %s", rc, err);
+                break;
+            }
+            int kind_bit = 0;
+            for (int i = 0; i < 6; i++)
+                kind_bit |= !strcmp(fired, names[i]) << i;
+            kinds |= kind_bit;
+            size_t n = strlen(err);
+            CHECKF(rc != 0, "%s at metrics operation %d (%s): exit 0", strerror(code), k, fired);
+            CHECKF(n > 0 && strchr(err, '\n') == err + n - 1 && strstr(err, "metrics.jsonl") &&
+                       strstr(err, strerror(code)),
+                   "%s at metrics operation %d (%s): stderr [%s]", strerror(code), k, fired, err);
+            int kept = same_file(ckpt, c2), done = same_file(ckpt, c4);
+            CHECKF(kept || done, "operation %d (%s): the checkpoint is neither the previous one nor the finished "
+                   "run's", k, fired);
+            first_done = done && !first_done ? k : first_done;
+            CHECK(esm_test_count_files(dir, "metrics.jsonl.tmp") == 0);
+            if (kept && code == ENOSPC && !(resumed & kind_bit)) { /* still resumes to the uninterrupted bits */
+                resumed |= kind_bit; /* once per kind of operation: each resume is a whole run */
+                snprintf(args, sizeof args, "train --data %s --resume %s --episodes 4 --quiet", cache, dir);
+                CHECKF(esm_test_run_cli(args, out, sizeof out, err, sizeof err) == 0 && same_file(ckpt, c4),
+                       "operation %d (%s): resuming after the fault: %s", k, fired, err);
+            }
+        }
+        /* rename and fsync are the rewrite's (atomic, on resume); the appends have no fsync */
+        CHECKF(kinds == 0x3f, "%s: operation kinds hit %#x of 0x3f over %d operations", strerror(code), kinds, k - 1);
+        CHECK(k > 10);
+        /* Only the close (its flush, then the close itself) comes after the final save. */
+        CHECKF(first_done == k - 2, "%s: the run saved its end before metrics operation %d of %d", strerror(code),
+               first_done, k - 1);
+    }
 }

@@ -14,18 +14,28 @@
 #include "esmeta.h"
 #include "harness.h"
 
-/* Mounts a tmpfs of `kb` KiB at dir; 0 with the reason printed when this process may not. */
-static int mount_small_tmpfs(const char *dir, int kb)
+/* Mounts a tmpfs of `kb` KiB at dir; 0 with the reason in why when this process may not. */
+static int mount_tmpfs_or_why(const char *dir, int kb, char *why, size_t cap)
 {
     char opts[64];
     snprintf(opts, sizeof opts, "size=%dk", kb);
     if (geteuid() != 0 || unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
         mkdir(dir, 0755) != 0 || mount("tmpfs", dir, "tmpfs", 0, opts) != 0) {
-        printf("    skipped: cannot mount a tmpfs here (%s; needs root and CAP_SYS_ADMIN)\n",
-               geteuid() != 0 ? "not root" : strerror(errno));
+        snprintf(why, cap, "cannot mount a tmpfs here (%s; needs root and CAP_SYS_ADMIN)",
+                 geteuid() != 0 ? "not root" : strerror(errno));
         return 0;
     }
     return 1;
+}
+
+/* The same, printing the reason when it cannot. */
+static int mount_small_tmpfs(const char *dir, int kb)
+{
+    char why[200];
+    if (mount_tmpfs_or_why(dir, kb, why, sizeof why))
+        return 1;
+    printf("    skipped: %s\n", why);
+    return 0;
 }
 
 static esm_dataset *dataset_of(int per_char, uint8_t *pixels)
@@ -105,4 +115,76 @@ TEST(write_faults_cli_on_a_full_tmpfs)
     CHECK(access(ckpt, F_OK) != 0);
     snprintf(ckpt, sizeof ckpt, "%s/metrics", dir);
     CHECK(esm_test_count_files(ckpt, "checkpoint.bin") == 0);
+}
+
+/* 1 if path holds exactly the bytes of good. */
+static int same_bytes(const char *path, const char *good)
+{
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", path, good);
+    return system(cmd) == 0;
+}
+
+/* scripts/plot-run on a tmpfs: a good plot, then the disk filled (the next PNG cannot fit), then
+ * the file system read-only. Each failure: non-zero status, one stderr line naming the PNG and
+ * the system's reason, the previous PNG byte-identical, and no partial file in the folder. */
+TEST(write_faults_plot_on_a_full_then_read_only_tmpfs)
+{
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0)
+        SKIP("gnuplot is missing (scripts/plot-run needs it)");
+    const char *src = getenv("ESM_TEST_SRCDIR"), *tmp = esm_test_tmpdir();
+    char script[4200], run[4200], dir[4200], png[4300], good[4300], args[24000], err[4096], why[200];
+    snprintf(script, sizeof script, "%s%sscripts/plot-run", src ? src : "", src ? "/" : "");
+    snprintf(run, sizeof run, "%s/run", tmp);
+    REQUIRE(mkdir(run, 0755) == 0);
+    snprintf(args, sizeof args, "%s/metrics.jsonl", run);
+    FILE *m = fopen(args, "w");
+    REQUIRE(m);
+    for (int i = 1; i <= 60; i++) /* a run's training lines: a falling loss, a rising accuracy */
+        fprintf(m, "{\"step\":%d,\"episode\":%d,\"loss\":%.4f,\"acc\":%.4f,\"lr\":0.001,\"elapsed_s\":%.2f}\n", i, i,
+                2.0 / (1 + 0.1 * i), i / 60.0, 0.1 * i);
+    REQUIRE(fclose(m) == 0);
+    snprintf(dir, sizeof dir, "%s/fs", tmp);
+    if (!mount_tmpfs_or_why(dir, 256, why, sizeof why))
+        SKIP("%s", why);
+    snprintf(png, sizeof png, "%s/curves.png", dir);
+    snprintf(good, sizeof good, "%s/good.png", tmp);
+    /* Also what the script did before: gnuplot wrote straight into the PNG. */
+    snprintf(args, sizeof args, "%s '%s' '%s' 2>/dev/null && cp '%s' '%s'", script, png, run, png, good);
+    REQUIRE(system(args) == 0);
+    CHECK(file_size(png) > 1000);
+
+    /* A longer, noisier run: its PNG would differ from the previous one and be larger. */
+    snprintf(args, sizeof args, "%s/metrics.jsonl", run);
+    REQUIRE((m = fopen(args, "a")));
+    for (int i = 61; i <= 400; i++)
+        fprintf(m, "{\"step\":%d,\"episode\":%d,\"loss\":%.4f,\"acc\":%.4f,\"lr\":0.001,\"elapsed_s\":%.2f}\n", i,
+                i, 0.5 + 0.4 * ((i * 7919) % 13) / 13.0, ((i * 104729) % 17) / 17.0, 0.1 * i);
+    REQUIRE(fclose(m) == 0);
+    /* The disk is full: a file takes every block left. */
+    snprintf(args, sizeof args, "head -c 1000000 /dev/zero > '%s/filler' 2>/dev/null", dir);
+    CHECK(system(args) != 0);
+    const struct {
+        const char *what;
+        int code;
+    } cases[] = {{"full", ENOSPC}, {"read-only", EROFS}};
+    for (int c = 0; c < 2; c++) {
+        if (cases[c].code == EROFS)
+            REQUIRE(mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY, NULL) == 0);
+        snprintf(args, sizeof args, "%s '%s' '%s'", script, png, run);
+        char cmd[30000], errpath[4300];
+        snprintf(errpath, sizeof errpath, "%s/plot-stderr.txt", tmp);
+        snprintf(cmd, sizeof cmd, "%s 2>'%s' >/dev/null", args, errpath);
+        int rc = system(cmd);
+        FILE *e = fopen(errpath, "r");
+        size_t n = e ? fread(err, 1, sizeof err - 1, e) : 0;
+        err[n] = 0;
+        if (e)
+            fclose(e);
+        CHECKF(rc != 0, "%s disk: plot-run exited 0", cases[c].what);
+        CHECKF(n > 0 && strchr(err, '\n') == err + n - 1 && strstr(err, png) && strstr(err, strerror(cases[c].code)),
+               "%s disk: stderr [%s]", cases[c].what, err);
+        CHECKF(same_bytes(png, good), "%s disk: the previous PNG changed", cases[c].what);
+        CHECKF(esm_test_count_files(dir, ".curves.png") == 0, "%s disk: a partial file is left", cases[c].what);
+    }
 }
