@@ -14,4 +14,12 @@
 #define ESM_HOT
 #endif
 
+/* GCC will not inline a plain function into a clone built for another arch (the callee would
+ * run at the baseline width behind a call): helpers of hot loops must be always_inline. */
+#if defined(__GNUC__)
+#define ESM_INLINE static inline __attribute__((always_inline))
+#else
+#define ESM_INLINE static inline
+#endif
+
 #endif

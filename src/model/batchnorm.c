@@ -13,7 +13,7 @@
  * sum of squares, so one pass over memory is as stable as two. m = (count, mean, M2). The
  * segment sums (seg_stats) are independent per image and may be computed in parallel; the
  * merges run in image order, which fixes the bits. */
-static void seg_stats(const float *p, int hw, float *out)
+ESM_INLINE void seg_stats(const float *p, int hw, float *out)
 {
     float seg_mu = esm_sum(p, hw) / (float)hw;
     out[0] = seg_mu;

@@ -8,29 +8,50 @@
 
 #include <string.h>
 
+/* Floats of vertical maxima one pass of esm_affine_relu_pool_forward keeps on the stack. */
+#define POOL_TMP 2048
+
+/* The window's maximum is taken in two steps that vectorise (contiguous rows, then adjacent
+ * pairs): t = the larger of the two rows' activations, then the larger of two adjacent t. Max
+ * and relu give the same bits in any order for finite values (only the sign of a zero can
+ * differ, and relu maps both zeros to +0). Comparisons drop NaN, so each step adds (a - a), 0
+ * for finite a and NaN otherwise: a non-finite activation turns the output into NaN, and a
+ * broken member must score NaN (ranked last, counted), not a plausible finite loss. */
 ESM_HOT void esm_affine_relu_pool_forward(const float *z, const float *scale, const float *shift, int n, int c, int h,
-                                  int w, float *out)
+                                          int w, float *out)
 {
-    int ho = h / 2, wo = w / 2;
-    for (int i = 0; i < n; i++) {
-        for (int ch = 0; ch < c; ch++) {
-            const float *src = z + ((size_t)i * c + ch) * h * w;
-            float *dst = out + ((size_t)i * c + ch) * ho * wo;
-            float g = scale[ch], b = shift[ch];
-            for (int oy = 0; oy < ho; oy++) {
-                const float *r0 = src + (size_t)(2 * oy) * w, *r1 = r0 + w;
-                float *o = dst + (size_t)oy * wo;
-                for (int ox = 0; ox < wo; ox++) {
-                    float a0 = g * r0[2 * ox] + b, a1 = g * r0[2 * ox + 1] + b;
-                    float a2 = g * r1[2 * ox] + b, a3 = g * r1[2 * ox + 1] + b;
-                    float m01 = a0 > a1 ? a0 : a1, m23 = a2 > a3 ? a2 : a3;
-                    float m = m01 > m23 ? m01 : m23;
-                    /* relu commutes with max. Comparisons drop NaN, so (a - a), 0 for finite a
-                     * and NaN otherwise, carries a non-finite activation on: a broken member
-                     * must score NaN (ranked last, counted), not a plausible finite loss. */
-                    float bad = (a0 - a0) + (a1 - a1) + (a2 - a2) + (a3 - a3);
-                    o[ox] = (m > 0.0f ? m : 0.0f) + bad;
+    int ho = h / 2, wo = w / 2, tw = 2 * wo;
+    /* rows of t per pass; a row wider than the buffer (w > POOL_TMP) takes one pass per half */
+    int rows = tw <= POOL_TMP ? POOL_TMP / tw : 1, cols = tw <= POOL_TMP ? tw : POOL_TMP;
+    float t[POOL_TMP];
+    for (size_t q = 0; q < (size_t)n * c; q++) {
+        const float *src = z + q * h * w;
+        float *dst = out + q * ho * wo;
+        float g = scale[q % c], b = shift[q % c];
+        for (int oy0 = 0; oy0 < ho; oy0 += rows) {
+            int ny = ho - oy0 < rows ? ho - oy0 : rows;
+            for (int x0 = 0; x0 < tw; x0 += cols) {
+                int nx = tw - x0 < cols ? tw - x0 : cols;
+                for (int r = 0; r < ny; r++) {
+                    const float *r0 = src + (size_t)(2 * (oy0 + r)) * w + x0, *r1 = r0 + w;
+                    float *tr = t + (size_t)r * nx;
+                    for (int x = 0; x < nx; x++) {
+                        float a0 = g * r0[x] + b, a1 = g * r1[x] + b;
+                        tr[x] = (a0 > a1 ? a0 : a1) + ((a0 - a0) + (a1 - a1));
+                    }
                 }
+                /* nx is even, so the pairs (2k, 2k+1) of t never straddle two output rows */
+                int np = ny * nx / 2;
+                /* whole rows of the output are contiguous: written in place */
+                float pooled[POOL_TMP / 2], *pd = nx == tw ? dst + (size_t)oy0 * wo : pooled;
+                for (int k = 0; k < np; k++) {
+                    float t0 = t[2 * k], t1 = t[2 * k + 1];
+                    float m = t0 > t1 ? t0 : t1;
+                    pd[k] = (m > 0.0f ? m : 0.0f) + ((t0 - t0) + (t1 - t1));
+                }
+                for (int r = 0; r < ny && pd == pooled; r++)
+                    memcpy(dst + (size_t)(oy0 + r) * wo + x0 / 2, pooled + (size_t)r * (nx / 2),
+                           (size_t)(nx / 2) * sizeof *dst);
             }
         }
     }
