@@ -10,6 +10,7 @@
 #include <cblas.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Columns per sgemm worth aiming for: below ~200, OpenBLAS's sgemm loses 15-40% (measured
@@ -137,17 +138,45 @@ static void gather_group(const float *imgs, int g, int cout, int hw, float *grp)
                    (size_t)hw * sizeof *grp);
 }
 
-void esm_conv3x3_forward(const float *inp, const float *wgt, const float *bias, int n, int cin, int cout,
-                         int h, int w, float *scratch, float *out)
+/* Where image j of a conv call over n images lands in its lowered input: groups of gmax images
+ * are (k, g*hw) blocks one after the other, image j at column (j mod gmax)*hw of its group. */
+static float *lowered_at(float *cols, int j, int n, int k, int hw, size_t *ld)
+{
+    int gmax = group_size(hw, n), g0 = j / gmax * gmax, g = n - g0 < gmax ? n - g0 : gmax;
+    *ld = (size_t)g * hw;
+    return cols + (size_t)g0 * k * hw + (size_t)(j - g0) * hw;
+}
+
+esm_status esm_conv3x3_lower_images(const float *inp, int first, int count, int n, int cin, int h, int w,
+                                    float *cols, esm_err *err)
+{
+    size_t hw = (size_t)h * w;
+    uint32_t *edge = malloc(3 * hw * sizeof *edge);
+    if (!edge)
+        return esm_fail(err, ESM_ENOMEM, "conv: out of memory for im2col edge masks (%dx%d)", h, w);
+    im2col_edges(h, w, edge);
+    for (int j = first; j < first + count; j++) {
+        size_t ld;
+        float *at = lowered_at(cols, j, n, cin * 9, h * w, &ld);
+        im2col3x3(inp + (size_t)(j - first) * cin * hw, cin, h, w, ld, edge, at);
+    }
+    free(edge);
+    return ESM_OK;
+}
+
+void esm_conv3x3_forward_lowered(const float *inp, const float *cols, const float *wgt, const float *bias, int n,
+                                 int cin, int cout, int h, int w, float *scratch, float *out)
 {
     int hw = h * w, k = cin * 9, gmax = group_size(hw, n);
     float *col = scratch, *grp = scratch + (size_t)k * gmax * hw;
     uint32_t *edge = edge_masks(scratch, cin, cout, h, w);
-    im2col_edges(h, w, edge);
+    if (!cols)
+        im2col_edges(h, w, edge);
     for (int i0 = 0; i0 < n; i0 += gmax) {
         int g = n - i0 < gmax ? n - i0 : gmax;
         size_t ld = (size_t)g * hw;
-        for (int j = 0; j < g; j++)
+        const float *c = cols ? cols + (size_t)i0 * k * hw : col;
+        for (int j = 0; j < g && !cols; j++)
             im2col3x3(inp + (size_t)(i0 + j) * cin * hw, cin, h, w, ld, edge, col + (size_t)j * hw);
         /* one image writes straight into out; a group goes through grp */
         float *o = g == 1 ? out + (size_t)i0 * cout * hw : grp;
@@ -159,11 +188,17 @@ void esm_conv3x3_forward(const float *inp, const float *wgt, const float *bias, 
                     o[co * ld + p] = bias[co];
             beta = 1.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout, (int)ld, k, 1.0f, wgt, k, col, (int)ld, beta, o,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout, (int)ld, k, 1.0f, wgt, k, c, (int)ld, beta, o,
                     (int)ld);
         if (g > 1)
             scatter_group(grp, g, cout, hw, out + (size_t)i0 * cout * hw);
     }
+}
+
+void esm_conv3x3_forward(const float *inp, const float *wgt, const float *bias, int n, int cin, int cout,
+                         int h, int w, float *scratch, float *out)
+{
+    esm_conv3x3_forward_lowered(inp, NULL, wgt, bias, n, cin, cout, h, w, scratch, out);
 }
 
 void esm_conv3x3_backward(const float *inp, const float *wgt, const float *d_out, int n, int cin, int cout,
