@@ -31,23 +31,6 @@ static esm_status check_forward(const esm_net *net, const float *bn_running, con
  * are its own, so threads change nothing but the speed; segments merge in image order. */
 #define CHUNK_FLOATS (1 << 16)
 
-/* Pool-window extremes of m images of z (image-channels from q0 on): into ws->zmax/zmin, or
- * without backward (z is not kept) over the start of each plane, through the conv's scratch,
- * free again after the GEMM and at least 9 planes long. */
-static void pool_extremes_at(const esm_block *k, const esm_net_ws *ws, float *zc, int m, size_t q0, float *scratch)
-{
-    size_t hw = (size_t)k->h * k->w, hwo = (size_t)k->ho * k->wo;
-    if (ws->zmax) {
-        esm_pool_extremes(zc, m, k->cout, k->h, k->w, ws->zmax + q0 * hwo, ws->zmin + q0 * hwo);
-        return;
-    }
-    for (size_t q = 0; q < (size_t)m * k->cout; q++) {
-        float *plane = zc + q * hw;
-        esm_pool_extremes(plane, 1, 1, k->h, k->w, scratch, scratch + hwo);
-        memcpy(plane, scratch, 2 * hwo * sizeof *plane);
-    }
-}
-
 static int chunk_images(const esm_block *k)
 {
     size_t per_img = (size_t)k->cout * k->h * k->w;
@@ -55,7 +38,7 @@ static int chunk_images(const esm_block *k)
 }
 
 void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp, const float *cols, int n,
-                          double *moments, int extremes, esm_net_ws *ws, float *z)
+                          double *moments, esm_net_ws *ws, float *z)
 {
     size_t hw = (size_t)k->h * k->w, per_img = (size_t)k->cout * hw;
     int chunk = chunk_images(k), n_chunks = (n + chunk - 1) / chunk;
@@ -68,8 +51,6 @@ void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp
                                     k->h, k->w, esm_ws_scratch(ws, omp_get_thread_num()), zc);
         if (moments)
             esm_batchnorm_segments(zc, m, k->cout, (int)hw, ws->seg + (size_t)2 * i0 * k->cout);
-        if (extremes)
-            pool_extremes_at(k, ws, zc, m, (size_t)i0 * k->cout, esm_ws_scratch(ws, omp_get_thread_num()));
     }
     if (moments)
         esm_batchnorm_segments_merge(ws->seg, n, k->cout, (int)hw, moments);
@@ -116,20 +97,18 @@ static int team(const esm_net_ws *ws, int n)
     return ws->threads < n ? ws->threads : n;
 }
 
-/* From the pool-window extremes the conv pass left (pool_extremes_at; esm_affine_relu_pooled). */
 static void relu_pool_forward(const esm_net_ws *ws, const esm_block *k, const float *z, const float *scale,
                               const float *shift, int n, float *out)
 {
-    int nt = team(ws, n), hwo = k->ho * k->wo;
-    size_t out_img = (size_t)k->cout * hwo, stride = ws->zmax ? (size_t)hwo : (size_t)k->h * k->w;
-    const float *zmax = ws->zmax ? ws->zmax : z, *zmin = ws->zmax ? ws->zmin : z + hwo;
+    int nt = team(ws, n);
+    size_t in_img = (size_t)k->cout * k->h * k->w, out_img = (size_t)k->cout * (k->h / 2) * (k->w / 2);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int t = 0; t < nt; t++) {
         int lo, hi;
         share(n, t, nt, &lo, &hi);
         if (hi > lo)
-            esm_affine_relu_pooled(zmax + lo * k->cout * stride, zmin + lo * k->cout * stride, stride, scale, shift,
-                                   hi - lo, k->cout, hwo, out + lo * out_img);
+            esm_affine_relu_pool_forward(z + lo * in_img, scale, shift, hi - lo, k->cout, k->h, k->w,
+                                         out + lo * out_img);
     }
 }
 
@@ -167,7 +146,7 @@ esm_status esm_net_forward_lowered(const esm_net *net, const float *params, floa
         for (int c = 0; c < 3 * k->cout; c++)
             ws->moments[c] = 0.0;
         esm_conv_and_moments(k, params + k->w_off, a, b == 0 ? cols : NULL, n,
-                             mode != ESM_BN_EVAL ? ws->moments : NULL, 1, ws, z);
+                             mode != ESM_BN_EVAL ? ws->moments : NULL, ws, z);
         const float *bias = params + k->b_off;
         float *mean = ws->mean + sb, *var = ws->var + sb;
         if (mode == ESM_BN_EVAL) {

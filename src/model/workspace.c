@@ -20,15 +20,13 @@ static float *carve(carver *c, size_t n_floats)
 
 static void layout(const esm_net *net, int max_n, int with_backward, carver *c, struct esm_net_ws *ws)
 {
-    size_t n = (size_t)max_n, max_z = 0, max_in = 0, max_scratch = 0, max_grad = 0, max_pool = 0;
+    size_t n = (size_t)max_n, max_z = 0, max_in = 0, max_scratch = 0, max_grad = 0;
     int depth = net->cfg.depth, width = net->cfg.width;
     for (int b = 0; b < depth; b++) {
         const esm_block *k = &net->block[b];
         size_t zs = n * k->cout * k->h * k->w, is = n * k->cin * k->h * k->w;
         size_t cs = esm_conv3x3_scratch(k->cin, k->cout, k->h, k->w);
         size_t gs = (size_t)k->cout * (k->cin * 9 + 1);
-        size_t ps = n * k->cout * k->ho * k->wo;
-        max_pool = ps > max_pool ? ps : max_pool;
         max_z = zs > max_z ? zs : max_z;
         max_in = is > max_in ? is : max_in;
         max_scratch = cs > max_scratch ? cs : max_scratch;
@@ -64,8 +62,6 @@ static void layout(const esm_net *net, int max_n, int with_backward, carver *c, 
         ws->max_parts = 0;
     }
     ws->conv_scratch = carve(c, max_scratch);
-    ws->zmax = with_backward ? carve(c, max_pool) : NULL;
-    ws->zmin = with_backward ? carve(c, max_pool) : NULL;
     ws->mean = carve(c, (size_t)depth * width);
     ws->var = carve(c, (size_t)depth * width);
     ws->scale = carve(c, (size_t)depth * width);

@@ -24,9 +24,6 @@ struct esm_net_ws {
     size_t part_stride, scratch_floats;
     int max_parts;
     float *g_big, *g_small; /* backward: d of conv output, d of block input */
-    /* with_backward: (n, cout, h/2, w/2) the current block's pool-window extremes of z; without,
-     * NULL: each image-channel's extremes overwrite the start of its own plane of z */
-    float *zmax, *zmin;
     void *mem;
     /* Threads a batch is split over (esm_net_ws_set_threads); scratch of threads 1.. */
     int threads;
@@ -59,20 +56,10 @@ void esm_batchnorm_backward_apply(const float *z, const float *mean, const float
 /* 1 if the two configurations describe the same net. */
 int esm_net_config_same(const esm_net_config *a, const esm_net_config *b);
 /* Block k's conv (no bias) of inp (n images) into z, in cache-sized runs of images; when moments
- * is not NULL each run's moments are added to it (esm_batchnorm_moments_add) while still in cache,
- * and when extremes is not zero, each pool window's extremes go to ws->zmax and ws->zmin
- * (esm_pool_extremes), or without backward over z itself (see esm_net_ws; pool_extremes_at). cols, when not NULL, is inp already lowered (esm_net_lower_input; block 0
- * only): inp is unread. */
+ * is not NULL each run's moments are added to it (esm_batchnorm_moments_add) while still in cache.
+ * cols, when not NULL, is inp already lowered (esm_net_lower_input; block 0 only): inp is unread. */
 void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp, const float *cols, int n,
-                          double *moments, int extremes, esm_net_ws *ws, float *z);
-
-/* esm_affine_relu_pool_forward in two halves (pool_extremes.c): the largest and smallest z of
- * each 2x2 window, zmax and zmin (n, c, h/2, w/2); then out (n, c, hwo = (h/2)*(w/2)) from them,
- * image-channel q's extremes read at zmax + q*stride and zmin + q*stride. Bit-identical to the
- * one-pass form, non-finite activations included (they give NaN). */
-void esm_pool_extremes(const float *z, int n, int c, int h, int w, float *zmax, float *zmin);
-void esm_affine_relu_pooled(const float *zmax, const float *zmin, size_t stride, const float *scale,
-                            const float *shift, int n, int c, int hwo, float *out);
+                          double *moments, esm_net_ws *ws, float *z);
 
 /* The conv's lowering (im2col) of images first..first+count-1 of one conv call over n images,
  * inp pointing at image first, into that call's lowered input cols (cin*9*h*w floats per image). */
