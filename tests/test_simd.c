@@ -7,6 +7,7 @@
 
 #include "esmeta.h"
 #include "harness.h"
+#include "model/ws.h" /* esm_batchnorm_segments */
 
 static float plain_act(float z, float g, float b)
 {
@@ -70,5 +71,29 @@ TEST(simd_relu_pool_clone_same_bits_as_plain_loop)
                d[3], bad[0]);
         CHECKF(bad[1] == 0, "%dx%dx%dx%d: %d image-channels' gradients differ from the plain loop's bits", d[0],
                d[1], d[2], d[3], bad[1]);
+    }
+}
+
+TEST(simd_batchnorm_segments_four_at_once_same_bits_as_one)
+{
+    /* esm_batchnorm_segments takes image-channel segments four at a time; each must get the bits
+     * of the same segment taken alone. Lengths: the net's planes and ones with a tail past the
+     * lanes. */
+    static const int lens[] = {784, 196, 49, 9, 3, 8, 13};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        int hw = lens[k], n = 3, c = 3; /* 9 segments: two groups of four and one alone */
+        float *z = malloc(sizeof(float) * (size_t)n * c * hw), seg[18], one[2];
+        REQUIRE(z);
+        esm_gauss_fill(31, (uint32_t)k, 0, z, (size_t)n * c * hw);
+        for (int i = 0; i < n * c * hw; i++)
+            z[i] = 3.0f + 2.0f * z[i];
+        esm_batchnorm_segments(z, n, c, hw, seg);
+        int bad = 0;
+        for (int q = 0; q < n * c; q++) {
+            esm_batchnorm_segments(z + (size_t)q * hw, 1, 1, hw, one);
+            bad += memcmp(one, seg + 2 * q, sizeof one) != 0;
+        }
+        CHECKF(bad == 0, "segments of %d values: %d of %d differ from the same segment alone", hw, bad, n * c);
+        free(z);
     }
 }

@@ -29,9 +29,50 @@ static void merge_segment(double *m, const float *seg, int hw)
     m[0] = tot;
 }
 
+/* seg_stats of four consecutive segments at once: the same operations in the same order for
+ * each (the same bits), but four independent chains of additions instead of one, which is what
+ * bounds a single segment's speed. */
+ESM_INLINE void seg_stats4(const float *p, int hw, float *out)
+{
+    float acc[4][ESM_LANES] = {{0}}, mu[4];
+    int i = 0;
+    for (; i + ESM_LANES <= hw; i += ESM_LANES)
+        for (int s = 0; s < 4; s++)
+            for (int l = 0; l < ESM_LANES; l++)
+                acc[s][l] += p[(size_t)s * hw + i + l];
+    for (int s = 0; s < 4; s++) {
+        float sum = 0.0f;
+        for (int j = i; j < hw; j++)
+            sum += p[(size_t)s * hw + j];
+        for (int l = 0; l < ESM_LANES; l++)
+            sum += acc[s][l];
+        mu[s] = sum / (float)hw;
+        out[2 * s] = mu[s];
+        for (int l = 0; l < ESM_LANES; l++)
+            acc[s][l] = 0.0f;
+    }
+    for (i = 0; i + ESM_LANES <= hw; i += ESM_LANES)
+        for (int s = 0; s < 4; s++)
+            for (int l = 0; l < ESM_LANES; l++) {
+                float d = p[(size_t)s * hw + i + l] - mu[s];
+                acc[s][l] += d * d;
+            }
+    for (int s = 0; s < 4; s++) {
+        float sum = 0.0f;
+        for (int j = i; j < hw; j++)
+            sum += (p[(size_t)s * hw + j] - mu[s]) * (p[(size_t)s * hw + j] - mu[s]);
+        for (int l = 0; l < ESM_LANES; l++)
+            sum += acc[s][l];
+        out[2 * s + 1] = sum;
+    }
+}
+
 ESM_HOT void esm_batchnorm_segments(const float *z, int n, int c, int hw, float *seg)
 {
-    for (size_t q = 0; q < (size_t)n * c; q++)
+    size_t q = 0, nq = (size_t)n * c;
+    for (; q + 4 <= nq; q += 4)
+        seg_stats4(z + q * hw, hw, seg + 2 * q);
+    for (; q < nq; q++)
         seg_stats(z + q * hw, hw, seg + 2 * q);
 }
 

@@ -11,6 +11,64 @@
 /* Floats of vertical maxima one pass of esm_affine_relu_pool_forward keeps on the stack. */
 #define POOL_TMP 2048
 
+/* Rows are short (28, 14, 6, 2 floats), so a plain loop spends most of its time in its scalar
+ * tail. These steps take a fixed L entries (one vector of the clone's width, or a few) and cover
+ * a length n >= L by blocks of L plus one last block that overlaps the one before: entries
+ * computed twice get the same value, so overlap changes nothing. */
+#define OVERLAPPED(L, n, step)                                                                      \
+    do {                                                                                            \
+        int x_ = 0;                                                                                 \
+        for (; x_ + (L) <= (n); x_ += (L))                                                          \
+            step(x_, L);                                                                            \
+        if (x_ < (n))                                                                               \
+            step((n) - (L), L);                                                                     \
+    } while (0)
+
+/* t[x] = the larger of the two rows' activations, plus (a - a) of both (NaN carrier, below) */
+ESM_INLINE void row_max(const float *r0, const float *r1, float g, float b, int at, int len, float *t)
+{
+    for (int x = at; x < at + len; x++) {
+        float a0 = g * r0[x] + b, a1 = g * r1[x] + b;
+        t[x] = (a0 > a1 ? a0 : a1) + ((a0 - a0) + (a1 - a1));
+    }
+}
+
+/* out[k] = relu of the larger of t[2k], t[2k+1], plus (v - v) of both */
+ESM_INLINE void pair_max(const float *t, int at, int len, float *out)
+{
+    for (int k = at; k < at + len; k++) {
+        float t0 = t[2 * k], t1 = t[2 * k + 1];
+        float m = t0 > t1 ? t0 : t1;
+        out[k] = (m > 0.0f ? m : 0.0f) + ((t0 - t0) + (t1 - t1));
+    }
+}
+
+ESM_INLINE void rows_step(const float *r0, const float *r1, float g, float b, int nx, float *t)
+{
+#define ROW_STEP(at, len) row_max(r0, r1, g, b, at, len, t)
+    if (nx >= 16)
+        OVERLAPPED(16, nx, ROW_STEP);
+    else if (nx >= 8)
+        OVERLAPPED(8, nx, ROW_STEP);
+    else if (nx >= 4)
+        OVERLAPPED(4, nx, ROW_STEP);
+    else
+        row_max(r0, r1, g, b, 0, nx, t);
+#undef ROW_STEP
+}
+
+ESM_INLINE void pairs_step(const float *t, int np, float *out)
+{
+#define PAIR_STEP(at, len) pair_max(t, at, len, out)
+    if (np >= 16)
+        OVERLAPPED(16, np, PAIR_STEP);
+    else if (np >= 4)
+        OVERLAPPED(4, np, PAIR_STEP);
+    else
+        pair_max(t, 0, np, out);
+#undef PAIR_STEP
+}
+
 /* The window's maximum is taken in two steps that vectorise (contiguous rows, then adjacent
  * pairs): t = the larger of the two rows' activations, then the larger of two adjacent t. Max
  * and relu give the same bits in any order for finite values (only the sign of a zero can
@@ -33,22 +91,13 @@ ESM_HOT void esm_affine_relu_pool_forward(const float *z, const float *scale, co
             for (int x0 = 0; x0 < tw; x0 += cols) {
                 int nx = tw - x0 < cols ? tw - x0 : cols;
                 for (int r = 0; r < ny; r++) {
-                    const float *r0 = src + (size_t)(2 * (oy0 + r)) * w + x0, *r1 = r0 + w;
-                    float *tr = t + (size_t)r * nx;
-                    for (int x = 0; x < nx; x++) {
-                        float a0 = g * r0[x] + b, a1 = g * r1[x] + b;
-                        tr[x] = (a0 > a1 ? a0 : a1) + ((a0 - a0) + (a1 - a1));
-                    }
+                    const float *r0 = src + (size_t)(2 * (oy0 + r)) * w + x0;
+                    rows_step(r0, r0 + w, g, b, nx, t + (size_t)r * nx);
                 }
-                /* nx is even, so the pairs (2k, 2k+1) of t never straddle two output rows */
-                int np = ny * nx / 2;
-                /* whole rows of the output are contiguous: written in place */
+                /* nx is even, so the pairs (2k, 2k+1) of t never straddle two output rows; whole
+                 * rows of the output are contiguous: written in place */
                 float pooled[POOL_TMP / 2], *pd = nx == tw ? dst + (size_t)oy0 * wo : pooled;
-                for (int k = 0; k < np; k++) {
-                    float t0 = t[2 * k], t1 = t[2 * k + 1];
-                    float m = t0 > t1 ? t0 : t1;
-                    pd[k] = (m > 0.0f ? m : 0.0f) + ((t0 - t0) + (t1 - t1));
-                }
+                pairs_step(t, ny * nx / 2, pd);
                 for (int r = 0; r < ny && pd == pooled; r++)
                     memcpy(dst + (size_t)(oy0 + r) * wo + x0 / 2, pooled + (size_t)r * (nx / 2),
                            (size_t)(nx / 2) * sizeof *dst);
