@@ -18,6 +18,20 @@
 #define ESM_HOT
 #endif
 
+/* Short loops spend most of their time in the scalar tail a vectorised loop leaves. For an
+ * elementwise step whose entries do not depend on each other, step(at, L) computes entries
+ * at..at+L-1 with a fixed L (one vector of a clone's width, or a few), and ESM_OVERLAPPED covers a
+ * length n >= L by blocks of L plus one last block that overlaps the one before it: entries
+ * computed twice get the same value, so the overlap changes nothing. */
+#define ESM_OVERLAPPED(L, n, step)                                                                  \
+    do {                                                                                            \
+        int x_ = 0;                                                                                 \
+        for (; x_ + (L) <= (n); x_ += (L))                                                          \
+            step(x_, L);                                                                            \
+        if (x_ < (n))                                                                               \
+            step((n) - (L), L);                                                                     \
+    } while (0)
+
 /* GCC will not inline a plain function into a clone built for another arch (the callee would
  * run at the baseline width behind a call): helpers of hot loops must be always_inline. */
 #if defined(__GNUC__)

@@ -11,19 +11,8 @@
 /* Floats of vertical maxima one pass of esm_affine_relu_pool_forward keeps on the stack. */
 #define POOL_TMP 2048
 
-/* Rows are short (28, 14, 6, 2 floats), so a plain loop spends most of its time in its scalar
- * tail. These steps take a fixed L entries (one vector of the clone's width, or a few) and cover
- * a length n >= L by blocks of L plus one last block that overlaps the one before: entries
- * computed twice get the same value, so overlap changes nothing. */
-#define OVERLAPPED(L, n, step)                                                                      \
-    do {                                                                                            \
-        int x_ = 0;                                                                                 \
-        for (; x_ + (L) <= (n); x_ += (L))                                                          \
-            step(x_, L);                                                                            \
-        if (x_ < (n))                                                                               \
-            step((n) - (L), L);                                                                     \
-    } while (0)
-
+/* Rows are short (28, 14, 6, 2 floats): the steps below run in fixed-width overlapping blocks
+ * (ESM_OVERLAPPED) so that no scalar tail remains. */
 /* t[x] = the larger of the two rows' activations, plus (a - a) of both (NaN carrier, below) */
 ESM_INLINE void row_max(const float *r0, const float *r1, float g, float b, int at, int len, float *t)
 {
@@ -47,11 +36,11 @@ ESM_INLINE void rows_step(const float *r0, const float *r1, float g, float b, in
 {
 #define ROW_STEP(at, len) row_max(r0, r1, g, b, at, len, t)
     if (nx >= 16)
-        OVERLAPPED(16, nx, ROW_STEP);
+        ESM_OVERLAPPED(16, nx, ROW_STEP);
     else if (nx >= 8)
-        OVERLAPPED(8, nx, ROW_STEP);
+        ESM_OVERLAPPED(8, nx, ROW_STEP);
     else if (nx >= 4)
-        OVERLAPPED(4, nx, ROW_STEP);
+        ESM_OVERLAPPED(4, nx, ROW_STEP);
     else
         row_max(r0, r1, g, b, 0, nx, t);
 #undef ROW_STEP
@@ -61,9 +50,9 @@ ESM_INLINE void pairs_step(const float *t, int np, float *out)
 {
 #define PAIR_STEP(at, len) pair_max(t, at, len, out)
     if (np >= 16)
-        OVERLAPPED(16, np, PAIR_STEP);
+        ESM_OVERLAPPED(16, np, PAIR_STEP);
     else if (np >= 4)
-        OVERLAPPED(4, np, PAIR_STEP);
+        ESM_OVERLAPPED(4, np, PAIR_STEP);
     else
         pair_max(t, 0, np, out);
 #undef PAIR_STEP
