@@ -13,8 +13,8 @@
 #     --md FILE  also write the summary table to FILE (Markdown)
 #     --kernels N  plain (the kernel users get) against every OpenBLAS kernel this CPU can run, forced
 #                with OPENBLAS_CORETYPE: N rounds, each running every measurement under plain and
-#                then under each forced kernel in turn, so that load which comes and goes hits all
-#                alike; every line gets "kernel" and "round", and the table gives each row's median
+#                under each forced kernel in turn (each round starting one kernel later), so that
+#                load which comes and goes hits all alike; every line gets "kernel" and "round", and the table gives each row's median
 #                per kernel and plain's speed over the best forced kernel's (N rounds take N x
 #                (kernels + 1) plain reports' time)
 # Stdout: JSON lines, one object per measurement, each with "what" and units in its field names;
@@ -138,7 +138,11 @@ if [ "$rounds" = 0 ]; then
 else
     round=1
     while [ "$round" -le "$rounds" ]; do
-        for kernel in plain $forced; do
+        # each round starts one kernel later, so that no kernel always runs first
+        set -- plain $forced
+        r=$(((round - 1) % $#))
+        while [ "$r" -gt 0 ]; do k=$1; shift; set -- "$@" "$k"; r=$((r - 1)); done
+        for kernel in "$@"; do
             if [ "$kernel" = plain ]; then
                 if [ -n "$plain_core" ]; then export OPENBLAS_CORETYPE="$plain_core"; else unset OPENBLAS_CORETYPE; fi
             else
