@@ -107,6 +107,21 @@ size_t esm_net_ws_bytes(const esm_net *net, int max_n, int with_backward);
 esm_status esm_net_forward(const esm_net *net, const float *params, float *bn_running, esm_net_ws *ws,
                            const float *x, int n, esm_bn_mode mode, float *emb, esm_err *err);
 
+/* ---- sharing block 0's lowered input ----
+ * Block 0's conv lowers its input (im2col, 9x the input's size) before its GEMM; forwards of
+ * many parameter vectors over the same images (ES members on one episode) can lower it once.
+ * esm_net_lower_input writes images first..first+count-1 of a batch of n (x points at image
+ * first) into cols, esm_net_lowered_floats(net, n) floats for the whole batch: call it once or
+ * piece by piece. esm_net_forward_lowered is esm_net_forward with block 0 reading cols (bit-identical
+ * results); cols must be the lowering of the same n images. x may then be NULL unless the
+ * workspace keeps activations for backward. cols is only read: threads may share it. */
+size_t esm_net_lowered_floats(const esm_net *net, int n);
+esm_status esm_net_lower_input(const esm_net *net, const float *x, int first, int count, int n, float *cols,
+                               esm_err *err);
+esm_status esm_net_forward_lowered(const esm_net *net, const float *params, float *bn_running, esm_net_ws *ws,
+                                   const float *x, const float *cols, int n, esm_bn_mode mode, float *emb,
+                                   esm_err *err);
+
 /* Gradient of a scalar loss w.r.t. params, given d_emb = dloss/d(emb) (n, emb_dim) for the
  * last forward on ws, which must have been a batch-statistics forward on a with_backward
  * workspace with the same params. grad (n_params) is overwritten. */

@@ -45,7 +45,20 @@ esm_status esm_protonet_loss(const esm_net *net, const float *params, float *bn_
                              esm_protonet_ws *ws, const float *support, int way, int shot, const float *query,
                              const int *labels, int n_query, float *loss, float *acc, esm_err *err);
 
-/* The same, and grad (n_params) = dloss/dparams. mode must be a batch-statistics mode and
+/* esm_protonet_loss with block 0's lowered input computed once for an episode that many
+ * parameter vectors score (ES members): esm_protonet_lower_episode fills cols
+ * (esm_protonet_lowered_floats) from the episode's images, and esm_protonet_loss_lowered then gives
+ * bit-identical results to esm_protonet_loss without lowering the images again. cols is only read
+ * (threads may share it) and must come from the same support and query. */
+size_t esm_protonet_lowered_floats(const esm_net *net, int way, int shot, int n_query);
+esm_status esm_protonet_lower_episode(const esm_net *net, const float *support, int way, int shot,
+                                      const float *query, int n_query, float *cols, esm_err *err);
+esm_status esm_protonet_loss_lowered(const esm_net *net, const float *params, float *bn_running, esm_bn_mode mode,
+                                     esm_protonet_ws *ws, const float *cols, const float *support, int way, int shot,
+                                     const float *query, const int *labels, int n_query, float *loss, float *acc,
+                                     esm_err *err);
+
+/* The same as esm_protonet_loss, and grad (n_params) = dloss/dparams. mode must be a batch-statistics mode and
  * the workspace made with_backward. */
 esm_status esm_protonet_loss_grad(const esm_net *net, const float *params, float *bn_running, esm_bn_mode mode,
                                   esm_protonet_ws *ws, const float *support, int way, int shot,

@@ -9,9 +9,35 @@
 #define ESM_CORE_SIMD_H
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(ESM_NO_CLONES)
-#define ESM_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+/* At -O2 GCC 12 vectorises only loops whose trip count it knows (the "very cheap" cost model):
+ * the hot loops run over image rows and planes of any size, so their clones use the full model. */
+#define ESM_HOT                                                                                  \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"),                 \
+                   optimize("vect-cost-model=dynamic")))
 #else
 #define ESM_HOT
+#endif
+
+/* Short loops spend most of their time in the scalar tail a vectorised loop leaves. For an
+ * elementwise step whose entries do not depend on each other, step(at, L) computes entries
+ * at..at+L-1 with a fixed L (one vector of a clone's width, or a few), and ESM_OVERLAPPED covers a
+ * length n >= L by blocks of L plus one last block that overlaps the one before it: entries
+ * computed twice get the same value, so the overlap changes nothing. */
+#define ESM_OVERLAPPED(L, n, step)                                                                  \
+    do {                                                                                            \
+        int x_ = 0;                                                                                 \
+        for (; x_ + (L) <= (n); x_ += (L))                                                          \
+            step(x_, L);                                                                            \
+        if (x_ < (n))                                                                               \
+            step((n) - (L), L);                                                                     \
+    } while (0)
+
+/* GCC will not inline a plain function into a clone built for another arch (the callee would
+ * run at the baseline width behind a call): helpers of hot loops must be always_inline. */
+#if defined(__GNUC__)
+#define ESM_INLINE static inline __attribute__((always_inline))
+#else
+#define ESM_INLINE static inline
 #endif
 
 #endif

@@ -61,8 +61,9 @@ void esm_protonet_ws_free(esm_protonet_ws *ws)
 }
 
 static esm_status run_episode(const esm_net *net, const float *params, float *bn_running, esm_bn_mode mode,
-                              esm_protonet_ws *ws, const float *support, int way, int shot, const float *query,
-                              const int *labels, int n_query, float *loss, float *acc, float *grad, esm_err *err)
+                              esm_protonet_ws *ws, const float *cols, const float *support, int way, int shot,
+                              const float *query, const int *labels, int n_query, float *loss, float *acc,
+                              float *grad, esm_err *err)
 {
     if (way < 1 || shot < 1 || n_query < 1 || way > ws->max_way || shot > ws->max_shot || n_query > ws->max_query)
         return esm_fail(err, ESM_EINVAL,
@@ -70,9 +71,14 @@ static esm_status run_episode(const esm_net *net, const float *params, float *bn
                         way, shot, n_query, ws->max_way, ws->max_shot, ws->max_query);
     int ns = way * shot, n = ns + n_query, dim = net->emb_dim;
     size_t img = (size_t)net->in_size;
-    memcpy(ws->x, support, (size_t)ns * img * sizeof(float));
-    memcpy(ws->x + (size_t)ns * img, query, (size_t)n_query * img * sizeof(float));
-    esm_status st = esm_net_forward(net, params, bn_running, ws->net_ws, ws->x, n, mode, ws->emb, err);
+    /* with the lowered input, a forward-only pass never reads the images */
+    const float *x = NULL;
+    if (!cols || ws->with_backward) {
+        memcpy(ws->x, support, (size_t)ns * img * sizeof(float));
+        memcpy(ws->x + (size_t)ns * img, query, (size_t)n_query * img * sizeof(float));
+        x = ws->x;
+    }
+    esm_status st = esm_net_forward_lowered(net, params, bn_running, ws->net_ws, x, cols, n, mode, ws->emb, err);
     if (st != ESM_OK)
         return st;
     float *ds = grad ? ws->d_emb : NULL, *dq = grad ? ws->d_emb + (size_t)ns * dim : NULL;
@@ -87,8 +93,33 @@ esm_status esm_protonet_loss(const esm_net *net, const float *params, float *bn_
                              esm_protonet_ws *ws, const float *support, int way, int shot, const float *query,
                              const int *labels, int n_query, float *loss, float *acc, esm_err *err)
 {
-    return run_episode(net, params, bn_running, mode, ws, support, way, shot, query, labels, n_query, loss, acc,
-                       NULL, err);
+    return run_episode(net, params, bn_running, mode, ws, NULL, support, way, shot, query, labels, n_query, loss,
+                       acc, NULL, err);
+}
+
+size_t esm_protonet_lowered_floats(const esm_net *net, int way, int shot, int n_query)
+{
+    return esm_net_lowered_floats(net, way * shot + n_query);
+}
+
+esm_status esm_protonet_lower_episode(const esm_net *net, const float *support, int way, int shot,
+                                      const float *query, int n_query, float *cols, esm_err *err)
+{
+    int ns = way * shot, n = ns + n_query;
+    if (way < 1 || shot < 1 || n_query < 1)
+        return esm_fail(err, ESM_EINVAL, "protonet lower episode: way %d, shot %d, queries %d must all be positive",
+                        way, shot, n_query);
+    esm_status st = esm_net_lower_input(net, support, 0, ns, n, cols, err);
+    return st != ESM_OK ? st : esm_net_lower_input(net, query, ns, n_query, n, cols, err);
+}
+
+esm_status esm_protonet_loss_lowered(const esm_net *net, const float *params, float *bn_running, esm_bn_mode mode,
+                                     esm_protonet_ws *ws, const float *cols, const float *support, int way, int shot,
+                                     const float *query, const int *labels, int n_query, float *loss, float *acc,
+                                     esm_err *err)
+{
+    return run_episode(net, params, bn_running, mode, ws, cols, support, way, shot, query, labels, n_query, loss,
+                       acc, NULL, err);
 }
 
 esm_status esm_protonet_loss_grad(const esm_net *net, const float *params, float *bn_running, esm_bn_mode mode,
@@ -102,6 +133,6 @@ esm_status esm_protonet_loss_grad(const esm_net *net, const float *params, float
     if (mode == ESM_BN_EVAL)
         return esm_fail(err, ESM_EINVAL, "protonet loss_grad: gradients need batch statistics; use ESM_BN_TRAIN or "
                                          "ESM_BN_BATCH, not ESM_BN_EVAL");
-    return run_episode(net, params, bn_running, mode, ws, support, way, shot, query, labels, n_query, loss, acc,
-                       grad, err);
+    return run_episode(net, params, bn_running, mode, ws, NULL, support, way, shot, query, labels, n_query, loss,
+                       acc, grad, err);
 }

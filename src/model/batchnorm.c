@@ -13,7 +13,7 @@
  * sum of squares, so one pass over memory is as stable as two. m = (count, mean, M2). The
  * segment sums (seg_stats) are independent per image and may be computed in parallel; the
  * merges run in image order, which fixes the bits. */
-static void seg_stats(const float *p, int hw, float *out)
+ESM_INLINE void seg_stats(const float *p, int hw, float *out)
 {
     float seg_mu = esm_sum(p, hw) / (float)hw;
     out[0] = seg_mu;
@@ -29,9 +29,66 @@ static void merge_segment(double *m, const float *seg, int hw)
     m[0] = tot;
 }
 
+/* seg_stats of four consecutive segments at once: the same operations in the same order for
+ * each (the same bits), but four independent chains of additions instead of one, which is what
+ * bounds a single segment's speed. The four accumulators are named, not indexed, so that each
+ * stays in a register. */
+ESM_INLINE float lanes_total(const float *acc, float s)
+{
+    for (int l = 0; l < ESM_LANES; l++)
+        s += acc[l];
+    return s;
+}
+
+ESM_INLINE void seg_stats4(const float *p, int hw, float *out)
+{
+    const float *p0 = p, *p1 = p + hw, *p2 = p + 2 * (size_t)hw, *p3 = p + 3 * (size_t)hw;
+    float a0[ESM_LANES] = {0}, a1[ESM_LANES] = {0}, a2[ESM_LANES] = {0}, a3[ESM_LANES] = {0};
+    int i = 0;
+    for (; i + ESM_LANES <= hw; i += ESM_LANES)
+        for (int l = 0; l < ESM_LANES; l++) {
+            a0[l] += p0[i + l];
+            a1[l] += p1[i + l];
+            a2[l] += p2[i + l];
+            a3[l] += p3[i + l];
+        }
+    float t0 = 0.0f, t1 = 0.0f, t2 = 0.0f, t3 = 0.0f;
+    for (int j = i; j < hw; j++) {
+        t0 += p0[j];
+        t1 += p1[j];
+        t2 += p2[j];
+        t3 += p3[j];
+    }
+    float m0 = lanes_total(a0, t0) / (float)hw, m1 = lanes_total(a1, t1) / (float)hw;
+    float m2 = lanes_total(a2, t2) / (float)hw, m3 = lanes_total(a3, t3) / (float)hw;
+    for (int l = 0; l < ESM_LANES; l++)
+        a0[l] = a1[l] = a2[l] = a3[l] = 0.0f;
+    for (i = 0; i + ESM_LANES <= hw; i += ESM_LANES)
+        for (int l = 0; l < ESM_LANES; l++) {
+            float d0 = p0[i + l] - m0, d1 = p1[i + l] - m1, d2 = p2[i + l] - m2, d3 = p3[i + l] - m3;
+            a0[l] += d0 * d0;
+            a1[l] += d1 * d1;
+            a2[l] += d2 * d2;
+            a3[l] += d3 * d3;
+        }
+    t0 = t1 = t2 = t3 = 0.0f;
+    for (int j = i; j < hw; j++) {
+        t0 += (p0[j] - m0) * (p0[j] - m0);
+        t1 += (p1[j] - m1) * (p1[j] - m1);
+        t2 += (p2[j] - m2) * (p2[j] - m2);
+        t3 += (p3[j] - m3) * (p3[j] - m3);
+    }
+    out[0] = m0, out[2] = m1, out[4] = m2, out[6] = m3;
+    out[1] = lanes_total(a0, t0), out[3] = lanes_total(a1, t1);
+    out[5] = lanes_total(a2, t2), out[7] = lanes_total(a3, t3);
+}
+
 ESM_HOT void esm_batchnorm_segments(const float *z, int n, int c, int hw, float *seg)
 {
-    for (size_t q = 0; q < (size_t)n * c; q++)
+    size_t q = 0, nq = (size_t)n * c;
+    for (; q + 4 <= nq; q += 4)
+        seg_stats4(z + q * hw, hw, seg + 2 * q);
+    for (; q < nq; q++)
         seg_stats(z + q * hw, hw, seg + 2 * q);
 }
 

@@ -18,7 +18,7 @@ esm_status esm_net_forward_chunk(const esm_net *net, const float *params, const 
     const float *a = x;
     for (int b = 0; b <= blocks && b < depth; b++) {
         const esm_block *k = &net->block[b];
-        esm_conv_and_moments(k, params + k->w_off, a, n, b == blocks ? acc : NULL, ws, ws->z[b]);
+        esm_conv_and_moments(k, params + k->w_off, a, NULL, n, b == blocks ? acc : NULL, ws, ws->z[b]);
         if (b == blocks)
             return ESM_OK;
         float *dst = b == depth - 1 ? out : ws->in[b + 1];

@@ -31,23 +31,58 @@ static esm_status check_forward(const esm_net *net, const float *bn_running, con
  * are its own, so threads change nothing but the speed; segments merge in image order. */
 #define CHUNK_FLOATS (1 << 16)
 
-void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp, int n, double *moments,
-                          esm_net_ws *ws, float *z)
+static int chunk_images(const esm_block *k)
+{
+    size_t per_img = (size_t)k->cout * k->h * k->w;
+    return per_img >= CHUNK_FLOATS ? 1 : (int)(CHUNK_FLOATS / per_img);
+}
+
+void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp, const float *cols, int n,
+                          double *moments, esm_net_ws *ws, float *z)
 {
     size_t hw = (size_t)k->h * k->w, per_img = (size_t)k->cout * hw;
-    int chunk = per_img >= CHUNK_FLOATS ? 1 : (int)(CHUNK_FLOATS / per_img);
-    int n_chunks = (n + chunk - 1) / chunk;
+    int chunk = chunk_images(k), n_chunks = (n + chunk - 1) / chunk;
 #pragma omp parallel for num_threads(ws->threads) schedule(static) if (ws->threads > 1 && n_chunks > 1)
     for (int q = 0; q < n_chunks; q++) {
         int i0 = q * chunk, m = n - i0 < chunk ? n - i0 : chunk;
         float *zc = z + (size_t)i0 * per_img;
-        esm_conv3x3_forward(inp + (size_t)i0 * k->cin * hw, wgt, NULL, m, k->cin, k->cout, k->h, k->w,
-                            esm_ws_scratch(ws, omp_get_thread_num()), zc);
+        esm_conv3x3_forward_lowered(cols ? NULL : inp + (size_t)i0 * k->cin * hw,
+                                    cols ? cols + (size_t)i0 * k->cin * 9 * hw : NULL, wgt, NULL, m, k->cin, k->cout,
+                                    k->h, k->w, esm_ws_scratch(ws, omp_get_thread_num()), zc);
         if (moments)
             esm_batchnorm_segments(zc, m, k->cout, (int)hw, ws->seg + (size_t)2 * i0 * k->cout);
     }
     if (moments)
         esm_batchnorm_segments_merge(ws->seg, n, k->cout, (int)hw, moments);
+}
+
+size_t esm_net_lowered_floats(const esm_net *net, int n)
+{
+    const esm_block *k = &net->block[0];
+    return (size_t)n * k->cin * 9 * k->h * k->w;
+}
+
+/* The layout is the one esm_conv_and_moments reads: runs of chunk_images, each lowered as the
+ * conv lowers one call's images. */
+esm_status esm_net_lower_input(const esm_net *net, const float *x, int first, int count, int n, float *cols,
+                               esm_err *err)
+{
+    const esm_block *k = &net->block[0];
+    if (first < 0 || count < 0 || first + count > n)
+        return esm_fail(err, ESM_EINVAL, "net lower input: images %d..%d outside the batch of %d", first,
+                        first + count - 1, n);
+    size_t img = (size_t)k->cin * k->h * k->w;
+    int chunk = chunk_images(k);
+    for (int j = first; j < first + count;) {
+        int i0 = j / chunk * chunk, m = n - i0 < chunk ? n - i0 : chunk;
+        int upto = i0 + m < first + count ? i0 + m : first + count;
+        esm_status st = esm_conv3x3_lower_images(x + (size_t)(j - first) * img, j - i0, upto - j, m, k->cin, k->h,
+                                                 k->w, cols + (size_t)i0 * 9 * img, err);
+        if (st != ESM_OK)
+            return st;
+        j = upto;
+    }
+    return ESM_OK;
 }
 
 /* Threads' shares of n images for the per-image passes (any split gives the same bits). */
@@ -80,10 +115,20 @@ static void relu_pool_forward(const esm_net_ws *ws, const esm_block *k, const fl
 esm_status esm_net_forward(const esm_net *net, const float *params, float *bn_running, esm_net_ws *ws,
                            const float *x, int n, esm_bn_mode mode, float *emb, esm_err *err)
 {
+    return esm_net_forward_lowered(net, params, bn_running, ws, x, NULL, n, mode, emb, err);
+}
+
+esm_status esm_net_forward_lowered(const esm_net *net, const float *params, float *bn_running, esm_net_ws *ws,
+                                   const float *x, const float *cols, int n, esm_bn_mode mode, float *emb,
+                                   esm_err *err)
+{
     ws->last_n = 0;
     esm_status st = check_forward(net, bn_running, ws, n, mode, err);
     if (st != ESM_OK)
         return st;
+    if (!x && (!cols || ws->with_backward))
+        return esm_fail(err, ESM_EINVAL, "net forward: no input images (x is NULL); x may be left out only with "
+                                         "its lowered input and a forward-only workspace");
     int depth = net->cfg.depth, width = net->cfg.width;
     const float *a = x;
     if (ws->with_backward) {
@@ -100,7 +145,8 @@ esm_status esm_net_forward(const esm_net *net, const float *params, float *bn_ru
          * anyway, so the bias only enters through the running mean. */
         for (int c = 0; c < 3 * k->cout; c++)
             ws->moments[c] = 0.0;
-        esm_conv_and_moments(k, params + k->w_off, a, n, mode != ESM_BN_EVAL ? ws->moments : NULL, ws, z);
+        esm_conv_and_moments(k, params + k->w_off, a, b == 0 ? cols : NULL, n,
+                             mode != ESM_BN_EVAL ? ws->moments : NULL, ws, z);
         const float *bias = params + k->b_off;
         float *mean = ws->mean + sb, *var = ws->var + sb;
         if (mode == ESM_BN_EVAL) {

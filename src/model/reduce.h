@@ -5,9 +5,11 @@
 #ifndef ESM_MODEL_REDUCE_H
 #define ESM_MODEL_REDUCE_H
 
+#include "core/simd.h"
+
 #define ESM_LANES 8
 
-static inline float esm_sum(const float *x, int n)
+ESM_INLINE float esm_sum(const float *x, int n)
 {
     float acc[ESM_LANES] = {0};
     int i = 0;
@@ -23,7 +25,7 @@ static inline float esm_sum(const float *x, int n)
 }
 
 /* sum of (x - c)^2 */
-static inline float esm_sum_sq_dev(const float *x, int n, float c)
+ESM_INLINE float esm_sum_sq_dev(const float *x, int n, float c)
 {
     float acc[ESM_LANES] = {0};
     int i = 0;
@@ -41,7 +43,7 @@ static inline float esm_sum_sq_dev(const float *x, int n, float c)
 }
 
 /* sum of x*(y - c) */
-static inline float esm_dot_dev(const float *x, const float *y, int n, float c)
+ESM_INLINE float esm_dot_dev(const float *x, const float *y, int n, float c)
 {
     float acc[ESM_LANES] = {0};
     int i = 0;

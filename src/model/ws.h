@@ -56,8 +56,17 @@ void esm_batchnorm_backward_apply(const float *z, const float *mean, const float
 /* 1 if the two configurations describe the same net. */
 int esm_net_config_same(const esm_net_config *a, const esm_net_config *b);
 /* Block k's conv (no bias) of inp (n images) into z, in cache-sized runs of images; when moments
- * is not NULL each run's moments are added to it (esm_batchnorm_moments_add) while still in cache. */
-void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp, int n, double *moments,
-                          esm_net_ws *ws, float *z);
+ * is not NULL each run's moments are added to it (esm_batchnorm_moments_add) while still in cache.
+ * cols, when not NULL, is inp already lowered (esm_net_lower_input; block 0 only): inp is unread. */
+void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp, const float *cols, int n,
+                          double *moments, esm_net_ws *ws, float *z);
+
+/* The conv's lowering (im2col) of images first..first+count-1 of one conv call over n images,
+ * inp pointing at image first, into that call's lowered input cols (cin*9*h*w floats per image). */
+esm_status esm_conv3x3_lower_images(const float *inp, int first, int count, int n, int cin, int h, int w,
+                                    float *cols, esm_err *err);
+/* esm_conv3x3_forward, taking the lowered input from cols when it is not NULL (inp then unread). */
+void esm_conv3x3_forward_lowered(const float *inp, const float *cols, const float *wgt, const float *bias, int n,
+                                 int cin, int cout, int h, int w, float *scratch, float *out);
 
 #endif

@@ -26,6 +26,8 @@ typedef struct {
     int stream_chunk;   /* images per chunk; 0 = whole episodes */
     member_slot *slots; /* [n_slots], grown to the thread count on demand */
     int n_slots;
+    float *cols; /* the job's episodes' block-0 lowered inputs, one after the other (whole episodes) */
+    size_t cols_cap;
 } cpu_eval;
 
 static esm_status cpu_create(const esm_net *net, esm_episode_shape shape, int max_members,
@@ -56,6 +58,7 @@ static void cpu_free(void *impl)
         free(c->slots[k].noise);
     }
     free(c->slots);
+    free(c->cols);
     free(c);
 }
 
@@ -123,9 +126,10 @@ static void unit_members(const esm_popeval_job *job, int u, int *lo, int *hi)
     *hi = first + 2 < end ? first + 2 : end;
 }
 
-esm_status esm_episodes_score(const esm_net *net, const esm_episode *eps, int n_eps, const float *params, float *bn,
-                              esm_bn_mode mode, esm_protonet_ws *ws, esm_protonet_stream *stream, float *loss,
-                              float *acc, esm_err *err)
+/* esm_episodes_score, with the episodes' lowered inputs (lower_episodes) when cols is not NULL */
+static esm_status episodes_score(const esm_net *net, const esm_episode *eps, int n_eps, const float *cols,
+                                 const float *params, float *bn, esm_bn_mode mode, esm_protonet_ws *ws,
+                                 esm_protonet_stream *stream, float *loss, float *acc, esm_err *err)
 {
     double ls = 0, as = 0;
     for (int j = 0; j < n_eps; j++) {
@@ -139,8 +143,10 @@ esm_status esm_episodes_score(const esm_net *net, const esm_episode *eps, int n_
                                                               ep->query_label, sh.way * sh.query, net->in_size);
             st = esm_protonet_loss_stream(net, params, bn, mode, stream, &es, &l, &a, err);
         } else {
-            st = esm_protonet_loss(net, params, bn, mode, ws, ep->support, sh.way, sh.shot, ep->query, ep->query_label,
-                                   sh.way * sh.query, &l, &a, err);
+            st = esm_protonet_loss_lowered(net, params, bn, mode, ws, cols, ep->support, sh.way, sh.shot, ep->query,
+                                           ep->query_label, sh.way * sh.query, &l, &a, err);
+            if (cols)
+                cols += esm_protonet_lowered_floats(net, sh.way, sh.shot, sh.way * sh.query);
         }
         if (st == ESM_ENONFINITE)
             l = a = NAN;
@@ -153,6 +159,41 @@ esm_status esm_episodes_score(const esm_net *net, const esm_episode *eps, int n_
     return ESM_OK;
 }
 
+esm_status esm_episodes_score(const esm_net *net, const esm_episode *eps, int n_eps, const float *params, float *bn,
+                              esm_bn_mode mode, esm_protonet_ws *ws, esm_protonet_stream *stream, float *loss,
+                              float *acc, esm_err *err)
+{
+    return episodes_score(net, eps, n_eps, NULL, params, bn, mode, ws, stream, loss, acc, err);
+}
+
+/* Every member scores the same episodes: their block-0 lowering (im2col) is done once here and
+ * shared read-only, instead of once per member. */
+static esm_status lower_episodes(cpu_eval *c, const esm_popeval_job *job, esm_err *err)
+{
+    size_t need = 0;
+    for (int j = 0; j < job->n_eps; j++) {
+        esm_episode_shape sh = job->eps[j].shape;
+        need += esm_protonet_lowered_floats(&c->net, sh.way, sh.shot, sh.way * sh.query);
+    }
+    if (need > c->cols_cap) {
+        float *grown = realloc(c->cols, need * sizeof *grown);
+        if (!grown)
+            return esm_fail(err, ESM_ENOMEM, "out of memory for the episodes' lowered inputs (%zu floats)", need);
+        c->cols = grown, c->cols_cap = need;
+    }
+    float *at = c->cols;
+    for (int j = 0; j < job->n_eps; j++) {
+        const esm_episode *ep = &job->eps[j];
+        esm_episode_shape sh = ep->shape;
+        esm_status st = esm_protonet_lower_episode(&c->net, ep->support, sh.way, sh.shot, ep->query,
+                                                   sh.way * sh.query, at, err);
+        if (st != ESM_OK)
+            return st;
+        at += esm_protonet_lowered_floats(&c->net, sh.way, sh.shot, sh.way * sh.query);
+    }
+    return ESM_OK;
+}
+
 static esm_status cpu_evaluate(void *impl, const esm_popeval_job *job, float *loss, float *acc, float *fitness,
                                esm_err *err)
 {
@@ -161,8 +202,11 @@ static esm_status cpu_evaluate(void *impl, const esm_popeval_job *job, float *lo
         return ESM_OK;
     int units = unit_count(job), nt = omp_get_max_threads() < units ? omp_get_max_threads() : units;
     esm_status st = ensure_slots(c, nt, err);
+    if (st == ESM_OK && c->stream_chunk == 0)
+        st = lower_episodes(c, job, err);
     if (st != ESM_OK)
         return st;
+    const float *cols = c->stream_chunk == 0 ? c->cols : NULL;
     esm_status *stat = calloc((size_t)nt, sizeof *stat);
     esm_err *errs = calloc((size_t)nt, sizeof *errs);
     if (!stat || !errs) {
@@ -180,8 +224,8 @@ static esm_status cpu_evaluate(void *impl, const esm_popeval_job *job, float *lo
         for (int i = lo; i < hi && stat[tid] == ESM_OK; i++) {
             int k = i - job->begin;
             add_scaled(job->pop.mean, job->pop.scale, m->noise, i != lo, np, m->theta);
-            stat[tid] = esm_episodes_score(&c->net, job->eps, job->n_eps, m->theta, NULL, ESM_BN_BATCH, m->ws,
-                                           m->stream, &loss[k], &acc[k], &errs[tid]);
+            stat[tid] = episodes_score(&c->net, job->eps, job->n_eps, cols, m->theta, NULL, ESM_BN_BATCH, m->ws,
+                                       m->stream, &loss[k], &acc[k], &errs[tid]);
             fitness[k] = -loss[k];
         }
     }
