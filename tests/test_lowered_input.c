@@ -8,7 +8,7 @@
 
 #include "esmeta.h"
 #include "harness.h"
-#include "train/popeval.h"
+#include "popeval/popeval.h"
 
 /* Embeddings of n images through esm_net_forward and through esm_net_forward_lowered with the
  * input lowered in two pieces (split at image `cut`), compared bit for bit; returns the number
@@ -126,8 +126,9 @@ TEST(lowered_input_shared_by_evaluator_gives_per_member_fitness)
     }
     void *cpu = NULL;
     REQUIRE_OK(esm_popeval_cpu_ops.create(&net, eps[0].shape, POP, NULL, &cpu, &err), &err);
-    esm_popeval_job job = {.eps = eps, .n_eps = 2, .mean = mean, .scale = scale, .seed = 41, .gen = 3,
-                           .antithetic = 0, .begin = 0, .count = POP};
+    esm_popeval_job job = {.eps = eps, .n_eps = 2, .begin = 0, .count = POP,
+                           .pop = {.mean = mean, .scale = scale, .dim = n, .popsize = POP, .seed = 41, .gen = 3,
+                                   .antithetic = 0}};
     float loss[POP], acc[POP], fit[POP];
     REQUIRE_OK(esm_popeval_cpu_ops.evaluate(cpu, &job, loss, acc, fit, &err), &err);
     for (int k = 0; k < POP; k++)
