@@ -130,22 +130,23 @@ static esm_status run(const esm_dataset *ds, esm_trainer_kind kind, uint64_t see
     return st;
 }
 
-static esm_dataset *prepare(esm_tctx *t_, esm_err *err)
+/* As `esmeta prepare --images DIR --size 16x16 --split-ratio 0.6,0.1,0.3 --seed 1` does: into a
+ * cache file, then read back (mapped) as training reads it. */
+static esm_dataset *prepare(esm_err *err)
 {
-    char root[4200];
+    char root[4200], cache[4200];
     snprintf(root, sizeof root, "%s/shapes", esm_test_tmpdir());
-    if (!make_set(root))
-        return NULL;
-    esm_images_opts o = {.shape = {.channels = 3, .height = 16, .width = 16}, .normalize = 1};
-    esm_dataset *ds = NULL;
-    const double ratio[3] = {0.6, 0.1, 0.3};
-    (void)t_;
-    if (esm_dataset_from_images(root, &o, &ds, err) != ESM_OK)
-        return NULL;
-    if (esm_dataset_split_by_ratio(ds, ratio, 1, err) != ESM_OK) {
-        esm_dataset_free(ds);
+    snprintf(cache, sizeof cache, "%s/shapes.esmc", esm_test_tmpdir());
+    if (!make_set(root)) {
+        esm_fail(err, ESM_EIO, "%s: cannot write the generated set", root);
         return NULL;
     }
+    esm_images_opts o = {.shape = {.channels = 3, .height = 16, .width = 16}, .normalize = 1};
+    const double ratio[3] = {0.6, 0.1, 0.3};
+    esm_dataset *ds = NULL;
+    if (esm_images_prepare(root, NULL, 0, &o, ratio, 1, cache, NULL, err) != ESM_OK ||
+        esm_cache_read(cache, &ds, err) != ESM_OK)
+        return NULL;
     return ds;
 }
 
@@ -153,7 +154,7 @@ static void learns(esm_tctx *t_, esm_trainer_kind kind, int steps)
 {
     esm_blas_single_thread();
     esm_err err = {0};
-    esm_dataset *ds = prepare(t_, &err);
+    esm_dataset *ds = prepare(&err);
     REQUIREF(ds, "preparing the generated set: %s", err.msg);
     const char *measure = getenv("ESM_LEARN_SEEDS");
     int seeds = measure ? atoi(measure) : 1;
