@@ -85,6 +85,8 @@ typedef struct {
  * bilinear interpolation (pixel centres aligned, edges clamped) on one that grows. */
 esm_status esm_image_preprocess(const unsigned char *bytes, size_t len, const esm_image_shape *shape, uint8_t *out,
                                 const char *origin, esm_err *err);
+/* The same for a file on disk (errors name path). */
+esm_status esm_image_preprocess_file(const char *path, const esm_image_shape *shape, uint8_t *out, esm_err *err);
 
 typedef struct {
     esm_image_shape shape;
@@ -154,6 +156,10 @@ int esm_split_shared(const esm_dataset *ds, const esm_split *a, const esm_split 
 /* Writes image `img` of character chr rotated by rot quarter turns as floats in [0,1]
  * (ink = 1), or standardised per channel when ds->normalize, into out[channels*height*width]. */
 void esm_image_to_float(const esm_dataset *ds, int chr, int img, int rot, float *out);
+
+/* Pixels preprocessed as ds's images are (esm_image_preprocess with ds's shape: planar
+ * channels x height x width) to the floats an episode would hold for them. */
+void esm_pixels_to_float(const esm_dataset *ds, const uint8_t *px, float *out);
 
 typedef struct {
     int way, shot, query;

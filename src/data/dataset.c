@@ -215,14 +215,33 @@ esm_status esm_dataset_from_raw(const esm_raw_list halves[2], const esm_load_opt
     return ESM_OK;
 }
 
+/* One affine map per channel, pixel * scale - shift, shared by episodes and esm_pixels_to_float
+ * so that an image embedded on its own sees the very floats it would see in an episode. */
+static void channel_affine(const esm_dataset *ds, int c, float *scale, float *shift)
+{
+    *scale = ds->normalize ? 1.0f / (255.0f * ds->std[c]) : 1.0f / 255.0f;
+    *shift = ds->normalize ? ds->mean[c] / ds->std[c] : 0.0f;
+}
+
+void esm_pixels_to_float(const esm_dataset *ds, const uint8_t *px, float *out)
+{
+    size_t plane = (size_t)ds->height * ds->width;
+    for (int c = 0; c < ds->channels; c++) {
+        float scale, shift;
+        channel_affine(ds, c, &scale, &shift);
+        for (size_t k = 0; k < plane; k++)
+            out[c * plane + k] = px[c * plane + k] * scale - shift;
+    }
+}
+
 void esm_image_to_float(const esm_dataset *ds, int chr, int img, int rot, float *out)
 {
     int h = ds->height, w = ds->width;
     const uint8_t *src = ds->pixels + (ds->first[chr] + (size_t)img) * (size_t)ds->channels * h * w;
     /* Counter-clockwise quarter turns (PIL's Image.rotate convention). Odd turns need square images. */
     for (int c = 0; c < ds->channels; c++, src += (size_t)h * w, out += (size_t)h * w) {
-        const float scale = ds->normalize ? 1.0f / (255.0f * ds->std[c]) : 1.0f / 255.0f;
-        const float shift = ds->normalize ? ds->mean[c] / ds->std[c] : 0.0f;
+        float scale, shift;
+        channel_affine(ds, c, &scale, &shift);
         for (int r = 0; r < h; r++)
             for (int q = 0; q < w; q++) {
                 int sr, sq;

@@ -6,7 +6,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/read_file.h"
 #include "data/dataset_internal.h"
 #include "data/dir_walk.h"
 #include "data/image_list.h"
@@ -108,14 +107,7 @@ esm_status esm_img_list_decode(const void *ctx, size_t i, uint8_t *out, esm_err 
     const esm_img_list_ctx *c = ctx;
     char path[8400];
     snprintf(path, sizeof path, "%s/%s", c->list->root, c->list->e[i].file);
-    unsigned char *bytes;
-    size_t len;
-    esm_status st = esm_read_file(path, "image", &bytes, &len, err);
-    if (st != ESM_OK)
-        return st;
-    st = esm_image_preprocess(bytes, len, c->shape, out, path, err);
-    free(bytes);
-    return st;
+    return esm_image_preprocess_file(path, c->shape, out, err);
 }
 
 static esm_status check_opts(const esm_image_shape *s, esm_err *err)
