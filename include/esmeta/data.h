@@ -116,8 +116,8 @@ esm_status esm_dataset_from_csv(const char *images_dir, const char *const *csvs,
  * and written out, so memory holds the file list and one batch of pixels (o->batch_bytes), never
  * the set: a set larger than memory can be prepared. The file is written atomically: an interrupted
  * run leaves no cache at cache_path (and any older one intact). On success *info, if info is
- * not NULL, describes the set (names, counts, splits, statistics) without pixels: pixels must
- * not be read; free it with esm_dataset_free. */
+ * not NULL, describes the set (names, counts, splits, statistics) without pixels (pixels is
+ * NULL; esm_cache_read the file to use them); free it with esm_dataset_free. */
 esm_status esm_images_prepare(const char *images_dir, const char *const *csvs, int n_csv, const esm_images_opts *o,
                               const double *ratio, uint64_t seed, const char *cache_path, esm_dataset **info,
                               esm_err *err);

@@ -210,9 +210,12 @@ esm_status esm_images_prepare(const char *images_dir, const char *const *csvs, i
         st = esm_cache_write_decoded(ds, esm_img_list_decode, &(esm_img_list_ctx){&l, &o->shape}, o->threads,
                                      o->batch_bytes, o->progress, o->progress_user, cache_path, err);
     esm_img_list_free(&l);
-    if (st == ESM_OK && info)
+    if (st == ESM_OK && info) {
+        free(ds->pixels); /* the 1-byte placeholder: reading pixels of the description faults at once */
+        ds->pixels = NULL;
         *info = ds;
-    else
+    } else {
         esm_dataset_free(ds);
+    }
     return st;
 }
