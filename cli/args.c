@@ -70,13 +70,19 @@ cli_opts_result cli_args_eval(int argc, char **argv, eval_args *a, char *msg, si
 
 cli_opts_result cli_args_embed(int argc, char **argv, embed_args *a, char *msg, size_t cap)
 {
-    static const cli_opt t[] = {STR("checkpoint", embed_args, ckpt), HELP, END};
+    static const cli_opt t[] = {STR("checkpoint", embed_args, ckpt), STR("data", embed_args, data),
+                                {.name = "invert", .kind = CLI_OPT_SET, .off = offsetof(embed_args, invert), .set = 1},
+                                HELP, END};
     *a = (embed_args){0};
     cli_opts_result r = parse(t, argc, argv, a, 1, &a->first_image, msg, cap);
-    if (r == CLI_OPTS_OK && !a->ckpt)
+    if (r != CLI_OPTS_OK)
+        return r;
+    if (!a->ckpt)
         return fail(msg, cap, "--checkpoint FILE is required");
-    if (r == CLI_OPTS_OK && a->first_image >= argc)
-        return fail(msg, cap, "give at least one IMAGE.png");
+    if (a->invert && !a->data)
+        return fail(msg, cap, "--invert goes with --data (without it, Omniglot's inversion is applied)");
+    if (a->first_image >= argc)
+        return fail(msg, cap, "give at least one IMAGE (PNG or JPEG)");
     return r;
 }
 

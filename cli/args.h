@@ -28,8 +28,9 @@ typedef struct {
 } eval_args;
 
 typedef struct {
-    const char *ckpt;
-    int first_image; /* argv[first_image..argc): the images */
+    const char *ckpt, *data; /* data: the set the model was trained on (its channels and normalisation) */
+    int invert;              /* --invert: invert as the set was prepared (only with --data) */
+    int first_image;         /* argv[first_image..argc): the images */
 } embed_args;
 
 enum { CLI_MAX_CSV = 64 };

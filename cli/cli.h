@@ -22,10 +22,10 @@ int cli_resolve_data(const char *flag, char *out, size_t cap, esm_err *err);
 
 /* Loads the dataset with a progress line on stderr when it takes a while. */
 int cli_load_dataset(const char *flag, esm_dataset **ds, esm_err *err);
-/* A user's class-folder tree (esm_dataset_from_images), or with n_csv > 0 a folder of images
- * named by CSV split files (esm_dataset_from_csv), with the same progress line. */
-int cli_load_images(const char *dir, const char *const *csvs, int n_csv, esm_images_opts *o, esm_dataset **ds,
-                    esm_err *err);
+/* A user's class-folder tree, or with n_csv > 0 a folder of images named by CSV split files,
+ * prepared straight into the cache file out (esm_images_prepare), with the same progress line. */
+int cli_prepare_images(const char *dir, const char *const *csvs, int n_csv, esm_images_opts *o, const double *ratio,
+                       uint64_t seed, const char *out, esm_dataset **info, esm_err *err);
 
 /* Progress on stderr, redrawn in place when stderr is a terminal. */
 void cli_progress(void *user, const char *what, size_t done, size_t total);

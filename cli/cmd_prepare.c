@@ -70,10 +70,12 @@ int cmd_prepare(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     esm_err err = {0};
     esm_dataset *ds = NULL;
-    if (images ? !cli_load_images(images, csvs, n_csv, &io, &ds, &err) : !cli_load_dataset(data, &ds, &err))
+    /* Users' sets are streamed into the cache (they may not fit in memory); Omniglot is small. */
+    if (images ? !cli_prepare_images(images, csvs, n_csv, &io, have_ratio ? a.ratio : NULL, a.seed, out, &ds, &err)
+               : !cli_load_dataset(data, &ds, &err))
         return cli_error(&err);
-    if ((have_ratio && esm_dataset_split_by_ratio(ds, a.ratio, a.seed, &err) != ESM_OK) ||
-        esm_cache_write(ds, out, &err) != ESM_OK) {
+    if (!images && ((have_ratio && esm_dataset_split_by_ratio(ds, a.ratio, a.seed, &err) != ESM_OK) ||
+                    esm_cache_write(ds, out, &err) != ESM_OK)) {
         esm_dataset_free(ds);
         return cli_error(&err);
     }

@@ -152,15 +152,13 @@ int cli_load_dataset(const char *flag, esm_dataset **ds, esm_err *err)
     return esm_dataset_load(path, &o, ds, err) == ESM_OK;
 }
 
-int cli_load_images(const char *dir, const char *const *csvs, int n_csv, esm_images_opts *o, esm_dataset **ds,
-                    esm_err *err)
+int cli_prepare_images(const char *dir, const char *const *csvs, int n_csv, esm_images_opts *o, const double *ratio,
+                       uint64_t seed, const char *out, esm_dataset **info, esm_err *err)
 {
     progress_state ps = {.start = now_s(), .tty = isatty(2)};
     o->progress = cli_progress;
     o->progress_user = &ps;
-    if (n_csv > 0)
-        return esm_dataset_from_csv(dir, csvs, n_csv, o, ds, err) == ESM_OK;
-    return esm_dataset_from_images(dir, o, ds, err) == ESM_OK;
+    return esm_images_prepare(dir, csvs, n_csv, o, ratio, seed, out, info, err) == ESM_OK;
 }
 
 void cli_json_num(FILE *f, double v)

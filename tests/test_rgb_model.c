@@ -1,7 +1,9 @@
 /* The conv-4 model on RGB images at mini-ImageNet's 84x84: the embedding size of Snell et al.'s
  * setup, and backprop and ES steps on a small generated RGB set (no data set needed). */
+#include <math.h>
 #include <png.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -86,4 +88,75 @@ TEST(rgb84_es_steps_run)
 {
     esm_blas_single_thread();
     run_steps(t_, ESM_TRAINER_ES, 2);
+}
+
+/* Parses the embedding line of `esmeta embed` and returns the largest difference from want. */
+static double embed_line_diff(const char *line, const char *path, const float *want, int n, int *parsed)
+{
+    const char *p = strchr(line, '\t');
+    *parsed = 0;
+    if (!p || strncmp(line, path, strlen(path)) != 0)
+        return INFINITY;
+    double worst = 0;
+    for (const char *q = p + 1; *parsed < n; (*parsed)++) {
+        char *end;
+        double v = strtod(q, &end);
+        if (end == q)
+            break;
+        worst = fmax(worst, fabs(v - want[*parsed]));
+        q = end;
+    }
+    return worst;
+}
+
+/* esmeta embed on an RGB model: the image file through embed's preprocessing (resize and the
+ * set's channel normalisation, from --data) gives the embedding of that image as training saw it. */
+TEST(rgb_embed_uses_the_sets_normalisation)
+{
+    char root[4200], cache[4200], grey[4200], run[4200], ckpt[4300], img[4300], split[4300];
+    const char *tmp = esm_test_tmpdir();
+    snprintf(root, sizeof root, "%s/rgb", tmp);
+    snprintf(cache, sizeof cache, "%s/rgb.esmc", tmp);
+    snprintf(grey, sizeof grey, "%s/grey.esmc", tmp);
+    snprintf(run, sizeof run, "%s/run", tmp);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", run);
+    snprintf(img, sizeof img, "%s/c2/1.png", root);
+    snprintf(split, sizeof split, "%s/classes.txt", tmp);
+    REQUIRE(make_set(root));
+    FILE *f = fopen(split, "w");
+    REQUIRE(f && fputs("c0\nc1\nc2\nc3\nc4\nc5\n", f) >= 0 && fclose(f) == 0);
+    char args[20000], out[65536], errb[4096];
+    snprintf(args, sizeof args, "prepare --images %s --size 12x14 --out %s", root, cache);
+    REQUIRE(esm_test_run_cli(args, out, sizeof out, errb, sizeof errb) == 0);
+    snprintf(args, sizeof args, "prepare --images %s --channels 1 --size 12x14 --out %s", root, grey);
+    REQUIRE(esm_test_run_cli(args, out, sizeof out, errb, sizeof errb) == 0);
+    snprintf(args, sizeof args, "train --data %s --split %s --width 8 --depth 2 --way 3 --shot 1 --query 2 "
+             "--episodes 3 --seed 3 --quiet --out %s", cache, split, run);
+    REQUIREF(esm_test_run_cli(args, out, sizeof out, errb, sizeof errb) == 0, "%s", errb);
+    snprintf(args, sizeof args, "embed --checkpoint %s --data %s %s", ckpt, cache, img);
+    REQUIREF(esm_test_run_cli(args, out, sizeof out, errb, sizeof errb) == 0, "%s", errb);
+
+    esm_err err = {0};
+    esm_model m;
+    REQUIRE_OK(esm_model_load(ckpt, &m, &err), &err);
+    esm_dataset *ds = NULL;
+    REQUIRE_OK(esm_cache_read(cache, &ds, &err), &err);
+    REQUIRE(ds->normalize && ds->channels == 3 && m.net.cfg.in_channels == 3 && !strcmp(ds->names[2], "c2"));
+    float x[3 * 12 * 14], emb[512];
+    esm_image_to_float(ds, 2, 1, 0, x); /* class c2, image 1.png: as an episode holds it */
+    esm_net_ws *ws = NULL;
+    REQUIRE_OK(esm_net_ws_create(&m.net, 1, 0, &ws, &err), &err);
+    REQUIRE_OK(esm_net_forward(&m.net, m.params, m.bn_running, ws, x, 1, ESM_BN_EVAL, emb, &err), &err);
+    int n;
+    double worst = embed_line_diff(out, img, emb, m.net.emb_dim, &n);
+    CHECKF(n == m.net.emb_dim && worst < 1e-5, "%d of %d values, largest difference %g", n, m.net.emb_dim, worst);
+    esm_net_ws_free(ws);
+    esm_dataset_free(ds);
+    esm_model_free(&m);
+
+    /* Without the set, an RGB model's normalisation is unknown; a set of another shape is refused. */
+    snprintf(args, sizeof args, "embed --checkpoint %s %s", ckpt, img);
+    esm_test_expect_cli_error(t_, args, "checkpoint.bin", "--data");
+    snprintf(args, sizeof args, "embed --checkpoint %s --data %s %s", ckpt, grey, img);
+    esm_test_expect_cli_error(t_, args, "grey.esmc", "1x12x14");
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -350,4 +351,65 @@ TEST(write_faults_metrics_at_every_operation)
         CHECKF(first_done == k - 2, "%s: the run saved its end before metrics operation %d of %d", strerror(code),
                first_done, k - 1);
     }
+}
+
+/* esmeta prepare --images streams batches into the temporary file, then rewrites the header:
+ * an error or SIGKILL at any operation of that leaves the previous cache. */
+static int make_image_set(const char *root)
+{
+    char p[4400];
+    if (mkdir(root, 0755) != 0)
+        return 0;
+    for (int c = 0; c < 2; c++) {
+        snprintf(p, sizeof p, "%s/c%d", root, c);
+        if (mkdir(p, 0755) != 0)
+            return 0;
+        for (int k = 0; k < 6; k++) {
+            snprintf(p, sizeof p, "%s/c%d/%d.png", root, c, k);
+            if (!esm_test_write_png(p, 8 + c, 8 + k))
+                return 0;
+        }
+    }
+    return 1;
+}
+
+TEST(write_faults_streamed_prepare_keeps_the_previous_cache)
+{
+    char root[4200], path[4200], good[4200];
+    snprintf(root, sizeof root, "%s/set", esm_test_tmpdir());
+    snprintf(path, sizeof path, "%s/set.esmc", esm_test_tmpdir());
+    snprintf(good, sizeof good, "%s/good.esmc", esm_test_tmpdir());
+    REQUIRE(make_image_set(root));
+    esm_images_opts o = {.shape = {.channels = 1, .height = 6, .width = 6}, .threads = 1, .batch_bytes = 4 * 36};
+    esm_err err = {0};
+    arm(0, 0);
+    REQUIRE_OK(esm_images_prepare(root, NULL, 0, &o, NULL, 0, path, NULL, &err), &err);
+    REQUIRE_OK(esm_images_prepare(root, NULL, 0, &o, NULL, 0, good, NULL, &err), &err);
+    o.normalize = 1; /* a different cache, same size */
+    int k = 1, killed = 0;
+    for (; k < 1000; k++) {
+        arm(k, k % 2 ? ENOSPC : EIO);
+        esm_status st = esm_images_prepare(root, NULL, 0, &o, NULL, 0, path, NULL, &err);
+        if (!plan.fired[0])
+            break;
+        CHECKF(st == ESM_EIO && strstr(err.msg, "set.esmc"), "operation %d (%s): %s", k, plan.fired, err.msg);
+        CHECKF(same_file(path, good), "operation %d (%s) changed the previous cache", k, plan.fired);
+        fflush(NULL);
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            arm(k, -1);
+            _exit(esm_images_prepare(root, NULL, 0, &o, NULL, 0, path, NULL, &err) == ESM_OK ? 0 : 1);
+        }
+        int ws = 0;
+        waitpid(pid, &ws, 0);
+        killed += WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL;
+        CHECKF(same_file(path, good), "SIGKILL at operation %d changed the previous cache", k);
+    }
+    /* open, header, 3 batches, the header again, the CRC, flush, fsync, close, rename */
+    CHECKF(k == 12 && killed == 11, "%d operations, %d kills", k - 1, killed);
+    esm_dataset *back = NULL; /* the last run, with no fault, wrote the new cache whole */
+    REQUIRE_OK(esm_cache_read(path, &back, &err), &err);
+    CHECK(back->normalize == 1 && back->n_total == 12);
+    esm_dataset_free(back);
 }

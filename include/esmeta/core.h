@@ -128,6 +128,8 @@ void esm_gauss_range(uint64_t seed, uint32_t c0, uint32_t c1, size_t begin, floa
 
 /* CRC-32 (zlib's) over a buffer, continuing from crc (start with 0). */
 uint32_t esm_crc32(uint32_t crc, const void *buf, size_t len);
+/* The CRC-32 of A followed by B from crc_a, crc_b and B's length (a header written last). */
+uint32_t esm_crc32_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
 
 #ifdef __cplusplus
 }

@@ -85,11 +85,14 @@ typedef struct {
  * bilinear interpolation (pixel centres aligned, edges clamped) on one that grows. */
 esm_status esm_image_preprocess(const unsigned char *bytes, size_t len, const esm_image_shape *shape, uint8_t *out,
                                 const char *origin, esm_err *err);
+/* The same for a file on disk (errors name path). */
+esm_status esm_image_preprocess_file(const char *path, const esm_image_shape *shape, uint8_t *out, esm_err *err);
 
 typedef struct {
     esm_image_shape shape;
     int threads;        /* decode threads; 0 = OpenMP default */
     int normalize;      /* 1: episodes see each channel standardised by the set's mean and std */
+    size_t batch_bytes; /* esm_images_prepare: pixels decoded per batch (0: 16 MiB; at least one image) */
     esm_progress_fn progress;
     void *progress_user;
 } esm_images_opts;
@@ -106,6 +109,18 @@ esm_status esm_dataset_from_images(const char *dir, const esm_images_opts *opts,
  * twice in a class, or a missing file is an error naming it. */
 esm_status esm_dataset_from_csv(const char *images_dir, const char *const *csvs, int n_csv, const esm_images_opts *o,
                                 esm_dataset **out, esm_err *err);
+
+/* esmeta prepare --images: the set above (a class-folder tree, or with n_csv > 0 CSV splits of
+ * images_dir) straight into a cache file at cache_path, with ratio (NULL: none) adding splits as
+ * esm_dataset_split_by_ratio does with seed. Images are decoded a batch at a time (in parallel)
+ * and written out, so memory holds the file list and one batch of pixels (o->batch_bytes), never
+ * the set: a set larger than memory can be prepared. The file is written atomically: an interrupted
+ * run leaves no cache at cache_path (and any older one intact). On success *info, if info is
+ * not NULL, describes the set (names, counts, splits, statistics) without pixels (pixels is
+ * NULL; esm_cache_read the file to use them); free it with esm_dataset_free. */
+esm_status esm_images_prepare(const char *images_dir, const char *const *csvs, int n_csv, const esm_images_opts *o,
+                              const double *ratio, uint64_t seed, const char *cache_path, esm_dataset **info,
+                              esm_err *err);
 
 /* Adds splits "train", "val" and "test" to ds: its classes shuffled with seed and cut by the
  * fractions ratio[0..2] (non-negative, adding up to 1; each split gets at least one class).
@@ -141,6 +156,10 @@ int esm_split_shared(const esm_dataset *ds, const esm_split *a, const esm_split 
 /* Writes image `img` of character chr rotated by rot quarter turns as floats in [0,1]
  * (ink = 1), or standardised per channel when ds->normalize, into out[channels*height*width]. */
 void esm_image_to_float(const esm_dataset *ds, int chr, int img, int rot, float *out);
+
+/* Pixels preprocessed as ds's images are (esm_image_preprocess with ds's shape: planar
+ * channels x height x width) to the floats an episode would hold for them. */
+void esm_pixels_to_float(const esm_dataset *ds, const uint8_t *px, float *out);
 
 typedef struct {
     int way, shot, query;

@@ -50,6 +50,17 @@ void esm_afile_write(esm_afile *af, const void *buf, size_t len)
     af->crc = esm_crc32(af->crc, buf, len);
 }
 
+void esm_afile_rewrite(esm_afile *af, uint64_t offset, const void *buf, size_t len)
+{
+    if (af->failed || len == 0)
+        return;
+    int fault = injected("write", af->final_path);
+    if (fault)
+        af->failed = fault;
+    else if (fflush(af->f) != 0 || pwrite(fileno(af->f), buf, len, (off_t)offset) != (ssize_t)len)
+        af->failed = errno ? errno : EIO;
+}
+
 static void fsync_parent(const char *path)
 {
     char copy[4096];

@@ -26,6 +26,9 @@ int esm_afile_fault(const char *op, const char *path) __attribute__((weak));
 esm_status esm_afile_open(esm_afile *af, const char *path, esm_err *err);
 /* Writes and folds the bytes into af->crc; errors surface at commit. */
 void esm_afile_write(esm_afile *af, const void *buf, size_t len);
+/* Overwrites len bytes at offset, inside what was written already (a header whose contents are
+ * known only at the end). Not folded into af->crc; errors surface at commit. */
+void esm_afile_rewrite(esm_afile *af, uint64_t offset, const void *buf, size_t len);
 /* Flushes, fsyncs, renames over the target and fsyncs the folder. On any failure the
  * temporary file is removed and the target is untouched. */
 esm_status esm_afile_commit(esm_afile *af, esm_err *err);

@@ -15,3 +15,9 @@ uint32_t esm_crc32(uint32_t crc, const void *buf, size_t len)
     }
     return crc;
 }
+
+uint32_t esm_crc32_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+    _Static_assert(sizeof(z_off_t) >= 8, "caches over 2 GiB need a 64-bit z_off_t");
+    return (uint32_t)crc32_combine(crc_a, crc_b, (z_off_t)len_b);
+}

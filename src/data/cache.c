@@ -34,15 +34,40 @@ int esm_cache_is_cache(const char *path)
     return ok;
 }
 
-static void put_u16(esm_afile *af, uint16_t v) { unsigned char b[2]; esm_put_u16(b, v); esm_afile_write(af, b, 2); }
-static void put_u32(esm_afile *af, uint32_t v) { unsigned char b[4]; esm_put_u32(b, v); esm_afile_write(af, b, 4); }
-static void put_u64(esm_afile *af, uint64_t v) { unsigned char b[8]; esm_put_u64(b, v); esm_afile_write(af, b, 8); }
+/* The header (everything before the pixels) is built in memory: the streaming writer writes it
+ * twice, once with placeholder statistics and once, over the first, with the real ones. */
+typedef struct {
+    unsigned char *p;
+    size_t n, cap;
+    int oom;
+} hbuf;
 
-static void put_f32(esm_afile *af, float v)
+static void put(hbuf *h, const void *src, size_t len)
+{
+    if (h->oom)
+        return;
+    if (h->n + len > h->cap) {
+        size_t cap = 2 * (h->n + len) + 256;
+        unsigned char *q = realloc(h->p, cap);
+        if (!q) {
+            h->oom = 1;
+            return;
+        }
+        h->p = q, h->cap = cap;
+    }
+    memcpy(h->p + h->n, src, len);
+    h->n += len;
+}
+
+static void put_u16(hbuf *h, uint16_t v) { unsigned char b[2]; esm_put_u16(b, v); put(h, b, 2); }
+static void put_u32(hbuf *h, uint32_t v) { unsigned char b[4]; esm_put_u32(b, v); put(h, b, 4); }
+static void put_u64(hbuf *h, uint64_t v) { unsigned char b[8]; esm_put_u64(b, v); put(h, b, 8); }
+
+static void put_f32(hbuf *h, float v)
 {
     uint32_t u;
     memcpy(&u, &v, 4);
-    put_u32(af, u);
+    put_u32(h, u);
 }
 
 static float get_f32(esm_reader *r)
@@ -53,49 +78,120 @@ static float get_f32(esm_reader *r)
     return v;
 }
 
-static void put_name(esm_afile *af, const char *s)
+static void put_name(hbuf *h, const char *s)
 {
     size_t n = strlen(s);
-    put_u16(af, (uint16_t)n);
-    esm_afile_write(af, s, n);
+    put_u16(h, (uint16_t)n);
+    put(h, s, n);
 }
 
-esm_status esm_cache_write(const esm_dataset *ds, const char *path, esm_err *err)
+static esm_status build_header(const esm_dataset *ds, hbuf *h, esm_err *err)
 {
     for (int i = 0; i < ds->n_chars; i++)
         if (strlen(ds->names[i]) > UINT16_MAX)
             return esm_fail(err, ESM_EINVAL, "character name too long for the cache: %.40s...", ds->names[i]);
-    esm_afile af;
-    esm_status st = esm_afile_open(&af, path, err);
-    if (st != ESM_OK)
-        return st;
-    esm_afile_write(&af, CACHE_MAGIC, 8);
-    put_u32(&af, CACHE_VERSION);
-    put_u32(&af, (uint32_t)ds->channels);
-    put_u32(&af, (uint32_t)ds->height);
-    put_u32(&af, (uint32_t)ds->width);
-    put_u32(&af, (uint32_t)ds->n_chars);
-    put_u64(&af, ds->n_total);
-    put_u32(&af, (uint32_t)ds->n_splits);
-    put_u32(&af, (uint32_t)ds->normalize);
+    put(h, CACHE_MAGIC, 8);
+    put_u32(h, CACHE_VERSION);
+    put_u32(h, (uint32_t)ds->channels);
+    put_u32(h, (uint32_t)ds->height);
+    put_u32(h, (uint32_t)ds->width);
+    put_u32(h, (uint32_t)ds->n_chars);
+    put_u64(h, ds->n_total);
+    put_u32(h, (uint32_t)ds->n_splits);
+    put_u32(h, (uint32_t)ds->normalize);
     for (int c = 0; c < ds->channels; c++) {
-        put_f32(&af, ds->mean[c]);
-        put_f32(&af, ds->std[c]);
+        put_f32(h, ds->mean[c]);
+        put_f32(h, ds->std[c]);
     }
     for (int i = 0; i < ds->n_chars; i++) {
-        put_u32(&af, (uint32_t)ds->n_images[i]);
-        esm_afile_write(&af, &ds->background[i], 1);
-        put_name(&af, ds->names[i]);
+        put_u32(h, (uint32_t)ds->n_images[i]);
+        put(h, &ds->background[i], 1);
+        put_name(h, ds->names[i]);
     }
     for (int i = 0; i < ds->n_splits; i++) {
-        put_name(&af, ds->split_names[i]);
+        put_name(h, ds->split_names[i]);
         size_t n = strlen(ds->split_texts[i]);
-        put_u32(&af, (uint32_t)n);
-        esm_afile_write(&af, ds->split_texts[i], n);
+        put_u32(h, (uint32_t)n);
+        put(h, ds->split_texts[i], n);
     }
+    return h->oom ? esm_fail(err, ESM_ENOMEM, "out of memory writing the cache header") : ESM_OK;
+}
+
+static void write_crc(esm_afile *af, uint32_t crc)
+{
+    unsigned char b[4];
+    esm_put_u32(b, crc);
+    esm_afile_write(af, b, 4);
+}
+
+esm_status esm_cache_write(const esm_dataset *ds, const char *path, esm_err *err)
+{
+    hbuf h = {0};
+    esm_status st = build_header(ds, &h, err);
+    esm_afile af;
+    if (st == ESM_OK)
+        st = esm_afile_open(&af, path, err);
+    if (st != ESM_OK) {
+        free(h.p);
+        return st;
+    }
+    esm_afile_write(&af, h.p, h.n);
+    free(h.p);
     esm_afile_write(&af, ds->pixels, ds->n_total * (size_t)ds->channels * ds->height * ds->width);
-    uint32_t crc = af.crc;
-    put_u32(&af, crc);
+    write_crc(&af, af.crc);
+    return esm_afile_commit(&af, err);
+}
+
+esm_status esm_cache_write_decoded(esm_dataset *ds, esm_decode_fn decode, const void *ctx, int threads,
+                                   size_t batch_bytes, esm_progress_fn progress, void *progress_user,
+                                   const char *path, esm_err *err)
+{
+    size_t img = (size_t)ds->channels * ds->height * ds->width, n = ds->n_total;
+    size_t batch = (batch_bytes ? batch_bytes : ESM_STREAM_BATCH_BYTES) / img;
+    batch = batch < 1 ? 1 : batch < n ? batch : n;
+    hbuf h = {0};
+    esm_status st = build_header(ds, &h, err); /* placeholder statistics: the sizes are final */
+    uint8_t *buf = st == ESM_OK ? malloc(batch * img + 1) : NULL;
+    if (st == ESM_OK && !buf)
+        st = esm_fail(err, ESM_ENOMEM, "out of memory for a batch of %zu images", batch);
+    esm_afile af;
+    if (st == ESM_OK)
+        st = esm_afile_open(&af, path, err);
+    if (st != ESM_OK) {
+        free(h.p), free(buf);
+        return st;
+    }
+    size_t header_len = h.n;
+    esm_afile_write(&af, h.p, h.n);
+    af.crc = 0; /* from here: the CRC of the pixels alone, combined with the final header's at the end */
+    esm_channel_acc acc = {0};
+    for (size_t base = 0; base < n && st == ESM_OK; base += batch) {
+        size_t count = base + batch < n ? batch : n - base;
+        st = esm_decode_batch(decode, ctx, base, count, buf, img, threads, err);
+        if (st != ESM_OK)
+            break;
+        esm_channel_acc_add(&acc, buf, count, ds->channels, (size_t)ds->height * ds->width);
+        esm_afile_write(&af, buf, count * img);
+        if (progress)
+            progress(progress_user, "decoding images", base + count, n);
+    }
+    free(buf);
+    if (st == ESM_OK) {
+        esm_channel_acc_finish(&acc, ds);
+        h.n = 0;
+        st = build_header(ds, &h, err);
+    }
+    if (st == ESM_OK && h.n != header_len) /* cannot happen: only fixed-size fields changed */
+        st = esm_fail(err, ESM_EINVAL, "%s: cache header changed size while writing", path);
+    if (st != ESM_OK) {
+        free(h.p);
+        esm_afile_abort(&af);
+        return st;
+    }
+    esm_afile_rewrite(&af, 0, h.p, h.n);
+    uint32_t crc = esm_crc32_combine(esm_crc32(0, h.p, h.n), af.crc, (uint64_t)n * img);
+    free(h.p);
+    write_crc(&af, crc);
     return esm_afile_commit(&af, err);
 }
 

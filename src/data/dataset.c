@@ -137,35 +137,44 @@ static esm_status check_unique_names(const esm_dataset *ds, esm_err *err)
     return st;
 }
 
-/* Decoding is the slow part, so it runs in parallel; chunks keep progress reports coming
- * from one thread and the first error (lowest index) deterministic. */
-esm_status esm_dataset_decode(esm_dataset *ds, esm_decode_fn decode, const void *ctx, int threads,
-                              esm_progress_fn progress, void *progress_user, esm_err *err)
+/* Decoding is the slow part, so it runs in parallel; the first error (lowest index) is the one
+ * reported, so it does not depend on thread timing. */
+esm_status esm_decode_batch(esm_decode_fn decode, const void *ctx, size_t first, size_t count, uint8_t *out,
+                            size_t img, int threads, esm_err *err)
 {
-    size_t n = ds->n_total, img = (size_t)ds->channels * ds->height * ds->width, chunk = 2048;
-    esm_status *status = calloc(n + 1, sizeof *status);
-    esm_err *errs = calloc(n + 1, sizeof *errs);
+    esm_status *status = calloc(count + 1, sizeof *status);
+    esm_err *errs = calloc(count + 1, sizeof *errs);
     if (!status || !errs) {
         free(status), free(errs);
         return esm_fail(err, ESM_ENOMEM, "out of memory");
     }
-    esm_status st = ESM_OK;
-    for (size_t base = 0; base < n && st == ESM_OK; base += chunk) {
-        long end = (long)(base + chunk < n ? base + chunk : n);
 #pragma omp parallel for schedule(dynamic, 16) num_threads(threads > 0 ? threads : omp_get_max_threads())
-        for (long i = (long)base; i < end; i++)
-            status[i] = decode(ctx, (size_t)i, ds->pixels + (size_t)i * img, &errs[i]);
-        for (long i = (long)base; i < end && st == ESM_OK; i++)
-            if (status[i] != ESM_OK) {
-                st = status[i];
-                if (err)
-                    *err = errs[i];
-            }
-        if (progress)
-            progress(progress_user, "decoding images", (size_t)end, n);
-    }
+    for (long i = 0; i < (long)count; i++)
+        status[i] = decode(ctx, first + (size_t)i, out + (size_t)i * img, &errs[i]);
+    esm_status st = ESM_OK;
+    for (size_t i = 0; i < count && st == ESM_OK; i++)
+        if (status[i] != ESM_OK) {
+            st = status[i];
+            if (err)
+                *err = errs[i];
+        }
     free(status);
     free(errs);
+    return st;
+}
+
+/* Chunks keep progress reports coming from one thread. */
+esm_status esm_dataset_decode(esm_dataset *ds, esm_decode_fn decode, const void *ctx, int threads,
+                              esm_progress_fn progress, void *progress_user, esm_err *err)
+{
+    size_t n = ds->n_total, img = (size_t)ds->channels * ds->height * ds->width, chunk = 2048;
+    esm_status st = ESM_OK;
+    for (size_t base = 0; base < n && st == ESM_OK; base += chunk) {
+        size_t count = base + chunk < n ? chunk : n - base;
+        st = esm_decode_batch(decode, ctx, base, count, ds->pixels + base * img, img, threads, err);
+        if (progress)
+            progress(progress_user, "decoding images", base + count, n);
+    }
     return st;
 }
 
@@ -206,14 +215,33 @@ esm_status esm_dataset_from_raw(const esm_raw_list halves[2], const esm_load_opt
     return ESM_OK;
 }
 
+/* One affine map per channel, pixel * scale - shift, shared by episodes and esm_pixels_to_float
+ * so that an image embedded on its own sees the very floats it would see in an episode. */
+static void channel_affine(const esm_dataset *ds, int c, float *scale, float *shift)
+{
+    *scale = ds->normalize ? 1.0f / (255.0f * ds->std[c]) : 1.0f / 255.0f;
+    *shift = ds->normalize ? ds->mean[c] / ds->std[c] : 0.0f;
+}
+
+void esm_pixels_to_float(const esm_dataset *ds, const uint8_t *px, float *out)
+{
+    size_t plane = (size_t)ds->height * ds->width;
+    for (int c = 0; c < ds->channels; c++) {
+        float scale, shift;
+        channel_affine(ds, c, &scale, &shift);
+        for (size_t k = 0; k < plane; k++)
+            out[c * plane + k] = px[c * plane + k] * scale - shift;
+    }
+}
+
 void esm_image_to_float(const esm_dataset *ds, int chr, int img, int rot, float *out)
 {
     int h = ds->height, w = ds->width;
     const uint8_t *src = ds->pixels + (ds->first[chr] + (size_t)img) * (size_t)ds->channels * h * w;
     /* Counter-clockwise quarter turns (PIL's Image.rotate convention). Odd turns need square images. */
     for (int c = 0; c < ds->channels; c++, src += (size_t)h * w, out += (size_t)h * w) {
-        const float scale = ds->normalize ? 1.0f / (255.0f * ds->std[c]) : 1.0f / 255.0f;
-        const float shift = ds->normalize ? ds->mean[c] / ds->std[c] : 0.0f;
+        float scale, shift;
+        channel_affine(ds, c, &scale, &shift);
         for (int r = 0; r < h; r++)
             for (int q = 0; q < w; q++) {
                 int sr, sq;
@@ -228,21 +256,33 @@ void esm_image_to_float(const esm_dataset *ds, int chr, int img, int rot, float 
     }
 }
 
-void esm_dataset_channel_stats(esm_dataset *ds)
+void esm_channel_acc_add(esm_channel_acc *a, const uint8_t *px, size_t n_images, int channels, size_t plane)
 {
-    size_t plane = (size_t)ds->height * ds->width;
-    for (int c = 0; c < ds->channels; c++) {
-        double sum = 0, sq = 0;
-        for (size_t i = 0; i < ds->n_total; i++) {
-            const uint8_t *p = ds->pixels + (i * ds->channels + c) * plane;
+    for (size_t i = 0; i < n_images; i++)
+        for (int c = 0; c < channels; c++) {
+            const uint8_t *p = px + (i * channels + c) * plane;
             uint64_t s1 = 0, s2 = 0; /* exact per image, so the order of images cannot matter */
             for (size_t k = 0; k < plane; k++)
                 s1 += p[k], s2 += (uint64_t)p[k] * p[k];
-            sum += (double)s1, sq += (double)s2;
+            a->sum[c] += (double)s1, a->sq[c] += (double)s2;
         }
-        double n = (double)ds->n_total * plane, mean = sum / n / 255.0, var = sq / n / (255.0 * 255.0) - mean * mean;
+    a->n_images += n_images;
+}
+
+void esm_channel_acc_finish(const esm_channel_acc *a, esm_dataset *ds)
+{
+    double n = (double)a->n_images * ds->height * ds->width;
+    for (int c = 0; c < ds->channels; c++) {
+        double mean = a->sum[c] / n / 255.0, var = a->sq[c] / n / (255.0 * 255.0) - mean * mean;
         ds->mean[c] = (float)mean;
         /* a constant channel would divide by zero: its floor keeps it (nearly) constant */
         ds->std[c] = (float)(var > 1e-6 ? sqrt(var) : 1e-3);
     }
+}
+
+void esm_dataset_channel_stats(esm_dataset *ds)
+{
+    esm_channel_acc a = {0};
+    esm_channel_acc_add(&a, ds->pixels, ds->n_total, ds->channels, (size_t)ds->height * ds->width);
+    esm_channel_acc_finish(&a, ds);
 }

@@ -26,7 +26,8 @@ void esm_image_free(esm_image *im);
 /* Resizes to oh x ow into planar out[channels][oh][ow], axis by axis: area averaging where an
  * axis shrinks (each output averages the source span it covers), bilinear interpolation with
  * pixel centres aligned (edges clamped) where it grows, a copy where it keeps its size.
- * invert: 255 - value (Omniglot's ink = 255). ESM_ENOMEM on allocation failure. */
+ * Weights are exact rationals, so each output is the exact value rounded to nearest, halfway to
+ * even. invert: 255 - value (Omniglot's ink = 255). ESM_ENOMEM on allocation failure. */
 esm_status esm_image_resize(const esm_image *im, int oh, int ow, int invert, uint8_t *out);
 
 #endif

@@ -28,6 +28,18 @@ esm_status esm_image_preprocess(const unsigned char *bytes, size_t len, const es
     return finish(st, &im, 0, shape, out, origin, err);
 }
 
+esm_status esm_image_preprocess_file(const char *path, const esm_image_shape *shape, uint8_t *out, esm_err *err)
+{
+    unsigned char *bytes;
+    size_t len;
+    esm_status st = esm_read_file(path, "image", &bytes, &len, err);
+    if (st != ESM_OK)
+        return st;
+    st = esm_image_preprocess(bytes, len, shape, out, path, err);
+    free(bytes);
+    return st;
+}
+
 esm_status esm_png_preprocess(const unsigned char *png, size_t len, int expect_size, int out_size,
                               uint8_t *out, const char *origin, esm_err *err)
 {

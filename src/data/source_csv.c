@@ -102,8 +102,12 @@ static void split_name(const char *csv, char *name, size_t cap)
     snprintf(name, cap, "%.*s", (int)n, base);
 }
 
-static esm_status read_csvs(const char *const *csvs, int n_csv, esm_img_list *l, char **texts, esm_err *err)
+esm_status esm_img_list_from_csv(const char *images_dir, const char *const *csvs, int n_csv, esm_img_list *l,
+                                 esm_err *err)
 {
+    if (n_csv < 1 || n_csv > 64)
+        return esm_fail(err, ESM_EINVAL, "%d CSV split files: give 1 to 64", n_csv);
+    snprintf(l->root, sizeof l->root, "%s", images_dir);
     size_t ends[64];
     esm_status st = ESM_OK;
     for (int f = 0; f < n_csv && st == ESM_OK; f++) {
@@ -116,8 +120,15 @@ static esm_status read_csvs(const char *const *csvs, int n_csv, esm_img_list *l,
         free(text);
         if (st == ESM_OK && l->n == begin)
             st = esm_fail(err, ESM_EFORMAT, "%s: no 'filename,label' rows", csvs[f]);
-        if (st == ESM_OK && !(texts[f] = labels_text(l, begin, l->n)))
-            st = esm_fail(err, ESM_ENOMEM, "out of memory");
+        if (st == ESM_OK) {
+            char name[256];
+            split_name(csvs[f], name, sizeof name);
+            l->split_text[f] = labels_text(l, begin, l->n);
+            l->split_name[f] = strdup(name);
+            l->n_splits = f + 1;
+            if (!l->split_text[f] || !l->split_name[f])
+                st = esm_fail(err, ESM_ENOMEM, "out of memory");
+        }
         ends[f] = l->n;
     }
     return st == ESM_OK ? check_disjoint(l, ends, csvs, err) : st;
@@ -127,28 +138,11 @@ esm_status esm_dataset_from_csv(const char *images_dir, const char *const *csvs,
                                 esm_dataset **out, esm_err *err)
 {
     *out = NULL;
-    if (n_csv < 1 || n_csv > 64)
-        return esm_fail(err, ESM_EINVAL, "%d CSV split files: give 1 to 64", n_csv);
     esm_img_list l;
     memset(&l, 0, sizeof l);
-    snprintf(l.root, sizeof l.root, "%s", images_dir);
-    char *texts[64] = {0};
-    esm_status st = read_csvs(csvs, n_csv, &l, texts, err);
+    esm_status st = esm_img_list_from_csv(images_dir, csvs, n_csv, &l, err);
     if (st == ESM_OK)
-        st = esm_dataset_from_img_list(&l, o, out, err);
+        st = esm_img_list_dataset(&l, o, 1, out, err);
     esm_img_list_free(&l);
-    for (int f = 0; f < n_csv; f++) {
-        char name[256];
-        split_name(csvs[f], name, sizeof name);
-        if (st == ESM_OK) {
-            st = esm_dataset_add_split(*out, name, texts[f], err); /* takes the text */
-            texts[f] = NULL;
-        }
-        free(texts[f]);
-    }
-    if (st != ESM_OK) {
-        esm_dataset_free(*out);
-        *out = NULL;
-    }
     return st;
 }

@@ -6,7 +6,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/read_file.h"
 #include "data/dataset_internal.h"
 #include "data/dir_walk.h"
 #include "data/image_list.h"
@@ -72,6 +71,9 @@ void esm_img_list_free(esm_img_list *l)
     free(l->e);
     l->e = NULL;
     l->n = l->cap = 0;
+    for (int i = 0; i < l->n_splits; i++)
+        free(l->split_name[i]), free(l->split_text[i]);
+    l->n_splits = 0;
 }
 
 static int cmp_entry(const void *pa, const void *pb)
@@ -100,24 +102,12 @@ static esm_status index_classes(esm_dataset *ds, const esm_img_list *l, esm_err 
     return ESM_OK;
 }
 
-typedef struct {
-    const esm_img_list *list;
-    const esm_image_shape *shape;
-} images_ctx;
-
-static esm_status decode_file(const void *ctx, size_t i, uint8_t *out, esm_err *err)
+esm_status esm_img_list_decode(const void *ctx, size_t i, uint8_t *out, esm_err *err)
 {
-    const images_ctx *c = ctx;
+    const esm_img_list_ctx *c = ctx;
     char path[8400];
     snprintf(path, sizeof path, "%s/%s", c->list->root, c->list->e[i].file);
-    unsigned char *bytes;
-    size_t len;
-    esm_status st = esm_read_file(path, "image", &bytes, &len, err);
-    if (st != ESM_OK)
-        return st;
-    st = esm_image_preprocess(bytes, len, c->shape, out, path, err);
-    free(bytes);
-    return st;
+    return esm_image_preprocess_file(path, c->shape, out, err);
 }
 
 static esm_status check_opts(const esm_image_shape *s, esm_err *err)
@@ -129,7 +119,22 @@ static esm_status check_opts(const esm_image_shape *s, esm_err *err)
     return ESM_OK;
 }
 
-esm_status esm_dataset_from_img_list(esm_img_list *l, const esm_images_opts *o, esm_dataset **out, esm_err *err)
+static esm_status move_splits(esm_img_list *l, esm_dataset *ds, esm_err *err)
+{
+    esm_status st = ESM_OK;
+    for (int i = 0; i < l->n_splits; i++) {
+        if (st == ESM_OK)
+            st = esm_dataset_add_split(ds, l->split_name[i], l->split_text[i], err); /* takes the text */
+        else
+            free(l->split_text[i]);
+        free(l->split_name[i]);
+    }
+    l->n_splits = 0;
+    return st;
+}
+
+esm_status esm_img_list_dataset(esm_img_list *l, const esm_images_opts *o, int with_pixels, esm_dataset **out,
+                                esm_err *err)
 {
     *out = NULL;
     esm_status st = check_opts(&o->shape, err);
@@ -142,20 +147,36 @@ esm_status esm_dataset_from_img_list(esm_img_list *l, const esm_images_opts *o, 
     for (size_t i = 0; i < l->n; i++)
         n_classes += i == 0 || strcmp(l->e[i - 1].cls, l->e[i].cls) != 0;
     esm_dataset *ds = NULL;
-    st = esm_dataset_alloc(n_classes, l->n, o->shape.channels, o->shape.height, o->shape.width, &ds, err);
+    st = esm_dataset_alloc(n_classes, with_pixels ? l->n : 0, o->shape.channels, o->shape.height, o->shape.width,
+                           &ds, err);
+    if (st != ESM_OK)
+        return st;
+    ds->n_total = l->n;
+    ds->normalize = o->normalize != 0;
+    st = index_classes(ds, l, err);
     if (st == ESM_OK)
-        st = index_classes(ds, l, err);
-    if (st == ESM_OK)
-        st = esm_dataset_decode(ds, decode_file, &(images_ctx){l, &o->shape}, o->threads, o->progress,
-                                o->progress_user, err);
+        st = move_splits(l, ds, err);
+    if (st == ESM_OK && with_pixels) {
+        st = esm_dataset_decode(ds, esm_img_list_decode, &(esm_img_list_ctx){l, &o->shape}, o->threads,
+                                o->progress, o->progress_user, err);
+        if (st == ESM_OK)
+            esm_dataset_channel_stats(ds);
+    }
     if (st != ESM_OK) {
         esm_dataset_free(ds);
         return st;
     }
-    esm_dataset_channel_stats(ds);
-    ds->normalize = o->normalize != 0;
     *out = ds;
     return ESM_OK;
+}
+
+esm_status esm_img_list_from_dir(const char *dir, esm_img_list *l, esm_err *err)
+{
+    snprintf(l->root, sizeof l->root, "%s", dir);
+    esm_status st = esm_dir_walk(dir, visit_image, leave_class, l, err);
+    if (st == ESM_OK && l->n == 0)
+        st = esm_fail(err, ESM_ENOTFOUND, "%s: no class folders with .png or .jpg images inside", dir);
+    return st;
 }
 
 esm_status esm_dataset_from_images(const char *dir, const esm_images_opts *o, esm_dataset **out, esm_err *err)
@@ -163,12 +184,38 @@ esm_status esm_dataset_from_images(const char *dir, const esm_images_opts *o, es
     *out = NULL;
     esm_img_list l;
     memset(&l, 0, sizeof l);
-    snprintf(l.root, sizeof l.root, "%s", dir);
-    esm_status st = esm_dir_walk(dir, visit_image, leave_class, &l, err);
-    if (st == ESM_OK && l.n == 0)
-        st = esm_fail(err, ESM_ENOTFOUND, "%s: no class folders with .png or .jpg images inside", dir);
+    esm_status st = esm_img_list_from_dir(dir, &l, err);
     if (st == ESM_OK)
-        st = esm_dataset_from_img_list(&l, o, out, err);
+        st = esm_img_list_dataset(&l, o, 1, out, err);
     esm_img_list_free(&l);
+    return st;
+}
+
+esm_status esm_images_prepare(const char *images_dir, const char *const *csvs, int n_csv, const esm_images_opts *o,
+                              const double *ratio, uint64_t seed, const char *cache_path, esm_dataset **info,
+                              esm_err *err)
+{
+    if (info)
+        *info = NULL;
+    esm_img_list l;
+    memset(&l, 0, sizeof l);
+    esm_dataset *ds = NULL;
+    esm_status st = n_csv > 0 ? esm_img_list_from_csv(images_dir, csvs, n_csv, &l, err)
+                              : esm_img_list_from_dir(images_dir, &l, err);
+    if (st == ESM_OK)
+        st = esm_img_list_dataset(&l, o, 0, &ds, err);
+    if (st == ESM_OK && ratio)
+        st = esm_dataset_split_by_ratio(ds, ratio, seed, err);
+    if (st == ESM_OK)
+        st = esm_cache_write_decoded(ds, esm_img_list_decode, &(esm_img_list_ctx){&l, &o->shape}, o->threads,
+                                     o->batch_bytes, o->progress, o->progress_user, cache_path, err);
+    esm_img_list_free(&l);
+    if (st == ESM_OK && info) {
+        free(ds->pixels); /* the 1-byte placeholder: reading pixels of the description faults at once */
+        ds->pixels = NULL;
+        *info = ds;
+    } else {
+        esm_dataset_free(ds);
+    }
     return st;
 }
