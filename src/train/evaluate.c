@@ -30,7 +30,7 @@ esm_status esm_evaluate(const esm_net *net, const float *params, const float *bn
                         esm_eval_result *out, esm_err *err)
 {
     if (episodes < 1)
-        return esm_fail(err, ESM_EINVAL, "--episodes %d: evaluate at least one episode", episodes);
+        return esm_fail_field(err, ESM_EINVAL, "episodes", "episodes %d: evaluate at least one episode", episodes);
     esm_status st = esm_episode_check(sp, shape, err);
     if (st == ESM_OK)
         st = esm_blas_check_single_thread(err);

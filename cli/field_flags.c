@@ -1,0 +1,80 @@
+/* The library's configuration field names (include/esmeta/core.h, esm_err.field) and the flags
+ * that set them: the one place that knows both, so the library's messages reach CLI users in
+ * the flags they typed. */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *field, *flag;
+} FIELD_FLAGS[] = {
+    {"steps", "--episodes/--generations"},
+    {"lr", "--lr"},
+    {"lr_halve_every", "--lr-halve-every"},
+    {"weight_decay", "--weight-decay"},
+    {"episodes_per_step", "--episodes-per-step"},
+    {"stream_chunk", "--chunk"},
+    {"device", "--device"},
+    {"trainer", "--trainer"},
+    {"strategy", "--strategy"},
+    {"pop", "--pop"},
+    {"sigma", "--sigma"},
+    {"episodes_per_gen", "--episodes-per-gen"},
+    {"centre_every", "--centre-every"},
+    {"split", "--split"},
+    {"net.width", "--width"},
+    {"net.depth", "--depth"},
+    {"shape.way", "--way"},
+    {"shape.shot", "--shot"},
+    {"shape.query", "--query"},
+    {"shape.channels", "--channels"},
+    {"shape.height", "--size height"},
+    {"shape.width", "--size width"},
+    {"episodes", "--episodes"},
+    {"shard_mode", "--shard-update"},
+};
+
+static int name_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
+
+const char *cli_field_flag(const char *field)
+{
+    for (size_t i = 0; field && i < sizeof FIELD_FLAGS / sizeof *FIELD_FLAGS; i++)
+        if (!strcmp(FIELD_FLAGS[i].field, field))
+            return FIELD_FLAGS[i].flag;
+    return NULL;
+}
+
+/* The table's field name that starts msg + i as a whole word, or -1. A name is whole when no
+ * name character (or '.', or '-' as in "--pop") joins it before, and none (nor '.' followed by
+ * one, as in "net.width" after "net") after: so "pop" is not found in "population". */
+static int field_at(const char *msg, size_t i)
+{
+    if (i > 0 && (name_char(msg[i - 1]) || msg[i - 1] == '.' || msg[i - 1] == '-'))
+        return -1;
+    for (size_t k = 0; k < sizeof FIELD_FLAGS / sizeof *FIELD_FLAGS; k++) {
+        size_t n = strlen(FIELD_FLAGS[k].field);
+        const char *end = msg + i + n;
+        if (!strncmp(msg + i, FIELD_FLAGS[k].field, n) && !name_char(*end) && !(*end == '.' && name_char(end[1])))
+            return (int)k;
+    }
+    return -1;
+}
+
+void cli_field_flags(const char *msg, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; msg[i] && o + 1 < cap;) {
+        int k = field_at(msg, i);
+        if (k < 0) {
+            out[o++] = msg[i++];
+            continue;
+        }
+        int w = snprintf(out + o, cap - o, "%s", FIELD_FLAGS[k].flag);
+        o = w < 0 || (size_t)w >= cap - o ? cap - 1 : o + (size_t)w;
+        i += strlen(FIELD_FLAGS[k].field);
+    }
+    if (cap)
+        out[o < cap ? o : cap - 1] = 0;
+}
