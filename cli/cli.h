@@ -2,6 +2,8 @@
 #ifndef ESM_CLI_H
 #define ESM_CLI_H
 
+#include <stdio.h>
+
 #include "args.h"
 #include "esmeta.h"
 
