@@ -32,7 +32,7 @@ static const struct {
     {"shape.channels", "--channels"},
     {"shape.height", "--size height"},
     {"shape.width", "--size width"},
-    {"episodes", "--episodes"},
+    {"n_episodes", "--episodes"},
     {"shard_mode", "--shard-update"},
 };
 
@@ -46,17 +46,18 @@ const char *cli_field_flag(const char *field)
     return NULL;
 }
 
-/* The table's field name that starts msg + i as a whole word, or -1. A name is whole when no
- * name character (or '.', or '-' as in "--pop") joins it before, and none (nor '.' followed by
- * one, as in "net.width" after "net") after: so "pop" is not found in "population". */
+/* The table's field name that starts msg + i as a word of prose, or -1: after a blank or '(' (not
+ * inside a path or a flag such as "--pop"), and before a blank or punctuation (so "pop" is not
+ * found in "population", nor "net" in "net.width"). */
 static int field_at(const char *msg, size_t i)
 {
-    if (i > 0 && (name_char(msg[i - 1]) || msg[i - 1] == '.' || msg[i - 1] == '-'))
+    if (i > 0 && msg[i - 1] != ' ' && msg[i - 1] != '(')
         return -1;
     for (size_t k = 0; k < sizeof FIELD_FLAGS / sizeof *FIELD_FLAGS; k++) {
         size_t n = strlen(FIELD_FLAGS[k].field);
         const char *end = msg + i + n;
-        if (!strncmp(msg + i, FIELD_FLAGS[k].field, n) && !name_char(*end) && !(*end == '.' && name_char(end[1])))
+        if (!strncmp(msg + i, FIELD_FLAGS[k].field, n) && (!*end || strchr(" :,;)", *end) ||
+                                                           (*end == '.' && !name_char(end[1]))))
             return (int)k;
     }
     return -1;
@@ -65,9 +66,11 @@ static int field_at(const char *msg, size_t i)
 void cli_field_flags(const char *msg, char *out, size_t cap)
 {
     size_t o = 0;
+    int quoted = 0; /* inside '...': a value the user gave, left as it is */
     for (size_t i = 0; msg[i] && o + 1 < cap;) {
-        int k = field_at(msg, i);
+        int k = quoted ? -1 : field_at(msg, i);
         if (k < 0) {
+            quoted ^= msg[i] == '\'';
             out[o++] = msg[i++];
             continue;
         }

@@ -142,7 +142,10 @@ TEST(cli_field_names_become_flags)
          "--chunk 4: use --device cpu, or --chunk 0 with --device cuda"},
         {"steps -1 must not be negative", "--episodes/--generations -1 must not be negative"},
         {"shape.height 0 must be 1..4096", "--size height 0 must be 1..4096"},
-        {"lr_halve_every -1; --lr 2 and lr.x and x.lr and lrs stay", "--lr-halve-every -1; --lr 2 and lr.x and x.lr and lrs stay"},
+        {"lr_halve_every -1; --lr 2, lr.x, x.lr and lrs stay", "--lr-halve-every -1; --lr 2, lr.x, x.lr and lrs stay"},
+        {"stream_chunk -1 must be 0 (whole episodes) or positive", "--chunk -1 must be 0 (whole episodes) or positive"},
+        {"device 'pop' is unknown", "--device 'pop' is unknown"},
+        {"checkpoint /runs/lr/c.bin: resume with split test", "checkpoint /runs/lr/c.bin: resume with --split test"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char out[200];

@@ -153,7 +153,7 @@ TEST(config_errors_other_paths)
     esm_model_view m = esm_trainer_model(t);
     esm_eval_result res;
     st = esm_evaluate(&m.net, m.params, m.bn_running, ds, &test_sp, c.shape, 0, 1, 1, &res, &err);
-    expect_field(t_, "evaluate 0 episodes", st, &err, ESM_EINVAL, "episodes");
+    expect_field(t_, "evaluate 0 episodes", st, &err, ESM_EINVAL, "n_episodes");
     st = esm_evaluate(&m.net, m.params, m.bn_running, ds, &test_sp, (esm_episode_shape){5, 1, 0}, 2, 1, 1, &res, &err);
     expect_field(t_, "evaluate query 0", st, &err, ESM_EINVAL, "shape.query");
     st = esm_episode_check(&test_sp, (esm_episode_shape){5000, 1, 1}, &err);

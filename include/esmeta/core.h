@@ -35,7 +35,7 @@ typedef enum {
  *     "split", "net.width", "net.depth", "shape.way", "shape.shot", "shape.query"
  *     (esm_evaluate's and esm_episode_check's shape too);
  *   esm_images_opts: "shape.channels", "shape.height", "shape.width";
- *   parameters: "episodes" (esm_evaluate), "shard_mode" (esm_trainer_set_shard).
+ *   parameters: "n_episodes" (esm_evaluate), "shard_mode" (esm_trainer_set_shard).
  * The message then mentions fields by these names, as whole words, and uses the names for
  * nothing else, so that a front end can rewrite them into its own terms (the CLI turns them into
  * its flags). A message may name more fields than `field` (e.g. the fix it suggests). */
