@@ -30,15 +30,16 @@ typedef enum {
  *
  * When a configuration value is at fault, `field` names it (else it is NULL), as the caller
  * wrote it: the member's path in the struct or the parameter the caller passed:
- *   esm_train_config: "steps", "lr", "lr_halve_every", "weight_decay", "episodes_per_step",
+ *   esm_train_config: "trainer", "steps", "lr", "lr_halve_every", "weight_decay", "episodes_per_step",
  *     "stream_chunk", "device", "strategy", "pop", "sigma", "episodes_per_gen", "centre_every",
  *     "split", "net.width", "net.depth", "shape.way", "shape.shot", "shape.query"
  *     (esm_evaluate's and esm_episode_check's shape too);
  *   esm_images_opts: "shape.channels", "shape.height", "shape.width";
  *   parameters: "n_episodes" (esm_evaluate), "shard_mode" (esm_trainer_set_shard).
- * The message then mentions fields by these names, as whole words, and uses the names for
- * nothing else, so that a front end can rewrite them into its own terms (the CLI turns them into
- * its flags). A message may name more fields than `field` (e.g. the fix it suggests). */
+ * The message then mentions fields by these names, as words (after a blank or '(', before a blank
+ * or punctuation; values the user gave are in quotes), and uses the names for nothing else, so
+ * that a front end can rewrite them into its own terms (the CLI turns them into its flags). A
+ * message may name more fields than `field` (e.g. the fix it suggests). */
 typedef struct {
     esm_status code;
     char msg[512];
