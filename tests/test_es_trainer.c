@@ -327,7 +327,8 @@ static int step_with_sigma(esm_tctx *t_, const fixture *f, float sigma, esm_trai
     esm_model_view m = esm_trainer_model(t);
     if (st == ESM_OK && all_finite(m.params, m.net.n_params) && all_finite(m.bn_running, m.net.n_bn))
         n = s->n_nonfinite;
-    else if (st == ESM_ENONFINITE && esm_trainer_steps_done(t) == 0 && err.field && !strcmp(err.field, "sigma") && strstr(err.msg, "smaller sigma") &&
+    else if (st == ESM_ENONFINITE && esm_trainer_steps_done(t) == 0 && err.field && !strcmp(err.field, "sigma") &&
+             strstr(err.msg, "smaller sigma") &&
              esm_trainer_save(t, after, &err) == ESM_OK && same_file(before, after))
         n = c.pop;
     esm_trainer_free(t);
@@ -386,7 +387,8 @@ TEST(es_trainer_bad_config_errors)
     REQUIRE_OK(fixture_open(&f, &err) ? ESM_OK : ESM_EIO, &err);
     esm_train_config base = tiny_cfg(8, 2, 8), c;
     c = base, c.pop = 7;
-    expect_fail(t_, &f, &c, ESM_EINVAL, "pop", "pop 7 is odd but openai-es samples antithetic pairs: use an even pop (e.g. 8)");
+    expect_fail(t_, &f, &c, ESM_EINVAL, "pop",
+                "pop 7 is odd but openai-es samples antithetic pairs: use an even pop (e.g. 8)");
     c = base, c.pop = 1;
     expect_fail(t_, &f, &c, ESM_EINVAL, "pop", "pop 1");
     c = base, c.sigma = 0;

@@ -23,7 +23,8 @@ const char *esm_status_name(esm_status s)
     return "unknown status";
 }
 
-__attribute__((format(printf, 4, 0))) static void record(esm_err *err, esm_status code, const char *field, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void record(esm_err *err, esm_status code, const char *field,
+                                                         const char *fmt, va_list ap)
 {
     err->code = code;
     err->field = field;

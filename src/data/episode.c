@@ -13,8 +13,9 @@ static esm_status check_positive(esm_episode_shape s, esm_err *err)
     if (s.way > 0 && s.shot > 0 && s.query > 0)
         return ESM_OK;
     const char *field = s.way <= 0 ? "shape.way" : s.shot <= 0 ? "shape.shot" : "shape.query";
-    return esm_fail_field(err, ESM_EINVAL, field, "shape.way %d, shape.shot %d, shape.query %d: each must be at least 1",
-                          s.way, s.shot, s.query);
+    return esm_fail_field(err, ESM_EINVAL, field,
+                          "shape.way %d, shape.shot %d, shape.query %d: each must be at least 1", s.way, s.shot,
+                          s.query);
 }
 
 esm_status esm_episode_check(const esm_split *sp, esm_episode_shape s, esm_err *err)

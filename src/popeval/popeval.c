@@ -29,7 +29,8 @@ esm_status esm_popeval_open(const char *device, const esm_net *net, esm_episode_
     const esm_popeval_ops *ops = &esm_popeval_cpu_ops;
     if (!strncmp(device, "cuda", 4) && stream_chunk > 0)
         return esm_fail_field(err, ESM_EUNSUPPORTED, "stream_chunk", "stream_chunk %d: streamed episodes are scored "
-                              "on the CPU only; use device cpu, or stream_chunk 0 with device %s", stream_chunk, device);
+                              "on the CPU only; use device cpu, or stream_chunk 0 with device %s", stream_chunk,
+                              device);
     if (!strncmp(device, "cuda", 4)) {
 #if ESM_HAVE_CUDA
         char why[160] = "none found";
