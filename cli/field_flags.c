@@ -66,11 +66,12 @@ static int field_at(const char *msg, size_t i)
 void cli_field_flags(const char *msg, char *out, size_t cap)
 {
     size_t o = 0;
-    int quoted = 0; /* inside '...': a value the user gave, left as it is */
+    int quoted = 0; /* inside '...' opened after a blank: a value the user gave, left as it is */
     for (size_t i = 0; msg[i] && o + 1 < cap;) {
         int k = quoted ? -1 : field_at(msg, i);
         if (k < 0) {
-            quoted ^= msg[i] == '\'';
+            if (msg[i] == '\'' && (quoted || i == 0 || msg[i - 1] == ' ' || msg[i - 1] == '('))
+                quoted = !quoted; /* an apostrophe ("members' losses") opens nothing */
             out[o++] = msg[i++];
             continue;
         }

@@ -145,6 +145,8 @@ TEST(cli_field_names_become_flags)
         {"lr_halve_every -1; --lr 2, lr.x, x.lr and lrs stay", "--lr-halve-every -1; --lr 2, lr.x, x.lr and lrs stay"},
         {"stream_chunk -1 must be 0 (whole episodes) or positive", "--chunk -1 must be 0 (whole episodes) or positive"},
         {"device 'pop' is unknown", "--device 'pop' is unknown"},
+        {"all 4 members' losses are NaN; try a smaller sigma or lr", "all 4 members' losses are NaN; try a smaller "
+                                                                    "--sigma or --lr"},
         {"checkpoint /runs/lr/c.bin: resume with split test", "checkpoint /runs/lr/c.bin: resume with --split test"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
