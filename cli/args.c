@@ -59,7 +59,8 @@ cli_opts_result cli_args_eval(int argc, char **argv, eval_args *a, char *msg, si
     static const cli_opt t[] = {
         STR("checkpoint", eval_args, ckpt), STR("data", eval_args, data), STR("split", eval_args, split),
         LONG("way", eval_args, way, -SHAPE_MAX, SHAPE_MAX), LONG("shot", eval_args, shot, -SHAPE_MAX, SHAPE_MAX),
-        LONG("query", eval_args, query, -SHAPE_MAX, SHAPE_MAX), LONG("episodes", eval_args, episodes, 1, 100000000),
+        LONG("query", eval_args, query, -SHAPE_MAX, SHAPE_MAX),
+        LONG("episodes", eval_args, episodes, -100000000, 100000000),
         U64("seed", eval_args, seed), LONG("threads", eval_args, threads, 1, 4096), HELP, END};
     *a = (eval_args){.split = "test", .way = 5, .shot = 5, .query = 15, .episodes = 1000};
     cli_opts_result r = parse(t, argc, argv, a, 0, NULL, msg, cap);
@@ -107,13 +108,14 @@ static int parse_ratio(const char *flag, const char *v, void *field, char *msg, 
     return 0;
 }
 
+/* --channels and --size: the syntax only; their ranges are the library's to check
+ * (esm_images_opts.shape), so they are checked once. */
 static int parse_channels(const char *flag, const char *v, void *field, char *msg, size_t cap)
 {
-    if (strcmp(v, "1") && strcmp(v, "3")) {
-        snprintf(msg, cap, "%s '%s': use 1 (grey) or 3 (RGB)", flag, v);
+    long long c;
+    if (!cli_opt_llong(flag, v, -SHAPE_MAX, SHAPE_MAX, &c, msg, cap))
         return 0;
-    }
-    *(int *)field = v[0] - '0';
+    *(int *)field = (int)c;
     return 1;
 }
 
@@ -126,10 +128,10 @@ static int parse_size(const char *flag, const char *v, void *field, char *msg, s
     if (ok) {
         const char *w_at = end + 1;
         w = strtol(w_at, &end, 10);
-        ok = end != w_at && !*end && h >= 1 && w >= 1 && h <= 4096 && w <= 4096;
+        ok = end != w_at && !*end && labs(h) <= SHAPE_MAX && labs(w) <= SHAPE_MAX;
     }
     if (!ok) {
-        snprintf(msg, cap, "%s '%s': expected HxW, e.g. 84x84 (each 1..4096)", flag, v);
+        snprintf(msg, cap, "%s '%s': expected HxW, e.g. 84x84", flag, v);
         return 0;
     }
     s->height = (int)h, s->width = (int)w;

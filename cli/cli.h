@@ -2,6 +2,8 @@
 #ifndef ESM_CLI_H
 #define ESM_CLI_H
 
+#include <stdio.h>
+
 #include "args.h"
 #include "esmeta.h"
 
@@ -12,8 +14,13 @@ int cmd_info(int argc, char **argv);
 int cmd_prepare(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 
-/* Prints "esmeta: <msg>" to stderr as one line and returns exit status 1 (or 2 for usage). */
+/* Prints "esmeta: <msg>" to stderr as one line and returns exit status 1 (or 2 for usage). When
+ * err->field is set, the message's field names are written as the flags that set them. */
 int cli_error(const esm_err *err);
+/* cli/field_flags.c: the flag that sets a library configuration field (esm_err.field), or NULL;
+ * and msg with every field name in it (as a whole word) written as its flag, into out. */
+const char *cli_field_flag(const char *field);
+void cli_field_flags(const char *msg, char *out, size_t cap);
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Data location: the --data flag, then $ESMETA_DATA, then ../shared/data/omniglot and

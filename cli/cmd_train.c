@@ -72,10 +72,10 @@ static int build_config(const train_args *a, esm_train_config *cfg)
                         kind == ESM_TRAINER_ES ? "--generations" : "--episodes");
         return 0;
     }
-    if (kind == ESM_TRAINER_BACKPROP &&
-        (a->strategy || a->pop >= 0 || a->has_sigma || a->episodes_per_gen >= 0 || a->device || a->has_chunk)) {
-        cli_usage_error("train", "--strategy, --pop, --sigma, --episodes-per-gen, --device and --chunk are for "
-                        "--trainer es");
+    /* --device and --chunk with backprop are the library's to refuse (they are configuration
+     * fields it checks); these are options the backprop configuration ignores. */
+    if (kind == ESM_TRAINER_BACKPROP && (a->strategy || a->pop >= 0 || a->has_sigma || a->episodes_per_gen >= 0)) {
+        cli_usage_error("train", "--strategy, --pop, --sigma and --episodes-per-gen are for --trainer es");
         return 0;
     }
     if (kind == ESM_TRAINER_ES && a->episodes_per_step >= 0) {

@@ -18,7 +18,14 @@ int cli_error(const esm_err *err)
 {
     if (isatty(2))
         fputs("\r\033[K", stderr); /* clear a progress line left mid-way */
-    fprintf(stderr, "esmeta: %s\n", err->msg[0] ? err->msg : esm_status_name(err->code));
+    char msg[sizeof err->msg + 256]; /* a flag is at most a few characters longer than its field */
+    /* Only a message about a field follows the library's naming contract (core.h); others are
+     * printed as they are, so a word such as "split" in a file error is left alone. */
+    if (err->field)
+        cli_field_flags(err->msg, msg, sizeof msg);
+    else
+        snprintf(msg, sizeof msg, "%s", err->msg);
+    fprintf(stderr, "esmeta: %s\n", msg[0] ? msg : esm_status_name(err->code));
     return 1;
 }
 

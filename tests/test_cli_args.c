@@ -2,7 +2,7 @@
  * the CLI fuzz harness's work showed, through the binary. */
 #include <string.h>
 
-#include "../cli/args.h"
+#include "../cli/cli.h"
 #include "harness.h"
 
 /* Splits a space-separated line into argv (no quoting; the words are kept in buf). */
@@ -126,4 +126,36 @@ TEST(cli_seed_with_blank_and_minus_is_refused)
 {
     esm_test_expect_cli_error(t_, "sample --data /nonexistent --seed ' -1'", "--seed ' -1'", "non-negative");
     esm_test_expect_cli_error(t_, "eval --checkpoint x --seed ' -1'", "--seed ' -1'", "non-negative");
+}
+
+/* The CLI writes the library's field names as its flags: whole words only, every mention. */
+TEST(cli_field_names_become_flags)
+{
+    const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"pop 3 is odd but openai-es samples antithetic pairs: use an even pop (e.g. 4)",
+         "--pop 3 is odd but openai-es samples antithetic pairs: use an even --pop (e.g. 4)"},
+        {"pop 1: ES needs a population of at least 2", "--pop 1: ES needs a population of at least 2"},
+        {"net.width 9 is too wide; use a smaller net.width.", "--width 9 is too wide; use a smaller --width."},
+        {"stream_chunk 4: use device cpu, or stream_chunk 0 with device cuda",
+         "--chunk 4: use --device cpu, or --chunk 0 with --device cuda"},
+        {"steps -1 must not be negative", "--episodes/--generations -1 must not be negative"},
+        {"shape.height 0 must be 1..4096", "--size height 0 must be 1..4096"},
+        {"lr_halve_every -1; --lr 2, lr.x, x.lr and lrs stay", "--lr-halve-every -1; --lr 2, lr.x, x.lr and lrs stay"},
+        {"stream_chunk -1 must be 0 (whole episodes) or positive", "--chunk -1 must be 0 (whole episodes) or positive"},
+        {"device 'pop' is unknown", "--device 'pop' is unknown"},
+        {"all 4 members' losses are NaN; try a smaller sigma or lr", "all 4 members' losses are NaN; try a smaller "
+                                                                    "--sigma or --lr"},
+        {"checkpoint /runs/lr/c.bin: resume with split test", "checkpoint /runs/lr/c.bin: resume with --split test"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char out[200];
+        cli_field_flags(cases[i].in, out, sizeof out);
+        CHECKF(!strcmp(out, cases[i].out), "[%s] -> [%s], expected [%s]", cases[i].in, out, cases[i].out);
+    }
+    char tiny[8];
+    cli_field_flags("pop pop pop", tiny, sizeof tiny);
+    CHECKF(strlen(tiny) == sizeof tiny - 1 && !strncmp(tiny, "--pop -", 7), "[%s]", tiny);
+    CHECK(cli_field_flag("pop") && !strcmp(cli_field_flag("pop"), "--pop") && cli_field_flag("nonsense") == NULL);
 }

@@ -168,9 +168,9 @@ TEST(bad_episode_shapes_cli)
     snprintf(cmd, sizeof cmd, "sample --data %s --split test --shot 15 --query 6", cache);
     esm_test_expect_cli_error(t_, cmd, "--shot 15", "only 20");
     snprintf(cmd, sizeof cmd, "sample --data %s --split test --query 0", cache);
-    esm_test_expect_cli_error(t_, cmd, "query=0", "at least 1");
+    esm_test_expect_cli_error(t_, cmd, "--query 0", "at least 1");
     snprintf(cmd, sizeof cmd, "sample --data %s --split test --way -3", cache);
-    esm_test_expect_cli_error(t_, cmd, "way=-3", "at least 1");
+    esm_test_expect_cli_error(t_, cmd, "--way -3", "at least 1");
     snprintf(cmd, sizeof cmd, "sample --data %s --way five", cache);
     esm_test_expect_cli_error(t_, cmd, "--way", "not an integer");
 }

@@ -120,7 +120,8 @@ TEST(dist_serial_handle_changes_no_trainer_bit)
     /* Rejected: no episodes a step. */
     cfgs[1].episodes_per_step = 0;
     esm_trainer *t = NULL;
-    CHECK(esm_trainer_create(&cfgs[1], ds, &sp, &t, &err) == ESM_EINVAL && strstr(err.msg, "episodes-per-step"));
+    CHECK(esm_trainer_create(&cfgs[1], ds, &sp, &t, &err) == ESM_EINVAL && err.field &&
+          !strcmp(err.field, "episodes_per_step"));
     esm_split_free(&sp);
     esm_dataset_free(ds);
 }

@@ -327,7 +327,8 @@ static int step_with_sigma(esm_tctx *t_, const fixture *f, float sigma, esm_trai
     esm_model_view m = esm_trainer_model(t);
     if (st == ESM_OK && all_finite(m.params, m.net.n_params) && all_finite(m.bn_running, m.net.n_bn))
         n = s->n_nonfinite;
-    else if (st == ESM_ENONFINITE && esm_trainer_steps_done(t) == 0 && strstr(err.msg, "--sigma") &&
+    else if (st == ESM_ENONFINITE && esm_trainer_steps_done(t) == 0 && err.field && !strcmp(err.field, "sigma") &&
+             strstr(err.msg, "smaller sigma") &&
              esm_trainer_save(t, after, &err) == ESM_OK && same_file(before, after))
         n = c.pop;
     esm_trainer_free(t);
@@ -364,13 +365,18 @@ TEST(es_trainer_nonfinite_members)
 
 /* ---- configuration ---- */
 
-static void expect_fail(esm_tctx *t_, const fixture *f, const esm_train_config *c, esm_status code, const char *text)
+/* The library names the configuration field at fault (err.field) and the message speaks of it
+ * by that name. */
+static void expect_fail(esm_tctx *t_, const fixture *f, const esm_train_config *c, esm_status code,
+                        const char *field, const char *text)
 {
     esm_err err = {0};
     esm_trainer *t = NULL;
     esm_status st = esm_trainer_create(c, f->ds, &f->sp, &t, &err);
     CHECKF(st == code && t == NULL && strstr(err.msg, text), "expected %s with '%s', got %s: %s",
            esm_status_name(code), text, esm_status_name(st), err.msg);
+    CHECKF(err.field && !strcmp(err.field, field), "expected field %s, got %s (%s)", field,
+           err.field ? err.field : "none", err.msg);
     esm_trainer_free(t);
 }
 
@@ -381,27 +387,28 @@ TEST(es_trainer_bad_config_errors)
     REQUIRE_OK(fixture_open(&f, &err) ? ESM_OK : ESM_EIO, &err);
     esm_train_config base = tiny_cfg(8, 2, 8), c;
     c = base, c.pop = 7;
-    expect_fail(t_, &f, &c, ESM_EINVAL, "--pop 7 is odd but openai-es samples antithetic pairs");
+    expect_fail(t_, &f, &c, ESM_EINVAL, "pop",
+                "pop 7 is odd but openai-es samples antithetic pairs: use an even pop (e.g. 8)");
     c = base, c.pop = 1;
-    expect_fail(t_, &f, &c, ESM_EINVAL, "--pop 1");
+    expect_fail(t_, &f, &c, ESM_EINVAL, "pop", "pop 1");
     c = base, c.sigma = 0;
-    expect_fail(t_, &f, &c, ESM_EINVAL, "--sigma 0 must be a positive number");
+    expect_fail(t_, &f, &c, ESM_EINVAL, "sigma", "sigma 0 must be a positive number");
     c = base, c.sigma = NAN;
-    expect_fail(t_, &f, &c, ESM_EINVAL, "--sigma");
+    expect_fail(t_, &f, &c, ESM_EINVAL, "sigma", "nan must be a positive number");
     c = base, c.lr = 0;
-    expect_fail(t_, &f, &c, ESM_EINVAL, "--lr 0 must be a positive number");
+    expect_fail(t_, &f, &c, ESM_EINVAL, "lr", "lr 0 must be a positive number");
     c = base, c.lr = -1;
-    expect_fail(t_, &f, &c, ESM_EINVAL, "--lr -1");
+    expect_fail(t_, &f, &c, ESM_EINVAL, "lr", "lr -1");
     c = base, c.lr_halve_every = -1;
-    expect_fail(t_, &f, &c, ESM_EINVAL, "--lr-halve-every -1 must not be negative");
+    expect_fail(t_, &f, &c, ESM_EINVAL, "lr_halve_every", "lr_halve_every -1 must not be negative");
     c = base, c.episodes_per_gen = 0;
-    expect_fail(t_, &f, &c, ESM_EINVAL, "--episodes-per-gen 0");
+    expect_fail(t_, &f, &c, ESM_EINVAL, "episodes_per_gen", "episodes_per_gen 0");
     c = base, c.centre_every = -1;
-    expect_fail(t_, &f, &c, ESM_EINVAL, "--centre-every -1");
+    expect_fail(t_, &f, &c, ESM_EINVAL, "centre_every", "centre_every -1");
     c = base;
     snprintf(c.strategy, sizeof c.strategy, "cma-es");
-    expect_fail(t_, &f, &c, ESM_ENOTFOUND, "--strategy 'cma-es' is unknown: valid strategies are openai-es, pgpe, "
-                                           "snes, sep-cma");
+    expect_fail(t_, &f, &c, ESM_ENOTFOUND, "strategy",
+                "strategy 'cma-es' is unknown: valid strategies are openai-es, pgpe, snes, sep-cma");
     fixture_close(&f);
 }
 
@@ -452,13 +459,13 @@ TEST(es_trainer_streamed_episodes)
         free(params[k]);
     esm_train_config b = tiny_cfg(8, 2, 8);
     b.stream_chunk = -1;
-    expect_fail(t_, &f, &b, ESM_EINVAL, "--chunk -1 must be 0 (whole episodes) or positive");
+    expect_fail(t_, &f, &b, ESM_EINVAL, "stream_chunk", "stream_chunk -1 must be 0 (whole episodes) or positive");
     b.stream_chunk = 4;
     snprintf(b.device, sizeof b.device, "cuda");
-    expect_fail(t_, &f, &b, ESM_EUNSUPPORTED, "streamed episodes are scored on the CPU only");
+    expect_fail(t_, &f, &b, ESM_EUNSUPPORTED, "stream_chunk", "streamed episodes are scored on the CPU only");
     b = esm_train_config_default(ESM_TRAINER_BACKPROP);
     b.stream_chunk = 4;
-    expect_fail(t_, &f, &b, ESM_EINVAL, "--chunk 4: streamed episodes are for --trainer es");
+    expect_fail(t_, &f, &b, ESM_EINVAL, "stream_chunk", "stream_chunk 4 needs trainer es");
     fixture_close(&f);
 }
 

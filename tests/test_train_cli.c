@@ -193,13 +193,13 @@ TEST(train_rejects_bad_arguments)
     snprintf(args, sizeof args, "train --data %s %s --episodes 2 --lr -1 --out %s/a", cache, TINY, tmp);
     esm_test_expect_cli_error(t_, args, "--lr", "positive");
     snprintf(args, sizeof args, "train --data %s --width 8 --depth 2 --way 0 --out %s/a", cache, tmp);
-    esm_test_expect_cli_error(t_, args, "way=0", NULL);
+    esm_test_expect_cli_error(t_, args, "--way 0", "at least 1");
     snprintf(args, sizeof args, "train --data %s --trainer sgd --out %s/a", cache, tmp);
     esm_test_expect_cli_error(t_, args, "--trainer 'sgd'", "backprop or es");
     snprintf(args, sizeof args, "train --data %s --episodes 2", cache);
     esm_test_expect_cli_error(t_, args, "--out", "--resume");
     snprintf(args, sizeof args, "train --data %s --width 8 --depth 20 --out %s/a", cache, tmp);
-    esm_test_expect_cli_error(t_, args, "depth", NULL);
+    esm_test_expect_cli_error(t_, args, "--depth 20", NULL);
     REQUIRE(run_ok(t_, "train --data %s %s --episodes 1 --out %s/done", cache, TINY, tmp));
     snprintf(args, sizeof args, "train --data %s %s --episodes 1 --out %s/done", cache, TINY, tmp);
     esm_test_expect_cli_error(t_, args, "already holds a run", "--resume");

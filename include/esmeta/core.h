@@ -26,18 +26,35 @@ typedef enum {
 } esm_status;
 
 /* One-line, human-readable account of the last failure. Functions that can fail take
- * an esm_err* (which may be NULL) and fill it; the library never prints. */
+ * an esm_err* (which may be NULL) and fill it; the library never prints.
+ *
+ * When a configuration value is at fault, `field` names it (else it is NULL), as the caller
+ * wrote it: the member's path in the struct or the parameter the caller passed:
+ *   esm_train_config: "trainer", "steps", "lr", "lr_halve_every", "weight_decay", "episodes_per_step",
+ *     "stream_chunk", "device", "strategy", "pop", "sigma", "episodes_per_gen", "centre_every",
+ *     "split", "net.width", "net.depth", "shape.way", "shape.shot", "shape.query"
+ *     (esm_evaluate's and esm_episode_check's shape too);
+ *   esm_images_opts: "shape.channels", "shape.height", "shape.width";
+ *   parameters: "n_episodes" (esm_evaluate), "shard_mode" (esm_trainer_set_shard).
+ * The message then mentions fields by these names, as words (after a blank or '(', before a blank
+ * or punctuation; values the user gave are in quotes), and uses the names for nothing else, so
+ * that a front end can rewrite them into its own terms (the CLI turns them into its flags). A
+ * message may name more fields than `field` (e.g. the fix it suggests). */
 typedef struct {
     esm_status code;
     char msg[512];
+    const char *field; /* a static string, or NULL */
 } esm_err;
 
 const char *esm_status_name(esm_status s);
 
-/* Records code and a printf-style message in err (if non-NULL); returns code so that
- * call sites can `return esm_fail(err, ESM_EIO, "...")`. */
+/* Records code and a printf-style message in err (if non-NULL), with no field; returns code so
+ * that call sites can `return esm_fail(err, ESM_EIO, "...")`. */
 esm_status esm_fail(esm_err *err, esm_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same for a configuration value at fault: field is one of the names above. */
+esm_status esm_fail_field(esm_err *err, esm_status code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* What this build can do; filled from compile-time configuration. */
 typedef struct {

@@ -156,8 +156,8 @@ void esm_model_free(esm_model *m);
 /* Hash of a split's class list (characters and rotations, in order). */
 uint64_t esm_split_hash(const esm_dataset *ds, const esm_split *sp);
 
-/* The standard protocol: `episodes` episodes of (seed, 0..episodes-1) from sp, evaluation-mode
- * batch norm; mean accuracy and the 95% confidence interval 1.96 * std / sqrt(episodes).
+/* The standard protocol: n_episodes episodes of (seed, 0..n_episodes-1) from sp, evaluation-mode
+ * batch norm; mean accuracy and the 95% confidence interval 1.96 * std / sqrt(n_episodes).
  * Episodes run in parallel (threads <= 0: OpenMP default); the result does not depend on the
  * thread count. */
 typedef struct {
@@ -165,7 +165,7 @@ typedef struct {
     int episodes;
 } esm_eval_result;
 esm_status esm_evaluate(const esm_net *net, const float *params, const float *bn_running, const esm_dataset *ds,
-                        const esm_split *sp, esm_episode_shape shape, int episodes, uint64_t seed, int threads,
+                        const esm_split *sp, esm_episode_shape shape, int n_episodes, uint64_t seed, int threads,
                         esm_eval_result *out, esm_err *err);
 
 #ifdef __cplusplus

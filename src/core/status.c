@@ -23,13 +23,31 @@ const char *esm_status_name(esm_status s)
     return "unknown status";
 }
 
+__attribute__((format(printf, 4, 0))) static void record(esm_err *err, esm_status code, const char *field,
+                                                         const char *fmt, va_list ap)
+{
+    err->code = code;
+    err->field = field;
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+}
+
 esm_status esm_fail(esm_err *err, esm_status code, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
-        err->code = code;
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        record(err, code, NULL, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+esm_status esm_fail_field(esm_err *err, esm_status code, const char *field, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        record(err, code, field, fmt, ap);
         va_end(ap);
     }
     return code;

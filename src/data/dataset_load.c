@@ -39,7 +39,7 @@ static esm_status read_half(const char *root, const char *half, esm_raw_list *ou
     if (is_file(zip))
         return esm_raw_from_zip(zip, half, out, err);
     return esm_fail(err, ESM_ENOTFOUND, "%s: neither %s.zip nor an extracted %s folder is there; run scripts/fetch-omniglot "
-                    "or pass --data with the Omniglot folder", root, half, half);
+                    "or load the Omniglot folder itself", root, half, half);
 }
 
 /* Split files are optional at load time; a missing one is reported when that split is asked for. */
@@ -101,6 +101,6 @@ esm_status esm_dataset_load(const char *path, const esm_load_opts *opts, esm_dat
                             "made by 'esmeta prepare'", path);
         return esm_cache_read(path, out, err);
     }
-    return esm_fail(err, ESM_ENOTFOUND, "%s: no such file or folder; pass --data with the Omniglot folder or a "
+    return esm_fail(err, ESM_ENOTFOUND, "%s: no such file or folder; load the Omniglot folder or a "
                     "cache file, or run scripts/fetch-omniglot", path);
 }

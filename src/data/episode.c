@@ -8,26 +8,35 @@
 /* Stream tag: keeps episode randomness apart from other users of the same seed. */
 #define EPISODE_STREAM 0x45504953u /* "EPIS" */
 
+static esm_status check_positive(esm_episode_shape s, esm_err *err)
+{
+    if (s.way > 0 && s.shot > 0 && s.query > 0)
+        return ESM_OK;
+    const char *field = s.way <= 0 ? "shape.way" : s.shot <= 0 ? "shape.shot" : "shape.query";
+    return esm_fail_field(err, ESM_EINVAL, field,
+                          "shape.way %d, shape.shot %d, shape.query %d: each must be at least 1", s.way, s.shot,
+                          s.query);
+}
+
 esm_status esm_episode_check(const esm_split *sp, esm_episode_shape s, esm_err *err)
 {
-    if (s.way <= 0 || s.shot <= 0 || s.query <= 0)
-        return esm_fail(err, ESM_EINVAL, "episode shape way=%d shot=%d query=%d: all must be at least 1", s.way,
-                        s.shot, s.query);
+    if (check_positive(s, err) != ESM_OK)
+        return ESM_EINVAL;
     if (s.way > sp->n_classes)
-        return esm_fail(err, ESM_EINVAL, "--way %d: the split has only %d classes; use a smaller --way", s.way,
-                        sp->n_classes);
+        return esm_fail_field(err, ESM_EINVAL, "shape.way", "shape.way %d is more than the %d classes there are; use a "
+                              "smaller shape.way", s.way, sp->n_classes);
     if ((long)s.shot + s.query > sp->min_images)
-        return esm_fail(err, ESM_EINVAL, "--shot %d + --query %d = %ld images per class, but some classes have only %d; "
-                        "use fewer shots or queries", s.shot, s.query, (long)s.shot + s.query, sp->min_images);
+        return esm_fail_field(err, ESM_EINVAL, s.shot > s.query ? "shape.shot" : "shape.query",
+                              "shape.shot %d + shape.query %d = %ld images per class, but some classes have only %d; "
+                              "use fewer shots or queries", s.shot, s.query, (long)s.shot + s.query, sp->min_images);
     return ESM_OK;
 }
 
 esm_status esm_episode_init(esm_episode *ep, const esm_dataset *ds, esm_episode_shape s, esm_err *err)
 {
     memset(ep, 0, sizeof *ep);
-    if (s.way <= 0 || s.shot <= 0 || s.query <= 0)
-        return esm_fail(err, ESM_EINVAL, "episode shape way=%d shot=%d query=%d: all must be at least 1", s.way,
-                        s.shot, s.query);
+    if (check_positive(s, err) != ESM_OK)
+        return ESM_EINVAL;
     ep->shape = s;
     ep->image_size = ds->channels * ds->height * ds->width;
     size_t ns = (size_t)s.way * s.shot, nq = (size_t)s.way * s.query;

@@ -113,9 +113,12 @@ esm_status esm_img_list_decode(const void *ctx, size_t i, uint8_t *out, esm_err 
 static esm_status check_opts(const esm_image_shape *s, esm_err *err)
 {
     if (s->channels != 1 && s->channels != 3)
-        return esm_fail(err, ESM_EINVAL, "--channels %d: use 1 (grey) or 3 (RGB)", s->channels);
-    if (s->height < 1 || s->width < 1 || s->height > 4096 || s->width > 4096)
-        return esm_fail(err, ESM_EINVAL, "--size %dx%d: height and width must be 1..4096", s->height, s->width);
+        return esm_fail_field(err, ESM_EINVAL, "shape.channels", "shape.channels %d: use 1 (grey) or 3 (RGB)",
+                              s->channels);
+    if (s->height < 1 || s->height > 4096)
+        return esm_fail_field(err, ESM_EINVAL, "shape.height", "shape.height %d must be 1..4096", s->height);
+    if (s->width < 1 || s->width > 4096)
+        return esm_fail_field(err, ESM_EINVAL, "shape.width", "shape.width %d must be 1..4096", s->width);
     return ESM_OK;
 }
 

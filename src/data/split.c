@@ -21,7 +21,7 @@ static esm_status add_class(const esm_dataset *ds, esm_split *sp, int *cap, int 
 {
     if (rot % 2 && ds->height != ds->width)
         return esm_fail(err, ESM_EINVAL, "class %s at %d degrees: rotations need square images and these are "
-                        "%dx%d; use rotation 0 only, or prepare with a square --size", ds->names[chr], rot * 90,
+                        "%dx%d; use rotation 0 only, or prepare the images at a square size", ds->names[chr], rot * 90,
                         ds->height, ds->width);
     if (sp->n_classes == *cap) {
         int ncap = *cap ? 2 * *cap : 256;

@@ -30,26 +30,29 @@ static int block_params_overflow(int cin, int cout, int h, int w, size_t p)
 
 esm_status esm_net_init(esm_net *net, const esm_net_config *cfg, esm_err *err)
 {
-    if (cfg->in_channels <= 0 || cfg->in_height <= 0 || cfg->in_width <= 0 || cfg->width <= 0)
-        return esm_fail(err, ESM_EINVAL, "net config: input %dx%dx%d, width %d: all must be positive",
-                        cfg->in_channels, cfg->in_height, cfg->in_width, cfg->width);
+    if (cfg->width <= 0)
+        return esm_fail_field(err, ESM_EINVAL, "net.width", "net.width %d must be positive", cfg->width);
+    if (cfg->in_channels <= 0 || cfg->in_height <= 0 || cfg->in_width <= 0)
+        return esm_fail(err, ESM_EINVAL, "net config: input %dx%dx%d: all must be positive", cfg->in_channels,
+                        cfg->in_height, cfg->in_width);
     if (cfg->depth <= 0 || cfg->depth > ESM_NET_MAX_DEPTH)
-        return esm_fail(err, ESM_EINVAL, "net config: depth %d must be in 1..%d", cfg->depth, ESM_NET_MAX_DEPTH);
+        return esm_fail_field(err, ESM_EINVAL, "net.depth", "net.depth %d must be in 1..%d", cfg->depth,
+                              ESM_NET_MAX_DEPTH);
     *net = (esm_net){.cfg = *cfg};
     int cin = cfg->in_channels, h = cfg->in_height, w = cfg->in_width;
     size_t p = 0, r = 0;
     for (int b = 0; b < cfg->depth; b++) {
         if (h < 2 || w < 2)
-            return esm_fail(err, ESM_EINVAL,
-                            "net config: block %d gets a %dx%d input that a 2x2 pool cannot halve; use a "
-                            "smaller depth (%d) or a larger input",
-                            b, h, w, cfg->depth);
+            return esm_fail_field(err, ESM_EINVAL, "net.depth",
+                                  "net.depth %d: block %d gets a %dx%d input that a 2x2 pool cannot halve; use a "
+                                  "smaller net.depth or larger images",
+                                  cfg->depth, b, h, w);
         esm_block *k = &net->block[b];
         int cout = cfg->width;
         *k = (esm_block){.cin = cin, .cout = cout, .h = h, .w = w, .ho = h / 2, .wo = w / 2};
         if (block_params_overflow(cin, cout, h, w, p))
-            return esm_fail(err, ESM_EINVAL, "net config: width %d gives more parameters than memory can address; "
-                            "use a smaller --width", cfg->width);
+            return esm_fail_field(err, ESM_EINVAL, "net.width", "net.width %d gives more parameters than memory can "
+                                  "address; use a smaller net.width", cfg->width);
         k->w_off = p, p += (size_t)cout * cin * 9;
         k->b_off = p, p += cout;
         k->gamma_off = p, p += cout;

@@ -35,7 +35,8 @@ static esm_status cpu_create(const esm_net *net, esm_episode_shape shape, int ma
 {
     (void)max_members;
     if (opts && opts->stream_chunk < 0)
-        return esm_fail(err, ESM_EINVAL, "--chunk %d must be 0 (whole episodes) or positive", opts->stream_chunk);
+        return esm_fail_field(err, ESM_EINVAL, "stream_chunk", "stream_chunk %d must be 0 (whole episodes) or positive",
+                              opts->stream_chunk);
     cpu_eval *c = calloc(1, sizeof *c);
     if (!c)
         return esm_fail(err, ESM_ENOMEM, "out of memory");

@@ -24,23 +24,24 @@ esm_status esm_popeval_open(const char *device, const esm_net *net, esm_episode_
     out->ops = NULL;
     out->impl = NULL;
     if (!esm_popeval_device_known(device))
-        return esm_fail(err, ESM_EINVAL, "--device '%s' is unknown: use cpu, cuda or cuda-tf32", device);
+        return esm_fail_field(err, ESM_EINVAL, "device", "device '%s' is unknown: use cpu, cuda or cuda-tf32", device);
     esm_popeval_opts opts = {.stream_chunk = stream_chunk, .device_index = device_index < 0 ? 0 : device_index};
     const esm_popeval_ops *ops = &esm_popeval_cpu_ops;
     if (!strncmp(device, "cuda", 4) && stream_chunk > 0)
-        return esm_fail(err, ESM_EUNSUPPORTED, "--chunk %d: streamed episodes are scored on the CPU only; use "
-                        "--device cpu or --chunk 0 with --device %s", stream_chunk, device);
+        return esm_fail_field(err, ESM_EUNSUPPORTED, "stream_chunk", "stream_chunk %d: streamed episodes are scored "
+                              "on the CPU only; use device cpu, or stream_chunk 0 with device %s", stream_chunk,
+                              device);
     if (!strncmp(device, "cuda", 4)) {
 #if ESM_HAVE_CUDA
         char why[160] = "none found";
         if (esm_cuda_device_count(why, sizeof why) < 1)
-            return esm_fail(err, ESM_EUNSUPPORTED, "--device %s: no CUDA device is usable here (%s); use --device cpu",
-                            device, why);
+            return esm_fail_field(err, ESM_EUNSUPPORTED, "device", "device %s: no CUDA GPU is usable here (%s); use "
+                                  "device cpu", device, why);
         ops = &esm_popeval_cuda_ops;
         opts.tf32 = !strcmp(device, "cuda-tf32");
 #else
-        return esm_fail(err, ESM_EUNSUPPORTED, "--device %s: this esmeta was built without CUDA (no nvcc at build "
-                        "time); use --device cpu", device);
+        return esm_fail_field(err, ESM_EUNSUPPORTED, "device", "device %s: this esmeta was built without CUDA (no nvcc "
+                              "at build time); use device cpu", device);
 #endif
     }
     esm_status st = ops->create(net, shape, max_members, &opts, &out->impl, err);

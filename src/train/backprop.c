@@ -101,8 +101,9 @@ static esm_status check_blocks(const esm_trainer *t, const backprop_state *b, es
             return esm_fail(err, ESM_EDIST, "step %lld: another rank failed on episode %d of the step (%s; its own "
                             "message is on its stderr)", (long long)t->done + 1, j, esm_status_name(st));
         if (!isfinite(p[1]) || !esm_all_finite(p + HEAD, t->net.n_params))
-            return esm_fail(err, ESM_ENONFINITE, "step %lld (episode %lld): the loss or its gradient is not finite "
-                            "(loss %g); the update was not applied; try a smaller --lr", (long long)t->done + 1,
+            return esm_fail_field(err, ESM_ENONFINITE, "lr", "step %lld (episode %lld): the loss or its gradient is "
+                                  "not finite (loss %g); the update was not applied; try a smaller lr",
+                                  (long long)t->done + 1,
                             (long long)t->done * e + j + 1, (double)p[1]);
     }
     return own;

@@ -99,30 +99,35 @@ static esm_status unknown_strategy(const char *name, esm_err *err)
     const char *const *names = esm_es_strategy_names();
     for (int i = 0; names[i] && len < sizeof list; i++)
         len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
-    return esm_fail(err, ESM_ENOTFOUND, "--strategy '%s' is unknown: valid strategies are %s", name, list);
+    return esm_fail_field(err, ESM_ENOTFOUND, "strategy", "strategy '%s' is unknown: valid strategies are %s", name,
+                          list);
 }
 
 static esm_status check_es_config(const esm_train_config *c, const esm_es_config *ec, esm_err *err)
 {
     if (c->pop < 2)
-        return esm_fail(err, ESM_EINVAL, "--pop %d: ES needs a population of at least 2 to rank members", c->pop);
+        return esm_fail_field(err, ESM_EINVAL, "pop", "pop %d: ES needs a population of at least 2 to rank members",
+                              c->pop);
     /* Per-member buffers are sized 3 * pop in int arithmetic (and every member is scored each
      * generation): refuse absurd populations here, before anything is allocated. */
     if (c->pop > ESM_MAX_POP)
-        return esm_fail(err, ESM_EINVAL, "--pop %d is above the largest population esmeta runs (%d)", c->pop,
-                        ESM_MAX_POP);
+        return esm_fail_field(err, ESM_EINVAL, "pop", "pop %d is above the largest population esmeta runs (%d)",
+                              c->pop, ESM_MAX_POP);
     if (ec->antithetic && c->pop % 2)
-        return esm_fail(err, ESM_EINVAL, "--pop %d is odd but %s samples antithetic pairs: use an even --pop (e.g. %d)",
+        return esm_fail_field(err, ESM_EINVAL, "pop", "pop %d is odd but %s samples antithetic pairs: use an even pop "
+                              "(e.g. %d)",
                         c->pop, c->strategy, c->pop + 1);
     if (!(c->sigma > 0) || !isfinite(c->sigma))
-        return esm_fail(err, ESM_EINVAL, "--sigma %g must be a positive number (try 0.02)", (double)c->sigma);
+        return esm_fail_field(err, ESM_EINVAL, "sigma", "sigma %g must be a positive number (try 0.02)",
+                              (double)c->sigma);
     if (!(c->lr > 0) || !isfinite(c->lr))
-        return esm_fail(err, ESM_EINVAL, "--lr %g must be a positive number", (double)c->lr);
+        return esm_fail_field(err, ESM_EINVAL, "lr", "lr %g must be a positive number", (double)c->lr);
     if (c->episodes_per_gen < 1)
-        return esm_fail(err, ESM_EINVAL, "--episodes-per-gen %d: score members on at least one episode",
-                        c->episodes_per_gen);
+        return esm_fail_field(err, ESM_EINVAL, "episodes_per_gen", "episodes_per_gen %d: score members on at least "
+                              "one episode", c->episodes_per_gen);
     if (c->centre_every < 0)
-        return esm_fail(err, ESM_EINVAL, "--centre-every %d must be 0 (never) or positive", c->centre_every);
+        return esm_fail_field(err, ESM_EINVAL, "centre_every", "centre_every %d must be 0 (never) or positive",
+                              c->centre_every);
     return ESM_OK;
 }
 
@@ -226,8 +231,8 @@ static esm_status follow_centre(esm_trainer *t, es_state *s, const float *centre
         (!isfinite(l) || !esm_all_finite(centre, t->net.n_params) || !esm_all_finite(s->bn_new, t->net.n_bn)))
         st = ESM_ENONFINITE;
     if (st == ESM_ENONFINITE)
-        return esm_fail(err, ESM_ENONFINITE, "generation %lld: the new centre network is not finite; the update was "
-                        "not applied; try a smaller --lr or --sigma", (long long)gen);
+        return esm_fail_field(err, ESM_ENONFINITE, "lr", "generation %lld: the new centre network is not finite; the "
+                              "update was not applied; try a smaller lr or sigma", (long long)gen);
     if (st != ESM_OK || t->cfg.centre_every <= 0 || gen % t->cfg.centre_every)
         return st;
     stats->has_centre = 1;
@@ -334,8 +339,9 @@ static esm_status es_step(esm_trainer *t, esm_train_stats *stats, esm_err *err)
     stats->update_s = now_s() - t0 - (esm_dist_comm_seconds(t->dist) - comm0);
     stats->update_cpu_s = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
     if (st == ESM_ENONFINITE)
-        return esm_fail(err, ESM_ENONFINITE, "generation %lld: all %d members' losses are NaN or infinite; the "
-                        "update was not applied; try a smaller --sigma or --lr", (long long)t->done + 1, c->pop);
+        return esm_fail_field(err, ESM_ENONFINITE, "sigma", "generation %lld: all %d members' losses are NaN or "
+                              "infinite; the update was not applied; try a smaller sigma or lr", (long long)t->done + 1,
+                              c->pop);
     if (st != ESM_OK)
         return st;
     /* Inside a team of nt threads BLAS runs single-threaded, as it does for the members, so no

@@ -26,18 +26,19 @@ static esm_status eval_episode(const esm_net *net, const float *params, const fl
 }
 
 esm_status esm_evaluate(const esm_net *net, const float *params, const float *bn_running, const esm_dataset *ds,
-                        const esm_split *sp, esm_episode_shape shape, int episodes, uint64_t seed, int threads,
+                        const esm_split *sp, esm_episode_shape shape, int n_episodes, uint64_t seed, int threads,
                         esm_eval_result *out, esm_err *err)
 {
-    if (episodes < 1)
-        return esm_fail(err, ESM_EINVAL, "--episodes %d: evaluate at least one episode", episodes);
+    if (n_episodes < 1)
+        return esm_fail_field(err, ESM_EINVAL, "n_episodes", "n_episodes %d: evaluate at least one episode",
+                              n_episodes);
     esm_status st = esm_episode_check(sp, shape, err);
     if (st == ESM_OK)
         st = esm_blas_check_single_thread(err);
     if (st != ESM_OK)
         return st;
-    int total = threads > 0 ? threads : omp_get_max_threads(), nt = total < episodes ? total : episodes;
-    float *acc = calloc((size_t)episodes, sizeof *acc), *loss = calloc((size_t)episodes, sizeof *loss);
+    int total = threads > 0 ? threads : omp_get_max_threads(), nt = total < n_episodes ? total : n_episodes;
+    float *acc = calloc((size_t)n_episodes, sizeof *acc), *loss = calloc((size_t)n_episodes, sizeof *loss);
     eval_slot *slots = calloc((size_t)nt, sizeof *slots);
     esm_status *stat = calloc((size_t)nt, sizeof *stat);
     esm_err *errs = calloc((size_t)nt, sizeof *errs);
@@ -53,7 +54,7 @@ esm_status esm_evaluate(const esm_net *net, const float *params, const float *bn
     }
     if (st == ESM_OK) {
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-        for (int e = 0; e < episodes; e++) {
+        for (int e = 0; e < n_episodes; e++) {
             int tid = omp_get_thread_num();
             if (stat[tid] == ESM_OK)
                 stat[tid] = eval_episode(net, params, bn_running, ds, sp, seed, e, &slots[tid], &acc[e], &loss[e],
@@ -68,16 +69,16 @@ esm_status esm_evaluate(const esm_net *net, const float *params, const float *bn
     }
     if (st == ESM_OK) {
         double sum = 0, sq = 0, ls = 0;
-        for (int e = 0; e < episodes; e++)
+        for (int e = 0; e < n_episodes; e++)
             sum += acc[e], ls += loss[e];
-        double mean = sum / episodes;
-        for (int e = 0; e < episodes; e++)
+        double mean = sum / n_episodes;
+        for (int e = 0; e < n_episodes; e++)
             sq += (acc[e] - mean) * (acc[e] - mean);
-        double sd = episodes > 1 ? sqrt(sq / (episodes - 1)) : 0.0;
+        double sd = n_episodes > 1 ? sqrt(sq / (n_episodes - 1)) : 0.0;
         out->mean_acc = mean;
-        out->ci95 = 1.96 * sd / sqrt((double)episodes);
-        out->mean_loss = ls / episodes;
-        out->episodes = episodes;
+        out->ci95 = 1.96 * sd / sqrt((double)n_episodes);
+        out->mean_loss = ls / n_episodes;
+        out->episodes = n_episodes;
     }
     for (int i = 0; slots && i < nt; i++) {
         esm_protonet_ws_free(slots[i].ws);

@@ -46,28 +46,40 @@ uint64_t esm_split_hash(const esm_dataset *ds, const esm_split *sp)
     return h;
 }
 
+/* The device, for a trainer of this kind: one of the popeval devices, and cpu for backprop. */
+static esm_status check_device(esm_trainer_kind kind, const char *device, esm_err *err)
+{
+    if (!esm_popeval_device_known(device))
+        return esm_fail_field(err, ESM_EINVAL, "device", "device '%s' is unknown: use cpu, cuda or cuda-tf32", device);
+    if (kind != ESM_TRAINER_ES && device[0] && strcmp(device, "cpu"))
+        return esm_fail_field(err, ESM_EINVAL, "device", "device %s needs trainer es: backprop runs on the CPU",
+                              device);
+    return ESM_OK;
+}
+
 static esm_status check_config(const esm_train_config *c, const esm_split *sp, esm_err *err)
 {
     if (c->steps < 0)
-        return esm_fail(err, ESM_EINVAL, "--episodes/--generations %lld must not be negative", (long long)c->steps);
+        return esm_fail_field(err, ESM_EINVAL, "steps", "steps %lld must not be negative", (long long)c->steps);
     if (!(c->lr > 0) || !isfinite(c->lr))
-        return esm_fail(err, ESM_EINVAL, "--lr %g must be a positive number", (double)c->lr);
+        return esm_fail_field(err, ESM_EINVAL, "lr", "lr %g must be a positive number", (double)c->lr);
     if (!(c->weight_decay >= 0) || !isfinite(c->weight_decay))
-        return esm_fail(err, ESM_EINVAL, "--weight-decay %g must be zero or positive", (double)c->weight_decay);
+        return esm_fail_field(err, ESM_EINVAL, "weight_decay", "weight_decay %g must be zero or positive",
+                              (double)c->weight_decay);
     if (c->trainer == ESM_TRAINER_BACKPROP && c->episodes_per_step < 1)
-        return esm_fail(err, ESM_EINVAL, "--episodes-per-step %d must be at least 1", c->episodes_per_step);
+        return esm_fail_field(err, ESM_EINVAL, "episodes_per_step", "episodes_per_step %d must be at least 1",
+                              c->episodes_per_step);
     if (c->stream_chunk < 0)
-        return esm_fail(err, ESM_EINVAL, "--chunk %d must be 0 (whole episodes) or positive", c->stream_chunk);
+        return esm_fail_field(err, ESM_EINVAL, "stream_chunk", "stream_chunk %d must be 0 (whole episodes) or positive",
+                              c->stream_chunk);
     if (c->trainer != ESM_TRAINER_ES && c->stream_chunk > 0)
-        return esm_fail(err, ESM_EINVAL, "--chunk %d: streamed episodes are for --trainer es", c->stream_chunk);
+        return esm_fail_field(err, ESM_EINVAL, "stream_chunk", "stream_chunk %d needs trainer es: only ES members are "
+                              "scored streamed", c->stream_chunk);
     if (c->lr_halve_every < 0)
-        return esm_fail(err, ESM_EINVAL, "--lr-halve-every %lld must not be negative", (long long)c->lr_halve_every);
-    if (!esm_popeval_device_known(c->device))
-        return esm_fail(err, ESM_EINVAL, "--device '%s' is unknown: use cpu, cuda or cuda-tf32", c->device);
-    if (c->trainer != ESM_TRAINER_ES && c->device[0] && strcmp(c->device, "cpu"))
-        return esm_fail(err, ESM_EINVAL, "--device %s: the backprop trainer runs on the CPU; --device is for "
-                        "--trainer es", c->device);
-    return esm_episode_check(sp, c->shape, err);
+        return esm_fail_field(err, ESM_EINVAL, "lr_halve_every", "lr_halve_every %lld must not be negative",
+                              (long long)c->lr_halve_every);
+    esm_status st = check_device(c->trainer, c->device, err);
+    return st != ESM_OK ? st : esm_episode_check(sp, c->shape, err);
 }
 
 static esm_status alloc_common(esm_trainer **out, const esm_train_config *cfg, const esm_dataset *ds,
@@ -167,15 +179,14 @@ esm_status esm_trainer_resume_on(const char *path, const char *device, const esm
     esm_train_config cfg;
     st = read_common(&ck, &cfg, err);
     if (st == ESM_OK && cfg.split_hash != esm_split_hash(ds, sp))
-        st = esm_fail(err, ESM_EMISMATCH, "checkpoint %s was trained on split '%s', which is not the split given "
-                      "now; resume with --split %s and the same data", path, cfg.split, cfg.split);
+        st = esm_fail_field(err, ESM_EMISMATCH, "split", "checkpoint %s was trained on other classes than those given "
+                            "now; resume with split %s and the same data", path, cfg.split);
     if (st == ESM_OK && device) {
-        if (snprintf(cfg.device, sizeof cfg.device, "%s", device) >= (int)sizeof cfg.device ||
-            !esm_popeval_device_known(cfg.device))
-            st = esm_fail(err, ESM_EINVAL, "--device '%s' is unknown: use cpu, cuda or cuda-tf32", device);
-        else if (cfg.trainer != ESM_TRAINER_ES && strcmp(cfg.device, "cpu"))
-            st = esm_fail(err, ESM_EINVAL, "--device %s: the backprop trainer runs on the CPU; --device is for "
-                          "--trainer es", device);
+        if (snprintf(cfg.device, sizeof cfg.device, "%s", device) >= (int)sizeof cfg.device)
+            st = esm_fail_field(err, ESM_EINVAL, "device", "device '%s' is unknown: use cpu, cuda or cuda-tf32",
+                                device);
+        else
+            st = check_device(cfg.trainer, cfg.device, err);
     }
     if (st == ESM_OK)
         st = alloc_common(out, &cfg, ds, sp, err);
@@ -305,13 +316,14 @@ static void decide_shard(esm_trainer *t)
 esm_status esm_trainer_set_shard(esm_trainer *t, esm_shard_mode mode, esm_err *err)
 {
     if (mode != ESM_SHARD_AUTO && mode != ESM_SHARD_ON && mode != ESM_SHARD_OFF)
-        return esm_fail(err, ESM_EINVAL, "shard mode %d: use ESM_SHARD_AUTO, ESM_SHARD_ON or ESM_SHARD_OFF", (int)mode);
+        return esm_fail_field(err, ESM_EINVAL, "shard_mode", "shard_mode %d: use ESM_SHARD_AUTO, ESM_SHARD_ON or "
+                              "ESM_SHARD_OFF", (int)mode);
     uint32_t m = (uint32_t)mode;
     esm_status st = esm_dist_check_same(t->dist, esm_dist_hash(ESM_DIST_HASH_INIT, &m, sizeof m), "the update sharding",
                                         err);
     if (st == ESM_EDIST)
-        return esm_fail(err, ESM_EDIST, "the %d ranks were asked for different update sharding (--shard-update); give "
-                        "every rank the same", esm_dist_size(t->dist));
+        return esm_fail_field(err, ESM_EDIST, "shard_mode", "the %d ranks were asked for different update sharding "
+                              "(shard_mode); give every rank the same", esm_dist_size(t->dist));
     if (st != ESM_OK)
         return st;
     t->shard_mode = mode;
