@@ -179,8 +179,8 @@ esm_status esm_trainer_resume_on(const char *path, const char *device, const esm
     esm_train_config cfg;
     st = read_common(&ck, &cfg, err);
     if (st == ESM_OK && cfg.split_hash != esm_split_hash(ds, sp))
-        st = esm_fail_field(err, ESM_EMISMATCH, "split", "checkpoint %s was trained on other classes than those given "
-                            "now; resume with split %s and the same data", path, cfg.split);
+        st = esm_fail_field(err, ESM_EMISMATCH, "split", "checkpoint %s was trained on the classes of split %s of another "
+                            "data set: resume with the data set it was trained on", path, cfg.split);
     if (st == ESM_OK && device) {
         if (snprintf(cfg.device, sizeof cfg.device, "%s", device) >= (int)sizeof cfg.device)
             st = esm_fail_field(err, ESM_EINVAL, "device", "device '%s' is unknown: use cpu, cuda or cuda-tf32",
