@@ -53,6 +53,7 @@ CUDA_ARCH  ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=
 # nvcc's kernel-launch stubs are C++ (static guards, personality): link libstdc++ too.
 CUDA_LIBS  := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart -lstdc++
 CUDA_OBJ   := $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
+CUDA_PIC   := $(CUDA_SRC:%.cu=$(BUILD)/pic/%.o)
 endif
 
 OPT      := -O2
@@ -127,7 +128,7 @@ $(LIB): $(LIB_OBJ) $(CUDA_OBJ)
 SOVERSION := $(firstword $(subst ., ,$(VERSION)))
 SONAME    := libesmeta.so.$(SOVERSION)
 SHLIB     := $(BUILD)/libesmeta.so.$(VERSION)
-PIC_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(CUDA_SRC:%.cu=$(BUILD)/pic/%.o)
+PIC_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(CUDA_PIC)
 
 $(BUILD)/pic/%.o: %.c $(BUILD)/flags.txt
 	@mkdir -p $(dir $@)
