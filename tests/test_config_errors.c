@@ -122,6 +122,25 @@ TEST(config_errors_trainer_fields)
 
 /* The paths outside esm_trainer_create: resuming, sharding, evaluation, episodes, the GPU
  * backend's limits, a user's image tree. */
+/* TMP/tree/class{0,1}/0.png: the smallest class-folder set, for image-source errors; root gets its
+ * path. 0 if it could not be made. */
+static int make_two_class_tree(char *root, size_t cap)
+{
+    char path[4400];
+    snprintf(root, cap, "%s/tree", esm_test_tmpdir());
+    if (mkdir(root, 0755) != 0)
+        return 0;
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/class%d", root, k);
+        if (mkdir(path, 0755) != 0)
+            return 0;
+        snprintf(path, sizeof path, "%s/class%d/0.png", root, k);
+        if (!esm_test_write_png(path, 6, 6))
+            return 0;
+    }
+    return 1;
+}
+
 TEST(config_errors_other_paths)
 {
     esm_dataset *ds = esm_test_dataset();
@@ -179,15 +198,8 @@ TEST(config_errors_other_paths)
     expect_field(t_, "streamed on cuda", st, &err, ESM_EUNSUPPORTED, "stream_chunk");
     esm_trainer_free(t);
 
-    char root[4200], path[4400];
-    snprintf(root, sizeof root, "%s/tree", esm_test_tmpdir());
-    REQUIRE(mkdir(root, 0755) == 0);
-    for (int k = 0; k < 2; k++) {
-        snprintf(path, sizeof path, "%s/class%d", root, k);
-        REQUIRE(mkdir(path, 0755) == 0);
-        snprintf(path, sizeof path, "%s/class%d/0.png", root, k);
-        REQUIRE(esm_test_write_png(path, 6, 6));
-    }
+    char root[4200];
+    REQUIRE(make_two_class_tree(root, sizeof root));
     const struct {
         esm_image_shape shape;
         const char *field;
@@ -225,15 +237,8 @@ TEST(config_errors_other_failures_name_no_field)
  * library checks (not the option parser too), are refused with the flag the user typed. */
 TEST(config_errors_cli_names_flags)
 {
-    char root[4200], path[4400], cmd[9000];
-    snprintf(root, sizeof root, "%s/tree", esm_test_tmpdir());
-    REQUIRE(mkdir(root, 0755) == 0);
-    for (int k = 0; k < 2; k++) {
-        snprintf(path, sizeof path, "%s/class%d", root, k);
-        REQUIRE(mkdir(path, 0755) == 0);
-        snprintf(path, sizeof path, "%s/class%d/0.png", root, k);
-        REQUIRE(esm_test_write_png(path, 6, 6));
-    }
+    char root[4200], cmd[9000];
+    REQUIRE(make_two_class_tree(root, sizeof root));
     snprintf(cmd, sizeof cmd, "prepare --images %s --channels 2 --out %s/a.esmc", root, esm_test_tmpdir());
     esm_test_expect_cli_error(t_, cmd, "--channels 2", "use 1 (grey) or 3 (RGB)");
     snprintf(cmd, sizeof cmd, "prepare --images %s --size 0x4 --out %s/a.esmc", root, esm_test_tmpdir());
