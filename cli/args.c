@@ -177,14 +177,15 @@ static int resume_flags_ok(const train_args *a)
 {
     return !(a->split || a->way >= 0 || a->shot >= 0 || a->query >= 0 || a->width >= 0 || a->depth >= 0 ||
              a->pop >= 0 || a->episodes_per_gen >= 0 || a->has_seed || a->has_lr || a->has_sigma || a->has_wd ||
-             a->lr_halve_every >= 0 || a->centre_every >= 0 || a->episodes_per_step >= 0 || a->has_chunk);
+             a->lr_halve_every >= 0 || a->centre_every >= 0 || a->episodes_per_step >= 0 || a->has_chunk ||
+             a->shaping);
 }
 
 cli_opts_result cli_args_train(int argc, char **argv, train_args *a, char *msg, size_t cap)
 {
     static const cli_opt t[] = {
         TSTR("data", data), TSTR("split", split), TSTR("out", out), TSTR("resume", resume),
-        TSTR("trainer", trainer), TSTR("strategy", strategy), TL("way", way), TL("shot", shot),
+        TSTR("trainer", trainer), TSTR("strategy", strategy), TSTR("shaping", shaping), TL("way", way), TL("shot", shot),
         TL("query", query), TL("width", width), TL("depth", depth), TL("pop", pop),
         TL("episodes-per-gen", episodes_per_gen), TL("centre-every", centre_every), TL("threads", threads),
         {.name = "episodes", .kind = CLI_OPT_LLONG, .off = offsetof(train_args, steps), .min = -BIG, .max = BIG,

@@ -31,6 +31,8 @@ static void help(void)
         "  backprop:  --episodes N   training episodes (default 10000)\n"
         "  es:        --generations N (default 1000)  --strategy openai-es|pgpe|snes|sep-cma (default openai-es)\n"
         "             --pop P (default 32)  --sigma S (default 0.02)  --episodes-per-gen E (default 1)\n"
+        "             --shaping ranks|zscore  member weights of openai-es and pgpe: centred ranks (default)\n"
+        "                            or z-scored fitness\n"
         "             --centre-every K  centre-network loss/accuracy every K generations (default 10)\n"
         "             --device cpu|cuda|cuda-tf32  where members are scored (default cpu; cuda needs a CUDA build\n"
         "                            and a GPU; cuda-tf32 lets the conv GEMMs use TF32 tensor cores)\n"
@@ -74,8 +76,9 @@ static int build_config(const train_args *a, esm_train_config *cfg)
     }
     /* --device and --chunk with backprop are the library's to refuse (they are configuration
      * fields it checks); these are options the backprop configuration ignores. */
-    if (kind == ESM_TRAINER_BACKPROP && (a->strategy || a->pop >= 0 || a->has_sigma || a->episodes_per_gen >= 0)) {
-        cli_usage_error("train", "--strategy, --pop, --sigma and --episodes-per-gen are for --trainer es");
+    if (kind == ESM_TRAINER_BACKPROP &&
+        (a->strategy || a->pop >= 0 || a->has_sigma || a->episodes_per_gen >= 0 || a->shaping)) {
+        cli_usage_error("train", "--strategy, --pop, --sigma, --shaping and --episodes-per-gen are for --trainer es");
         return 0;
     }
     if (kind == ESM_TRAINER_ES && a->episodes_per_step >= 0) {
@@ -87,6 +90,10 @@ static int build_config(const train_args *a, esm_train_config *cfg)
         snprintf(cfg->split, sizeof cfg->split, "%s", a->split);
     if (a->strategy && snprintf(cfg->strategy, sizeof cfg->strategy, "%s", a->strategy) >= (int)sizeof cfg->strategy) {
         cli_usage_error("train", "--strategy '%s' is not a strategy name", a->strategy);
+        return 0;
+    }
+    if (a->shaping && (cfg->shaping = esm_es_shaping_parse(a->shaping)) < 0) {
+        cli_usage_error("train", "--shaping '%s' is unknown: use ranks or zscore", a->shaping);
         return 0;
     }
     if (a->device && snprintf(cfg->device, sizeof cfg->device, "%s", a->device) >= (int)sizeof cfg->device) {

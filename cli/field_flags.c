@@ -34,6 +34,7 @@ static const struct {
     {"shape.width", "--size width"},
     {"n_episodes", "--episodes"},
     {"shard_mode", "--shard-update"},
+    {"shaping", "--shaping"},
 };
 
 static int name_char(char c) { return isalnum((unsigned char)c) || c == '_'; }

@@ -48,6 +48,8 @@ static const train_case TRAIN_CASES[] = {
     {.kind = ESM_TRAINER_ES, .field = "pop", .value = ESM_MAX_POP + 2, .code = ESM_EINVAL},
     {.kind = ESM_TRAINER_ES, .field = "pop", .value = 7, .code = ESM_EINVAL},
     {.kind = ESM_TRAINER_ES, .field = "sigma", .value = 0, .code = ESM_EINVAL},
+    {.kind = ESM_TRAINER_ES, .field = "shaping", .value = 5, .code = ESM_EINVAL},
+    {.kind = ESM_TRAINER_ES, .field = "shaping", .value = ESM_ES_SHAPING_ZSCORE, .text = "snes", .code = ESM_EINVAL},
     {.kind = ESM_TRAINER_ES, .field = "episodes_per_gen", .value = 0, .code = ESM_EINVAL},
     {.kind = ESM_TRAINER_ES, .field = "centre_every", .value = -1, .code = ESM_EINVAL},
     {.kind = ESM_TRAINER_BACKPROP, .field = "shape.way", .value = 0, .code = ESM_EINVAL},
@@ -76,6 +78,11 @@ static int set_field(esm_train_config *c, const train_case *k)
     else if (!strcmp(f, "strategy")) snprintf(c->strategy, sizeof c->strategy, "%s", k->text);
     else if (!strcmp(f, "pop")) c->pop = (int)v;
     else if (!strcmp(f, "sigma")) c->sigma = (float)v;
+    else if (!strcmp(f, "shaping")) { /* text: the strategy it is given to */
+        c->shaping = (int)v;
+        if (k->text)
+            snprintf(c->strategy, sizeof c->strategy, "%s", k->text);
+    }
     else if (!strcmp(f, "episodes_per_gen")) c->episodes_per_gen = (int)v;
     else if (!strcmp(f, "centre_every")) c->centre_every = (int)v;
     else if (!strcmp(f, "shape.way")) c->shape.way = (int)v;

@@ -45,7 +45,7 @@ TEST(es_defaults_follow_papers)
     CHECK_NEAR(c.optim.lr, 0.01, 1e-9);
     CHECK_NEAR(c.optim.weight_decay, 0.005, 1e-9);
     REQUIRE_OK(esm_es_config_init(&c, "pgpe", 100, &err), &err);
-    CHECK(c.optim.kind == ESM_OPTIM_CLIPUP && c.centered_ranks == 1);
+    CHECK(c.optim.kind == ESM_OPTIM_CLIPUP && c.shaping == ESM_ES_SHAPING_RANKS);
     CHECK_NEAR(c.optim.lr, c.optim.max_speed / 2, 1e-9);
     CHECK_NEAR(c.sigma_max_change, 0.2, 1e-7);
 }
@@ -90,6 +90,8 @@ TEST(es_rejects_bad_config)
         expect_reject(t_, &c, ESM_EINVAL, "lr");
         c.optim.lr = 0.01f, c.optim.kind = ESM_OPTIM_ADAM, c.optim.beta2 = 1;
         expect_reject(t_, &c, ESM_EINVAL, "beta");
+        c.optim.beta2 = 0.999f, c.shaping = (esm_es_shaping)7;
+        expect_reject(t_, &c, ESM_EINVAL, "shaping");
     }
     esm_es_config c;
     REQUIRE_OK(esm_es_config_init(&c, "snes", 10, &err), &err);
@@ -144,10 +146,26 @@ TEST(es_member_is_mean_plus_scaled_noise)
     }
 }
 
-TEST(es_update_uses_the_members_that_were_evaluated)
+/* The weights of fit[] by hand: centred ranks (best +0.5, worst -0.5) or z-scores. */
+static void hand_weights(esm_es_shaping how, const float *fit, int p, double *w)
 {
-    /* OpenAI-ES with plain SGD: new mean - old mean = lr / (P sigma) sum_i w_i eps_i, with
-     * eps_i = (member_i - mean) / sigma taken from the members the caller evaluated. */
+    double mean = 0, sq = 0;
+    for (int i = 0; i < p; i++)
+        mean += fit[i] / (double)p;
+    for (int i = 0; i < p; i++)
+        sq += (fit[i] - mean) * (fit[i] - mean) / p;
+    for (int i = 0; i < p; i++) {
+        int below = 0;
+        for (int q = 0; q < p; q++)
+            below += fit[q] < fit[i] || (fit[q] == fit[i] && q > i);
+        w[i] = how == ESM_ES_SHAPING_ZSCORE ? (fit[i] - mean) / sqrt(sq) : (double)below / (p - 1) - 0.5;
+    }
+}
+
+/* OpenAI-ES with plain SGD: new mean - old mean = lr / (P sigma) sum_i w_i eps_i, with
+ * eps_i = (member_i - mean) / sigma taken from the members the caller evaluated. */
+static void check_hand_update(esm_tctx *t_, esm_es_shaping how)
+{
     esm_err err;
     size_t dim = 3000;
     int p = 10;
@@ -159,6 +177,7 @@ TEST(es_update_uses_the_members_that_were_evaluated)
     c.optim.momentum = 0;
     c.optim.lr = 0.1f;
     c.optim.weight_decay = 0;
+    c.shaping = how;
     float *x0 = malloc(dim * sizeof *x0);
     REQUIRE(x0);
     for (size_t j = 0; j < dim; j++)
@@ -167,12 +186,7 @@ TEST(es_update_uses_the_members_that_were_evaluated)
     REQUIRE_OK(esm_es_create(&es, &c, x0, &err), &err);
     float fit[10] = {3, 1, 4, 1.5f, 5, 9, 2, 6, 5.5f, 3.5f};
     double w[10];
-    for (int i = 0; i < p; i++) { /* centred ranks by hand: best +0.5, worst -0.5 */
-        int below = 0;
-        for (int q = 0; q < p; q++)
-            below += fit[q] < fit[i] || (fit[q] == fit[i] && q > i);
-        w[i] = (double)below / (p - 1) - 0.5;
-    }
+    hand_weights(how, fit, p, w);
     double *want = calloc(dim, sizeof *want);
     float *th = malloc(dim * sizeof *th);
     REQUIRE(want && th);
@@ -197,6 +211,16 @@ TEST(es_update_uses_the_members_that_were_evaluated)
     CHECK(esm_es_generation(es) == 1);
     free(x0), free(want), free(th);
     esm_es_free(es);
+}
+
+TEST(es_update_uses_the_members_that_were_evaluated)
+{
+    check_hand_update(t_, ESM_ES_SHAPING_RANKS);
+}
+
+TEST(es_zscore_shaping_weights_members_by_standardised_fitness)
+{
+    check_hand_update(t_, ESM_ES_SHAPING_ZSCORE);
 }
 
 TEST(es_weight_decay_alone_when_fitness_is_flat)

@@ -178,7 +178,7 @@ TEST(es_pgpe_standardised_fitness_ignores_nonfinite)
     esm_err err;
     esm_es_config c;
     REQUIRE_OK(esm_es_config_init(&c, "pgpe", 50, &err), &err);
-    c.centered_ranks = 0;
+    c.shaping = ESM_ES_SHAPING_ZSCORE;
     c.popsize = 6;
     esm_es *es;
     REQUIRE_OK(esm_es_create(&es, &c, NULL, &err), &err);

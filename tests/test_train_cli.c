@@ -229,6 +229,39 @@ TEST(train_es_streamed_chunk)
     CHECK(esm_test_count_lines(path, "\"loss\"") == 3);
 }
 
+/* --shaping zscore is saved with the run: it trains otherwise than ranks, and a split run
+ * resumes into the same bits; wrong uses are one-line errors naming the flag. */
+TEST(train_es_zscore_shaping)
+{
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    const char *es = "--trainer es --width 8 --depth 2 --way 5 --shot 1 --query 2 --pop 6 --seed 3 --quiet";
+    REQUIRE(run_ok(t_, "train --data %s %s --generations 4 --out %s/ranks", cache, es, tmp));
+    REQUIRE(run_ok(t_, "train --data %s %s --shaping zscore --generations 4 --out %s/z", cache, es, tmp));
+    REQUIRE(run_ok(t_, "train --data %s %s --shaping zscore --generations 2 --out %s/zsplit", cache, es, tmp));
+    REQUIRE(run_ok(t_, "train --data %s --resume %s/zsplit --generations 4", cache, tmp));
+    char a[4200], b[4200];
+    snprintf(a, sizeof a, "%s/z/checkpoint.bin", tmp);
+    snprintf(b, sizeof b, "%s/zsplit/checkpoint.bin", tmp);
+    CHECK(same_file(a, b));
+    snprintf(b, sizeof b, "%s/ranks/checkpoint.bin", tmp);
+    CHECK(!same_file(a, b));
+    esm_model m;
+    esm_err err;
+    REQUIRE_OK(esm_model_load(a, &m, &err), &err);
+    CHECK(m.cfg.shaping == ESM_ES_SHAPING_ZSCORE);
+    esm_model_free(&m);
+    char args[9000];
+    snprintf(args, sizeof args, "train --data %s %s --shaping ranked --out %s/bad", cache, es, tmp);
+    esm_test_expect_cli_error(t_, args, "--shaping 'ranked'", "ranks or zscore");
+    snprintf(args, sizeof args, "train --data %s %s --strategy snes --shaping zscore --out %s/bad", cache, es, tmp);
+    esm_test_expect_cli_error(t_, args, "--shaping", "snes");
+    snprintf(args, sizeof args, "train --data %s %s --shaping zscore --episodes 1 --out %s/bad", cache, TINY, tmp);
+    esm_test_expect_cli_error(t_, args, "--shaping", "--trainer es");
+    snprintf(args, sizeof args, "train --data %s --resume %s/z --shaping ranks", cache, tmp);
+    esm_test_expect_cli_error(t_, args, "--resume", "configuration saved");
+}
+
 /* The closing progress line reports the last step's real rate, not 0 img/s. */
 TEST(train_final_progress_line_has_a_rate)
 {

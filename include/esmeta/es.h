@@ -59,6 +59,14 @@ typedef struct {
 /* Everything a strategy needs. Fill with esm_es_config_init (which sets the strategy's
  * documented defaults for this dim), then change what you want before esm_es_create.
  * Fields a strategy does not use are ignored. */
+/* Fitness shaping of openai-es and pgpe (snes and sep-cma keep their own rank weights). With
+ * antithetic pairs, z-scores weight each direction by its pair's fitness difference over the
+ * generation's spread: the antithetic-difference estimator, normalised. */
+typedef enum {
+    ESM_ES_SHAPING_RANKS = 0,  /* centred ranks in [-0.5, 0.5] (Salimans et al. 2017) */
+    ESM_ES_SHAPING_ZSCORE = 1, /* (fitness - mean) / standard deviation */
+} esm_es_shaping;
+
 typedef struct {
     const char *strategy;   /* "openai-es", "pgpe", "snes", "sep-cma" */
     size_t dim;             /* > 0 */
@@ -69,7 +77,7 @@ typedef struct {
     esm_optim_config optim; /* centre optimiser: openai-es, pgpe */
     float sigma_lr;         /* pgpe, snes: learning rate of the per-coordinate sigmas, > 0 */
     float sigma_max_change; /* pgpe: largest relative change of a sigma per step, in (0, 1) */
-    int centered_ranks;     /* pgpe: 1 centred ranks, 0 standardised raw fitness */
+    esm_es_shaping shaping; /* openai-es, pgpe: how fitness becomes member weights (default ranks) */
     float mean_lr;          /* snes: eta_mu; sep-cma: c_m. > 0 */
 } esm_es_config;
 
@@ -83,6 +91,10 @@ typedef struct {
 } esm_es_report;
 
 typedef struct esm_es esm_es;
+
+/* "ranks" or "zscore" (the CLI's and the checkpoints' spelling); parse gives -1 if unknown. */
+const char *esm_es_shaping_name(int shaping);
+int esm_es_shaping_parse(const char *name);
 
 /* The registered strategy names, NULL-terminated. */
 const char *const *esm_es_strategy_names(void);

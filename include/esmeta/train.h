@@ -56,6 +56,9 @@ typedef struct {
      * scale (divided by sigma); 0 (checkpoints without the key): the cap stays at the strategy's
      * default and the decay is taken as the optimiser's own coefficient. */
     int es_rules;
+    /* openai-es and pgpe: how member fitness becomes update weights, ESM_ES_SHAPING_RANKS (the
+     * default, and what checkpoints without the key were trained with) or ESM_ES_SHAPING_ZSCORE */
+    int shaping;
 } esm_train_config;
 
 /* Snell et al.'s defaults for backprop: 60-way 5-shot 5-query, Adam 1e-3 halved every 2000. */

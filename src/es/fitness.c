@@ -4,6 +4,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <string.h>
 
 static int tied(float a, float b)
 {
@@ -53,6 +54,37 @@ void esm_es_standardised(const esm_es_ranking *rk, float *w)
         double f = isfinite(rk->fitness[i]) ? rk->fitness[i] : worst;
         w[i] = sd > 1e-30 ? (float)((f - mean) / sd) : 0.0f;
     }
+}
+
+static const char *const SHAPING_NAMES[] = {"ranks", "zscore"};
+
+const char *esm_es_shaping_name(int shaping)
+{
+    return shaping == ESM_ES_SHAPING_RANKS || shaping == ESM_ES_SHAPING_ZSCORE ? SHAPING_NAMES[shaping] : "unknown";
+}
+
+int esm_es_shaping_parse(const char *name)
+{
+    for (int i = 0; i < 2; i++)
+        if (name && !strcmp(name, SHAPING_NAMES[i]))
+            return i;
+    return -1;
+}
+
+void esm_es_shape(esm_es_shaping how, const esm_es_ranking *rk, float *w)
+{
+    if (how == ESM_ES_SHAPING_ZSCORE)
+        esm_es_standardised(rk, w);
+    else
+        esm_es_centered_ranks(rk, w);
+}
+
+esm_status esm_es_shaping_validate(esm_es_shaping how, esm_err *err)
+{
+    if (how != ESM_ES_SHAPING_RANKS && how != ESM_ES_SHAPING_ZSCORE)
+        return esm_fail_field(err, ESM_EINVAL, "shaping", "shaping %d is unknown: use ranks (%d) or zscore (%d)",
+                              (int)how, ESM_ES_SHAPING_RANKS, ESM_ES_SHAPING_ZSCORE);
+    return ESM_OK;
 }
 
 void esm_es_nes_utilities(const esm_es_ranking *rk, float *w)

@@ -1,6 +1,6 @@
 /* OpenAI-ES (Salimans, Ho, Chen, Sidor, Sutskever 2017, "Evolution Strategies as a
  * Scalable Alternative to Reinforcement Learning"): fixed isotropic sigma, antithetic
- * pairs, centred-rank shaping, gradient (1 / (P sigma)) sum_i w_i eps_i fed to Adam or
+ * pairs, centred-rank shaping (or z-scores), gradient (1 / (P sigma)) sum_i w_i eps_i fed to Adam or
  * SGD with L2 weight decay.
  *
  * Weight decay means what OpenAI's l2coeff means. Their gradient is (1 / P) sum_i w_i eps_i,
@@ -30,6 +30,7 @@ static void oes_defaults(esm_es_config *c)
 {
     c->popsize = default_popsize(c->dim ? c->dim : 1);
     c->antithetic = 1;
+    c->shaping = ESM_ES_SHAPING_RANKS;
     c->sigma0 = 0.02f;
     c->optim = (esm_optim_config){.kind = ESM_OPTIM_ADAM, .lr = 0.01f, .momentum = 0.9f, .beta1 = 0.9f,
                                   .beta2 = 0.999f, .eps = 1e-8f, .max_speed = 0.02f, .weight_decay = 0.005f};
@@ -37,7 +38,8 @@ static void oes_defaults(esm_es_config *c)
 
 static esm_status oes_validate(const esm_es_config *c, esm_err *err)
 {
-    return esm_optim_validate(&c->optim, err);
+    esm_status s = esm_es_shaping_validate(c->shaping, err);
+    return s != ESM_OK ? s : esm_optim_validate(&c->optim, err);
 }
 
 static esm_status oes_create(esm_es *es, esm_err *err)
@@ -73,7 +75,7 @@ static esm_status oes_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_sh
         free(w), free(g), free(partial);
         return esm_fail(err, ESM_ENOMEM, "openai-es tell workspace for dim %zu: out of memory", dim);
     }
-    esm_es_centered_ranks(rk, w);
+    esm_es_shape(es->cfg.shaping, rk, w);
     esm_es_sums S;
     esm_status s = esm_es_sums_open(&S, es, sh, w, NULL, err);
     if (s != ESM_OK) {

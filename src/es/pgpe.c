@@ -30,7 +30,7 @@ static void pgpe_defaults(esm_es_config *c)
                                   .beta2 = 0.999f, .eps = 1e-8f, .max_speed = 0.15f, .weight_decay = 0};
     c->sigma_lr = 0.1f;
     c->sigma_max_change = 0.2f;
-    c->centered_ranks = 1;
+    c->shaping = ESM_ES_SHAPING_RANKS;
 }
 
 static esm_status pgpe_validate(const esm_es_config *c, esm_err *err)
@@ -39,9 +39,8 @@ static esm_status pgpe_validate(const esm_es_config *c, esm_err *err)
         return esm_fail(err, ESM_EINVAL, "sigma_lr = %g: pgpe needs a positive sigma learning rate (default 0.1)", c->sigma_lr);
     if (!(c->sigma_max_change > 0 && c->sigma_max_change < 1))
         return esm_fail(err, ESM_EINVAL, "sigma_max_change = %g: must be in (0, 1) (default 0.2)", c->sigma_max_change);
-    if (c->centered_ranks != 0 && c->centered_ranks != 1)
-        return esm_fail(err, ESM_EINVAL, "centered_ranks = %d: use 1 (ranks) or 0 (standardised fitness)", c->centered_ranks);
-    return esm_optim_validate(&c->optim, err);
+    esm_status s = esm_es_shaping_validate(c->shaping, err);
+    return s != ESM_OK ? s : esm_optim_validate(&c->optim, err);
 }
 
 static void pgpe_destroy(esm_es *es)
@@ -98,10 +97,7 @@ static esm_status pgpe_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_s
         return esm_fail(err, ESM_ENOMEM, "pgpe tell workspace for dim %zu: out of memory", dim);
     }
     float *uc = u + p; /* centred utilities */
-    if (cfg->centered_ranks)
-        esm_es_centered_ranks(rk, u);
-    else
-        esm_es_standardised(rk, u);
+    esm_es_shape(cfg->shaping, rk, u);
     double umean = 0, csum = 0;
     for (int i = 0; i < p; i++)
         umean += u[i];

@@ -104,6 +104,10 @@ void esm_es_accumulate(const esm_es *es, const float *a, const float *b, size_t 
 
 /* ---- fitness shaping (fitness.c); w has one entry per member ---- */
 void esm_es_centered_ranks(const esm_es_ranking *rk, float *w);  /* best +0.5, worst -0.5 */
+/* The weights of shaping how (ranks or z-scores). */
+void esm_es_shape(esm_es_shaping how, const esm_es_ranking *rk, float *w);
+/* ESM_OK if how is a shaping openai-es and pgpe know. */
+esm_status esm_es_shaping_validate(esm_es_shaping how, esm_err *err);
 void esm_es_standardised(const esm_es_ranking *rk, float *w);    /* (f - mean) / std */
 void esm_es_nes_utilities(const esm_es_ranking *rk, float *w);   /* Wierstra et al. 2014 */
 /* Positive log weights on the best mu, zero elsewhere, summing to 1; returns mu_eff. */

@@ -120,6 +120,9 @@ static esm_status check_es_config(const esm_train_config *c, const esm_es_config
     if (!(c->sigma > 0) || !isfinite(c->sigma))
         return esm_fail_field(err, ESM_EINVAL, "sigma", "sigma %g must be a positive number (try 0.02)",
                               (double)c->sigma);
+    if (c->shaping != ESM_ES_SHAPING_RANKS && strcmp(c->strategy, "openai-es") && strcmp(c->strategy, "pgpe"))
+        return esm_fail_field(err, ESM_EINVAL, "shaping", "shaping %s is for openai-es and pgpe: %s weights members by "
+                              "its own ranks; drop it", esm_es_shaping_name(c->shaping), c->strategy);
     if (!(c->lr > 0) || !isfinite(c->lr))
         return esm_fail_field(err, ESM_EINVAL, "lr", "lr %g must be a positive number", (double)c->lr);
     if (c->episodes_per_gen < 1)
@@ -142,6 +145,7 @@ static esm_status make_es(esm_trainer *t, es_state *s, esm_err *err)
         return st;
     /* Only what the run's config names; every other setting keeps the strategy's default. */
     ec.popsize = c->pop;
+    ec.shaping = (esm_es_shaping)c->shaping;
     ec.seed = derive_seed(c->seed);
     ec.sigma0 = c->sigma;
     /* ClipUp's speed cap keeps the strategy's ratio to the rate (pgpe: max_speed = 2 lr), as a
