@@ -33,6 +33,7 @@ static void help(void)
         "             --pop P (default 32)  --sigma S (default 0.02)  --episodes-per-gen E (default 1)\n"
         "             --shaping ranks|zscore  member weights of openai-es and pgpe: centred ranks (default)\n"
         "                            or z-scored fitness\n"
+        "             --sigma-halve-every N  openai-es: halve sigma every N generations (default 0 = fixed)\n"
         "             --centre-every K  centre-network loss/accuracy every K generations (default 10)\n"
         "             --device cpu|cuda|cuda-tf32  where members are scored (default cpu; cuda needs a CUDA build\n"
         "                            and a GPU; cuda-tf32 lets the conv GEMMs use TF32 tensor cores)\n"
@@ -77,8 +78,10 @@ static int build_config(const train_args *a, esm_train_config *cfg)
     /* --device and --chunk with backprop are the library's to refuse (they are configuration
      * fields it checks); these are options the backprop configuration ignores. */
     if (kind == ESM_TRAINER_BACKPROP &&
-        (a->strategy || a->pop >= 0 || a->has_sigma || a->episodes_per_gen >= 0 || a->shaping)) {
-        cli_usage_error("train", "--strategy, --pop, --sigma, --shaping and --episodes-per-gen are for --trainer es");
+        (a->strategy || a->pop >= 0 || a->has_sigma || a->episodes_per_gen >= 0 || a->shaping ||
+         a->sigma_halve_every >= 0)) {
+        cli_usage_error("train", "--strategy, --pop, --sigma, --sigma-halve-every, --shaping and --episodes-per-gen "
+                        "are for --trainer es");
         return 0;
     }
     if (kind == ESM_TRAINER_ES && a->episodes_per_step >= 0) {
@@ -111,6 +114,7 @@ static int build_config(const train_args *a, esm_train_config *cfg)
     if (a->has_chunk) cfg->stream_chunk = (int)a->chunk;
     if (a->steps >= 0) cfg->steps = a->steps;
     if (a->lr_halve_every >= 0) cfg->lr_halve_every = a->lr_halve_every;
+    if (a->sigma_halve_every >= 0) cfg->sigma_halve_every = a->sigma_halve_every;
     if (a->has_seed) cfg->seed = a->seed;
     if (a->has_lr) cfg->lr = a->lr;
     if (a->has_sigma) cfg->sigma = a->sigma;

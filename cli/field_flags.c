@@ -35,6 +35,7 @@ static const struct {
     {"n_episodes", "--episodes"},
     {"shard_mode", "--shard-update"},
     {"shaping", "--shaping"},
+    {"sigma_halve_every", "--sigma-halve-every"},
 };
 
 static int name_char(char c) { return isalnum((unsigned char)c) || c == '_'; }

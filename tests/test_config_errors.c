@@ -49,6 +49,8 @@ static const train_case TRAIN_CASES[] = {
     {.kind = ESM_TRAINER_ES, .field = "pop", .value = 7, .code = ESM_EINVAL},
     {.kind = ESM_TRAINER_ES, .field = "sigma", .value = 0, .code = ESM_EINVAL},
     {.kind = ESM_TRAINER_ES, .field = "shaping", .value = 5, .code = ESM_EINVAL},
+    {.kind = ESM_TRAINER_ES, .field = "sigma_halve_every", .value = -1, .code = ESM_EINVAL},
+    {.kind = ESM_TRAINER_ES, .field = "sigma_halve_every", .value = 10, .text = "pgpe", .code = ESM_EINVAL},
     {.kind = ESM_TRAINER_ES, .field = "shaping", .value = ESM_ES_SHAPING_ZSCORE, .text = "snes", .code = ESM_EINVAL},
     {.kind = ESM_TRAINER_ES, .field = "episodes_per_gen", .value = 0, .code = ESM_EINVAL},
     {.kind = ESM_TRAINER_ES, .field = "centre_every", .value = -1, .code = ESM_EINVAL},
@@ -78,8 +80,11 @@ static int set_field(esm_train_config *c, const train_case *k)
     else if (!strcmp(f, "strategy")) snprintf(c->strategy, sizeof c->strategy, "%s", k->text);
     else if (!strcmp(f, "pop")) c->pop = (int)v;
     else if (!strcmp(f, "sigma")) c->sigma = (float)v;
-    else if (!strcmp(f, "shaping")) { /* text: the strategy it is given to */
-        c->shaping = (int)v;
+    else if (!strcmp(f, "shaping") || !strcmp(f, "sigma_halve_every")) { /* text: the strategy */
+        if (!strcmp(f, "shaping"))
+            c->shaping = (int)v;
+        else
+            c->sigma_halve_every = (int64_t)v;
         if (k->text)
             snprintf(c->strategy, sizeof c->strategy, "%s", k->text);
     }

@@ -223,6 +223,36 @@ TEST(es_zscore_shaping_weights_members_by_standardised_fitness)
     check_hand_update(t_, ESM_ES_SHAPING_ZSCORE);
 }
 
+/* A sigma schedule: after esm_es_set_sigma the members are mean + sigma * the same noise;
+ * strategies that adapt their own sigma refuse it. */
+TEST(es_set_sigma_rescales_the_members)
+{
+    esm_err err;
+    size_t dim = 500;
+    esm_es_config c;
+    REQUIRE_OK(esm_es_config_init(&c, "openai-es", dim, &err), &err);
+    c.sigma0 = 0.5f;
+    float *x0 = calloc(dim, sizeof *x0), *a = malloc(dim * sizeof *a), *b = malloc(dim * sizeof *b);
+    REQUIRE(x0 && a && b);
+    esm_es *es;
+    REQUIRE_OK(esm_es_create(&es, &c, x0, &err), &err);
+    esm_es_member(es, 3, a);
+    REQUIRE_OK(esm_es_set_sigma(es, 0.125f, &err), &err);
+    esm_es_member(es, 3, b);
+    int quarter = 1;
+    for (size_t j = 0; j < dim; j++)
+        quarter &= b[j] == a[j] / 4; /* centre 0: a member is sigma * noise, scaled by a power of 2 */
+    CHECK(quarter);
+    CHECK(esm_es_get_config(es)->sigma0 == 0.125f);
+    CHECK(esm_es_set_sigma(es, 0, &err) == ESM_EINVAL && strstr(err.msg, "sigma 0"));
+    esm_es_free(es);
+    REQUIRE_OK(esm_es_config_init(&c, "pgpe", dim, &err), &err);
+    REQUIRE_OK(esm_es_create(&es, &c, x0, &err), &err);
+    CHECK(esm_es_set_sigma(es, 0.1f, &err) == ESM_EUNSUPPORTED && strstr(err.msg, "pgpe"));
+    esm_es_free(es);
+    free(x0), free(a), free(b);
+}
+
 TEST(es_weight_decay_alone_when_fitness_is_flat)
 {
     /* Equal fitness carries no signal (tied centred ranks are all 0), so OpenAI-ES with SGD

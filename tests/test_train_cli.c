@@ -262,6 +262,39 @@ TEST(train_es_zscore_shaping)
     esm_test_expect_cli_error(t_, args, "--resume", "configuration saved");
 }
 
+/* --sigma-halve-every: the generations' sigma follows the schedule, and a split run resumes
+ * into the same bits (the schedule is recomputed, not saved). */
+TEST(train_es_sigma_schedule)
+{
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    const char *es = "--trainer es --width 8 --depth 2 --way 5 --shot 1 --query 2 --pop 6 --seed 3 --quiet "
+                     "--sigma 0.04 --sigma-halve-every 2";
+    REQUIRE(run_ok(t_, "train --data %s %s --generations 5 --out %s/sig", cache, es, tmp));
+    REQUIRE(run_ok(t_, "train --data %s %s --generations 3 --out %s/sigsplit", cache, es, tmp));
+    REQUIRE(run_ok(t_, "train --data %s --resume %s/sigsplit --generations 5", cache, tmp));
+    char a[4200], b[4200];
+    snprintf(a, sizeof a, "%s/sig/checkpoint.bin", tmp);
+    snprintf(b, sizeof b, "%s/sigsplit/checkpoint.bin", tmp);
+    CHECK(same_file(a, b));
+    snprintf(a, sizeof a, "%s/sig/metrics.jsonl", tmp);
+    const char *want[] = {"\"sigma\":0.04,", "\"sigma\":0.04,", "\"sigma\":0.02,", "\"sigma\":0.02,", "\"sigma\":0.01,"};
+    FILE *f = fopen(a, "r");
+    REQUIRE(f);
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "\"generation\"")) {
+            CHECKF(n < 5 && strstr(line, want[n]), "generation %d: %s (wanted %s)", n + 1, line, n < 5 ? want[n] : "");
+            n++;
+        }
+    fclose(f);
+    CHECK(n == 5);
+    char args[9000];
+    snprintf(args, sizeof args, "train --data %s %s --strategy snes --out %s/bad", cache, es, tmp);
+    esm_test_expect_cli_error(t_, args, "--sigma-halve-every", "snes");
+}
+
 /* The closing progress line reports the last step's real rate, not 0 img/s. */
 TEST(train_final_progress_line_has_a_rate)
 {

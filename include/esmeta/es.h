@@ -120,6 +120,10 @@ const esm_es_config *esm_es_get_config(const esm_es *es);
  * so whoever schedules it sets it again after a load. Strategies without a centre optimiser
  * (snes, sep-cma) keep the value and ignore it. lr must be positive and finite. */
 esm_status esm_es_set_lr(esm_es *es, float lr, esm_err *err);
+/* Sigma schedules, for openai-es (the strategy whose sigma is fixed; the others adapt their
+ * own and answer ESM_EUNSUPPORTED): the members asked for from now on, and the next tell, use
+ * sigma. Like the rate, it is not saved: a scheduler sets it again after a load. */
+esm_status esm_es_set_sigma(esm_es *es, float sigma, esm_err *err);
 
 /* Everything needed to rebuild any member of one generation without the ES object, for
  * population evaluators (a thread pool, a GPU, another process): member i's coordinate j is

@@ -59,6 +59,8 @@ typedef struct {
     /* openai-es and pgpe: how member fitness becomes update weights, ESM_ES_SHAPING_RANKS (the
      * default, and what checkpoints without the key were trained with) or ESM_ES_SHAPING_ZSCORE */
     int shaping;
+    /* openai-es: halve sigma every this many generations (0, the default: a fixed sigma) */
+    int64_t sigma_halve_every;
 } esm_train_config;
 
 /* Snell et al.'s defaults for backprop: 60-way 5-shot 5-query, Adam 1e-3 halved every 2000. */

@@ -111,6 +111,17 @@ esm_status esm_es_set_lr(esm_es *es, float lr, esm_err *err)
     return ESM_OK;
 }
 
+esm_status esm_es_set_sigma(esm_es *es, float sigma, esm_err *err)
+{
+    if (strcmp(es->vt->name, "openai-es"))
+        return esm_fail_field(err, ESM_EUNSUPPORTED, "sigma_halve_every", "%s adapts its own sigma: a sigma schedule is "
+                              "for openai-es", es->vt->name);
+    if (!(sigma > 0) || !isfinite(sigma))
+        return esm_fail(err, ESM_EINVAL, "sigma %g: must be a positive finite number", (double)sigma);
+    es->cfg.sigma0 = sigma;
+    return ESM_OK;
+}
+
 void esm_es_scale_range(const esm_es *es, size_t begin, size_t n, float *out)
 {
     assert(begin + n <= es->cfg.dim);

@@ -61,13 +61,13 @@ int esm_config_to_text(const esm_train_config *c, char *buf, size_t cap)
                     "trainer=%s\nsplit=%s\nsplit_hash=%" PRIu64 "\nway=%d\nshot=%d\nquery=%d\nsteps=%" PRId64
                     "\nseed=%" PRIu64 "\nin_channels=%d\nin_height=%d\nin_width=%d\nwidth=%d\ndepth=%d\nlr=%a\n"
                     "lr_halve_every=%" PRId64 "\nweight_decay=%a\nstrategy=%s\npop=%d\nsigma=%a\n"
-                    "episodes_per_gen=%d\ncentre_every=%d\nepisodes_per_step=%d\ndevice=%s\nstream_chunk=%d\nes_rules=%d\nshaping=%s\n",
+                    "episodes_per_gen=%d\ncentre_every=%d\nepisodes_per_step=%d\ndevice=%s\nstream_chunk=%d\nes_rules=%d\nshaping=%s\nsigma_halve_every=%" PRId64 "\n",
                     esm_trainer_kind_name(c->trainer), c->split, c->split_hash, c->shape.way, c->shape.shot,
                     c->shape.query, c->steps, c->seed, c->net.in_channels, c->net.in_height, c->net.in_width,
                     c->net.width, c->net.depth, (double)c->lr, c->lr_halve_every, (double)c->weight_decay,
                     c->strategy, c->pop, (double)c->sigma, c->episodes_per_gen, c->centre_every, c->episodes_per_step,
                     c->device[0] ? c->device : "cpu", c->stream_chunk, c->es_rules,
-                    esm_es_shaping_name(c->shaping));
+                    esm_es_shaping_name(c->shaping), c->sigma_halve_every);
 }
 
 static int set_field(esm_train_config *c, const char *key, const char *v)
@@ -111,6 +111,7 @@ static int set_field(esm_train_config *c, const char *key, const char *v)
     INT_FIELD("width", c->net.width)
     INT_FIELD("depth", c->net.depth)
     INT_FIELD("lr_halve_every", c->lr_halve_every)
+    INT_FIELD("sigma_halve_every", c->sigma_halve_every) /* absent before 2026-12-02: 0, fixed */
     INT_FIELD("pop", c->pop)
     INT_FIELD("episodes_per_gen", c->episodes_per_gen)
     INT_FIELD("centre_every", c->centre_every)

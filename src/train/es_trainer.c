@@ -120,6 +120,10 @@ static esm_status check_es_config(const esm_train_config *c, const esm_es_config
     if (!(c->sigma > 0) || !isfinite(c->sigma))
         return esm_fail_field(err, ESM_EINVAL, "sigma", "sigma %g must be a positive number (try 0.02)",
                               (double)c->sigma);
+    if (c->sigma_halve_every < 0 || (c->sigma_halve_every > 0 && strcmp(c->strategy, "openai-es")))
+        return esm_fail_field(err, ESM_EINVAL, "sigma_halve_every", "sigma_halve_every %lld: give 0 (fixed sigma) or, "
+                              "for openai-es, a positive number of generations (%s adapts its own sigma)",
+                              (long long)c->sigma_halve_every, c->strategy);
     if (c->shaping != ESM_ES_SHAPING_RANKS && strcmp(c->strategy, "openai-es") && strcmp(c->strategy, "pgpe"))
         return esm_fail_field(err, ESM_EINVAL, "shaping", "shaping %s is for openai-es and pgpe: %s weights members by "
                               "its own ranks; drop it", esm_es_shaping_name(c->shaping), c->strategy);
@@ -322,6 +326,8 @@ static esm_status es_step(esm_trainer *t, esm_train_stats *stats, esm_err *err)
     int nt = omp_get_max_threads() < c->pop ? omp_get_max_threads() : c->pop;
     esm_status st = ensure_exchange(t, s, err);
     if (st != ESM_OK)
+        return st;
+    if (c->sigma_halve_every > 0 && (st = esm_es_set_sigma(s->es, esm_sigma_at(c, t->done), err)) != ESM_OK)
         return st;
     uint64_t first = (uint64_t)t->done * (uint64_t)c->episodes_per_gen;
     for (int j = 0; j < c->episodes_per_gen; j++)

@@ -17,11 +17,19 @@ static const esm_trainer_ops *ops_for(esm_trainer_kind kind)
     }
 }
 
+static float halved(float x, int64_t every, int64_t done)
+{
+    return every <= 0 ? x : x * powf(0.5f, (float)(done / every));
+}
+
 float esm_lr_at(const esm_train_config *c, int64_t done)
 {
-    if (c->lr_halve_every <= 0)
-        return c->lr;
-    return c->lr * powf(0.5f, (float)(done / c->lr_halve_every));
+    return halved(c->lr, c->lr_halve_every, done);
+}
+
+float esm_sigma_at(const esm_train_config *c, int64_t done)
+{
+    return halved(c->sigma, c->sigma_halve_every, done);
 }
 
 int esm_all_finite(const float *x, size_t n)

@@ -43,6 +43,7 @@ int esm_config_to_text(const esm_train_config *c, char *buf, size_t cap);
 esm_status esm_config_from_text(const char *text, size_t len, esm_train_config *c, const char *origin, esm_err *err);
 /* Learning rate of step `done` (0-based) under halving. */
 float esm_lr_at(const esm_train_config *c, int64_t done);
+float esm_sigma_at(const esm_train_config *c, int64_t done); /* es: the sigma schedule's value */
 /* 1 if every value is finite. */
 int esm_all_finite(const float *x, size_t n);
 
