@@ -41,14 +41,14 @@ void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp
                           double *moments, esm_net_ws *ws, float *z)
 {
     size_t hw = (size_t)k->h * k->w, per_img = (size_t)k->cout * hw;
-    int chunk = chunk_images(k), n_chunks = (n + chunk - 1) / chunk;
+    int chunk = chunk_images(k), n_chunks = (n + chunk - 1) / chunk, variant = esm_conv3x3_direct_variant();
 #pragma omp parallel for num_threads(ws->threads) schedule(static) if (ws->threads > 1 && n_chunks > 1)
     for (int q = 0; q < n_chunks; q++) {
         int i0 = q * chunk, m = n - i0 < chunk ? n - i0 : chunk;
         float *zc = z + (size_t)i0 * per_img;
-        esm_conv3x3_forward_lowered(cols ? NULL : inp + (size_t)i0 * k->cin * hw,
-                                    cols ? cols + (size_t)i0 * k->cin * 9 * hw : NULL, wgt, NULL, m, k->cin, k->cout,
-                                    k->h, k->w, esm_ws_scratch(ws, omp_get_thread_num()), zc);
+        esm_conv3x3_direct(variant, cols ? NULL : inp + (size_t)i0 * k->cin * hw,
+                           cols ? cols + (size_t)i0 * esm_conv3x3_plane_floats(k->cin, k->h, k->w) : NULL, wgt, NULL,
+                           m, k->cin, k->cout, k->h, k->w, esm_ws_scratch(ws, omp_get_thread_num()), zc);
         if (moments)
             esm_batchnorm_segments(zc, m, k->cout, (int)hw, ws->seg + (size_t)2 * i0 * k->cout);
     }
@@ -59,11 +59,11 @@ void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp
 size_t esm_net_lowered_floats(const esm_net *net, int n)
 {
     const esm_block *k = &net->block[0];
-    return (size_t)n * k->cin * 9 * k->h * k->w;
+    return (size_t)n * esm_conv3x3_plane_floats(k->cin, k->h, k->w) + ESM_CONV_SLACK;
 }
 
-/* The layout is the one esm_conv_and_moments reads: runs of chunk_images, each lowered as the
- * conv lowers one call's images. */
+/* Each image's tap planes at its place in the batch (the direct conv's input, conv_direct.c); the
+ * piece that ends the batch also zeroes the slack after it. */
 esm_status esm_net_lower_input(const esm_net *net, const float *x, int first, int count, int n, float *cols,
                                esm_err *err)
 {
@@ -71,17 +71,11 @@ esm_status esm_net_lower_input(const esm_net *net, const float *x, int first, in
     if (first < 0 || count < 0 || first + count > n)
         return esm_fail(err, ESM_EINVAL, "net lower input: images %d..%d outside the batch of %d", first,
                         first + count - 1, n);
-    size_t img = (size_t)k->cin * k->h * k->w;
-    int chunk = chunk_images(k);
-    for (int j = first; j < first + count;) {
-        int i0 = j / chunk * chunk, m = n - i0 < chunk ? n - i0 : chunk;
-        int upto = i0 + m < first + count ? i0 + m : first + count;
-        esm_status st = esm_conv3x3_lower_images(x + (size_t)(j - first) * img, j - i0, upto - j, m, k->cin, k->h,
-                                                 k->w, cols + (size_t)i0 * 9 * img, err);
-        if (st != ESM_OK)
-            return st;
-        j = upto;
-    }
+    size_t img = (size_t)k->cin * k->h * k->w, pf = esm_conv3x3_plane_floats(k->cin, k->h, k->w);
+    for (int j = first; j < first + count; j++)
+        esm_conv3x3_planes(x + (size_t)(j - first) * img, k->cin, k->h, k->w, cols + (size_t)j * pf);
+    if (first + count == n)
+        esm_conv3x3_planes_slack(cols + (size_t)n * pf);
     return ESM_OK;
 }
 

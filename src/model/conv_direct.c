@@ -1,0 +1,223 @@
+/* 3x3 convolution forward, stride 1, zero padding 1, computed directly (no im2col, no BLAS).
+ *
+ * The input of one image is rearranged into tap planes (esm_conv3x3_planes): for input channel
+ * ci and kernel column kx, a plane of (h+2) rows of w floats whose row y+1 is input row y shifted
+ * by kx-1 (the column that falls outside the image is 0), rows 0 and h+1 zero. Tap (ci, ky, kx) of
+ * output pixel p = y*w + x is then plane (ci, kx) at p + ky*w, so a run of consecutive output
+ * pixels reads a contiguous run of each plane, even across image rows: 3x the input instead of
+ * im2col's 9x, and no masks in the kernel. The micro-kernel (conv_direct_tile.h) keeps a tile of
+ * channels x pixel vectors in registers.
+ *
+ * Variants: AVX-512 and AVX2 with FMA, chosen at run time like the ESM_HOT clones, and a portable
+ * one (multiply, then add). FMA rounds once where the portable variant rounds twice: like the BLAS
+ * kernel, the variant is fixed by the machine, and the bits are the same for any thread count,
+ * batch split or rank count on it (every output is one fixed chain, conv_direct_tile.h). */
+#include "core/simd.h"
+#include "ws.h"
+
+#include <stddef.h>
+#include <string.h>
+
+/* Floats past the last image's planes that a vector may read when an image has fewer pixels than
+ * one vector (its lanes past h*w are never stored). */
+#define CD_SLACK ESM_CONV_SLACK
+/* Output channels are padded to a multiple of this in the packed weights (every variant's tile
+ * height divides it). */
+#define CD_CPAD 8
+
+struct cd_image {
+    const float *planes; /* (cin, 3, h+2, w): the image's tap planes */
+    const float *wt;     /* (cin*9, cp): weights packed tap-major, channels padded with zeros */
+    const float *bias;   /* (cout) or NULL */
+    float *out;          /* (cout, h, w) */
+    int cin, cout, cp, hw;
+    size_t plane;        /* (h+2)*w */
+    int tap[9];          /* tap t = ky*3 + kx starts at kx*plane + ky*w of channel ci's planes */
+};
+
+size_t esm_conv3x3_plane_floats(int cin, int h, int w)
+{
+    return (size_t)3 * cin * (h + 2) * w;
+}
+
+size_t esm_conv3x3_direct_scratch(int cin, int cout, int h, int w)
+{
+    size_t cp = ((size_t)cout + CD_CPAD - 1) / CD_CPAD * CD_CPAD;
+    return esm_conv3x3_plane_floats(cin, h, w) + CD_SLACK + cp * 9 * cin;
+}
+
+ESM_HOT void esm_conv3x3_planes(const float *restrict inp, int cin, int h, int w, float *restrict planes)
+{
+    size_t hw = (size_t)h * w, plane = hw + 2 * (size_t)w;
+    for (int ci = 0; ci < cin; ci++) {
+        const float *src = inp + (size_t)ci * hw;
+        for (int kx = 0; kx < 3; kx++) {
+            float *pl = planes + ((size_t)ci * 3 + kx) * plane;
+            memset(pl, 0, (size_t)w * sizeof *pl);
+            memset(pl + (size_t)(h + 1) * w, 0, (size_t)w * sizeof *pl);
+            for (int y = 0; y < h; y++) {
+                float *d = pl + (size_t)(y + 1) * w;
+                const float *s = src + (size_t)y * w + kx - 1;
+                int x0 = kx == 0, x1 = kx == 2 ? w - 1 : w;
+                for (int x = x0; x < x1; x++)
+                    d[x] = s[x];
+                if (kx == 0)
+                    d[0] = 0.0f;
+                if (kx == 2)
+                    d[w - 1] = 0.0f;
+            }
+        }
+    }
+}
+
+void esm_conv3x3_planes_slack(float *end)
+{
+    memset(end, 0, CD_SLACK * sizeof *end);
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(ESM_NO_CLONES)
+#define CD_X86 1
+#include <immintrin.h>
+
+#define CD_ATTR __attribute__((target("arch=x86-64-v4")))
+#define CD_NAME(f) f##_avx512
+#define CD_VEC __m512
+#define CD_V 16
+#define CD_MR 8
+#define CD_NR 3
+#define CD_ZERO() _mm512_setzero_ps()
+#define CD_LOAD(p) _mm512_loadu_ps(p)
+#define CD_SET1(x) _mm512_set1_ps(x)
+#define CD_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define CD_ADD(a, b) _mm512_add_ps(a, b)
+#define CD_STORE(p, v) _mm512_storeu_ps(p, v)
+#define CD_STORE_PART(p, v, n) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (n)) - 1), v)
+#include "conv_direct_tile.h"
+#undef CD_ATTR
+#undef CD_NAME
+#undef CD_VEC
+#undef CD_V
+#undef CD_MR
+#undef CD_ZERO
+#undef CD_LOAD
+#undef CD_SET1
+#undef CD_FMA
+#undef CD_ADD
+#undef CD_STORE
+#undef CD_STORE_PART
+
+/* AVX2 has 16 vector registers: 4 channels x 3 vectors of accumulators. */
+ESM_INLINE __attribute__((target("arch=x86-64-v3"))) void store_part_avx2(float *p, __m256 v, int n)
+{
+    float tmp[8];
+    _mm256_storeu_ps(tmp, v);
+    memcpy(p, tmp, (size_t)n * sizeof *p);
+}
+#define CD_ATTR __attribute__((target("arch=x86-64-v3")))
+#define CD_NAME(f) f##_avx2
+#define CD_VEC __m256
+#define CD_V 8
+#define CD_MR 4
+#define CD_ZERO() _mm256_setzero_ps()
+#define CD_LOAD(p) _mm256_loadu_ps(p)
+#define CD_SET1(x) _mm256_set1_ps(x)
+#define CD_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define CD_ADD(a, b) _mm256_add_ps(a, b)
+#define CD_STORE(p, v) _mm256_storeu_ps(p, v)
+#define CD_STORE_PART(p, v, n) store_part_avx2(p, v, n)
+#include "conv_direct_tile.h"
+#undef CD_ATTR
+#undef CD_NAME
+#undef CD_VEC
+#undef CD_V
+#undef CD_MR
+#undef CD_NR
+#undef CD_ZERO
+#undef CD_LOAD
+#undef CD_SET1
+#undef CD_FMA
+#undef CD_ADD
+#undef CD_STORE
+#undef CD_STORE_PART
+#endif
+
+/* The portable variant: GCC vector extensions (SSE on x86-64), multiply then add. */
+typedef float cd_v4 __attribute__((vector_size(16)));
+ESM_INLINE cd_v4 load_v4(const float *p)
+{
+    cd_v4 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+#define CD_ATTR
+#define CD_NAME(f) f##_plain
+#define CD_VEC cd_v4
+#define CD_V 4
+#define CD_MR 4
+#define CD_NR 3
+#define CD_ZERO() ((cd_v4){0.0f, 0.0f, 0.0f, 0.0f})
+#define CD_LOAD(p) load_v4(p)
+#define CD_SET1(x) ((cd_v4){0.0f, 0.0f, 0.0f, 0.0f} + (x))
+#define CD_FMA(a, b, c) ((a) * (b) + (c))
+#define CD_ADD(a, b) ((a) + (b))
+#define CD_STORE(p, v) memcpy(p, &(v), sizeof(cd_v4))
+#define CD_STORE_PART(p, v, n) memcpy(p, &(v), (size_t)(n) * sizeof(float))
+#include "conv_direct_tile.h"
+
+int esm_conv3x3_direct_variant(void)
+{
+#ifdef CD_X86
+    if (__builtin_cpu_supports("x86-64-v4"))
+        return ESM_CONV_AVX512;
+    if (__builtin_cpu_supports("x86-64-v3"))
+        return ESM_CONV_AVX2;
+#endif
+    return ESM_CONV_PLAIN;
+}
+
+/* wt (cin*9, cp) from wgt (cout, cin, 3, 3); channels cout..cp-1 zero */
+static void pack_weights(const float *wgt, int cin, int cout, int cp, float *wt)
+{
+    int k = cin * 9;
+    for (int r = 0; r < k; r++) {
+        for (int co = 0; co < cout; co++)
+            wt[(size_t)r * cp + co] = wgt[(size_t)co * k + r];
+        for (int co = cout; co < cp; co++)
+            wt[(size_t)r * cp + co] = 0.0f;
+    }
+}
+
+void esm_conv3x3_direct(int variant, const float *inp, const float *planes, const float *wgt, const float *bias,
+                        int n, int cin, int cout, int h, int w, float *scratch, float *out)
+{
+    struct cd_image a = {.bias = bias, .cin = cin, .cout = cout, .hw = h * w, .plane = (size_t)(h + 2) * w};
+    a.cp = (cout + CD_CPAD - 1) / CD_CPAD * CD_CPAD;
+    for (int t = 0; t < 9; t++)
+        a.tap[t] = (int)((t % 3) * a.plane) + (t / 3) * w;
+    size_t pf = esm_conv3x3_plane_floats(cin, h, w);
+    float *own = scratch, *wt = scratch + pf + CD_SLACK;
+    pack_weights(wgt, cin, cout, a.cp, wt);
+    a.wt = wt;
+    if (!planes)
+        esm_conv3x3_planes_slack(own + pf);
+    for (int i = 0; i < n; i++) {
+        if (planes) {
+            a.planes = planes + (size_t)i * pf;
+        } else {
+            esm_conv3x3_planes(inp + (size_t)i * cin * a.hw, cin, h, w, own);
+            a.planes = own;
+        }
+        a.out = out + (size_t)i * cout * a.hw;
+#ifdef CD_X86
+        if (variant == ESM_CONV_AVX512) {
+            image_avx512(&a);
+            continue;
+        }
+        if (variant == ESM_CONV_AVX2) {
+            image_avx2(&a);
+            continue;
+        }
+#endif
+        image_plain(&a);
+    }
+}

@@ -1,0 +1,81 @@
+/* One variant of the direct conv's micro-kernel (conv_direct.c includes this file once per
+ * instruction set, with the CD_* macros naming its vector type and operations).
+ *
+ * A tile is CD_MR output channels by up to CD_NR vectors of CD_V consecutive output pixels
+ * (flat index p = y*w + x of one image), all accumulators in registers. Each of the 9*cin taps
+ * loads the tile's pixel vectors once (contiguous runs of a tap plane, conv_direct.c) and reuses
+ * them for the CD_MR channels, whose weights are broadcast: a GEMM micro-kernel that reads the
+ * input where it lies instead of from an im2col copy. Every output is a chain of
+ * CD_FMA(weight, input, acc) from acc = 0 over the taps in the order (ci, ky, kx), then + bias:
+ * its bits depend on neither the tile nor where the pixel lies in it. */
+
+/* acc (CD_MR, nr) for channels co0.. at pixel vectors s[0..nr-1]; channels >= a->cout are not
+ * stored (their weights are the zero padding of wt). */
+static inline __attribute__((always_inline)) CD_ATTR void CD_NAME(tile)(const struct cd_image *a, int co0,
+                                                                         const int *s, const int nr)
+{
+    CD_VEC acc[CD_MR][CD_NR];
+#pragma GCC unroll 16
+    for (int m = 0; m < CD_MR; m++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++)
+            acc[m][j] = CD_ZERO();
+    const float *wk = a->wt + co0;
+    for (int ci = 0; ci < a->cin; ci++) {
+        const float *base = a->planes + (size_t)ci * 3 * a->plane;
+#pragma GCC unroll 9
+        for (int t = 0; t < 9; t++, wk += a->cp) {
+            const float *src = base + a->tap[t];
+            CD_VEC x[CD_NR];
+#pragma GCC unroll 4
+            for (int j = 0; j < nr; j++)
+                x[j] = CD_LOAD(src + s[j]);
+#pragma GCC unroll 16
+            for (int m = 0; m < CD_MR; m++) {
+                CD_VEC b = CD_SET1(wk[m]);
+#pragma GCC unroll 4
+                for (int j = 0; j < nr; j++)
+                    acc[m][j] = CD_FMA(b, x[j], acc[m][j]);
+            }
+        }
+    }
+#pragma GCC unroll 16
+    for (int m = 0; m < CD_MR; m++) {
+        int co = co0 + m;
+        if (co >= a->cout)
+            break;
+        CD_VEC b = CD_SET1(a->bias ? a->bias[co] : 0.0f);
+        float *o = a->out + (size_t)co * a->hw;
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) {
+            CD_VEC v = a->bias ? CD_ADD(acc[m][j], b) : acc[m][j];
+            if (a->hw >= CD_V)
+                CD_STORE(o + s[j], v);
+            else
+                CD_STORE_PART(o, v, a->hw);
+        }
+    }
+}
+
+/* The whole image: pixel vectors at 0, V, 2V, ... and, when V does not divide h*w, one last
+ * vector ending at the last pixel (it overlaps the one before and recomputes equal values); an
+ * image smaller than one vector is one vector whose lanes past h*w read the planes' slack and are
+ * not stored. Groups of CD_NR vectors run over all channel tiles while their taps are in cache. */
+static CD_ATTR void CD_NAME(image)(const struct cd_image *a)
+{
+    int nv = a->hw >= CD_V ? a->hw / CD_V : 1, s[CD_NR];
+    int extra = a->hw > CD_V && a->hw % CD_V != 0;
+    for (int v0 = 0; v0 < nv + extra; v0 += CD_NR) {
+        int nr = nv + extra - v0 < CD_NR ? nv + extra - v0 : CD_NR;
+        for (int j = 0; j < nr; j++)
+            s[j] = v0 + j < nv ? (v0 + j) * CD_V : a->hw - CD_V;
+        for (int co0 = 0; co0 < a->cout; co0 += CD_MR) {
+            if (nr == CD_NR)
+                CD_NAME(tile)(a, co0, s, CD_NR);
+            else if (nr == 1)
+                CD_NAME(tile)(a, co0, s, 1);
+            else
+                CD_NAME(tile)(a, co0, s, 2);
+        }
+    }
+}
