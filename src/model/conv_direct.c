@@ -27,12 +27,12 @@
 
 struct cd_image {
     const float *planes; /* (cin, 3, h+2, w): the image's tap planes */
-    const float *wt;     /* (cin*9, cp): weights packed tap-major, channels padded with zeros */
+    const float *wt;     /* (cp/CD_CPAD, cin*9, CD_CPAD): weights packed by blocks of channels,
+                          * tap-major inside a block, channels padded with zeros */
     const float *bias;   /* (cout) or NULL */
     float *out;          /* (cout, h, w) */
-    int cin, cout, cp, hw;
-    size_t plane;        /* (h+2)*w */
-    int tap[9];          /* tap t = ky*3 + kx starts at kx*plane + ky*w of channel ci's planes */
+    const int *off;      /* (cin*9): tap (ci, ky, kx) of pixel p is planes[off[ci*9 + ky*3 + kx] + p] */
+    int k, cout, cp, hw;
 };
 
 size_t esm_conv3x3_plane_floats(int cin, int h, int w)
@@ -43,10 +43,14 @@ size_t esm_conv3x3_plane_floats(int cin, int h, int w)
 size_t esm_conv3x3_direct_scratch(int cin, int cout, int h, int w)
 {
     size_t cp = ((size_t)cout + CD_CPAD - 1) / CD_CPAD * CD_CPAD;
-    return esm_conv3x3_plane_floats(cin, h, w) + CD_SLACK + cp * 9 * cin;
+    /* the planes, the packed weights, the tap offsets (as many ints as floats) */
+    return esm_conv3x3_plane_floats(cin, h, w) + CD_SLACK + cp * 9 * cin + 9 * (size_t)cin;
 }
 
-ESM_HOT void esm_conv3x3_planes(const float *restrict inp, int cin, int h, int w, float *restrict planes)
+/* Planes kx = 0 and 2 are the channel's pixels shifted by one in flat order, whose one entry per
+ * row that crossed an image row (column 0, resp. w-1) is then cleared: whole-plane copies, since
+ * rows are short (28 floats down to 3). */
+void esm_conv3x3_planes(const float *restrict inp, int cin, int h, int w, float *restrict planes)
 {
     size_t hw = (size_t)h * w, plane = hw + 2 * (size_t)w;
     for (int ci = 0; ci < cin; ci++) {
@@ -54,18 +58,19 @@ ESM_HOT void esm_conv3x3_planes(const float *restrict inp, int cin, int h, int w
         for (int kx = 0; kx < 3; kx++) {
             float *pl = planes + ((size_t)ci * 3 + kx) * plane;
             memset(pl, 0, (size_t)w * sizeof *pl);
-            memset(pl + (size_t)(h + 1) * w, 0, (size_t)w * sizeof *pl);
-            for (int y = 0; y < h; y++) {
-                float *d = pl + (size_t)(y + 1) * w;
-                const float *s = src + (size_t)y * w + kx - 1;
-                int x0 = kx == 0, x1 = kx == 2 ? w - 1 : w;
-                for (int x = x0; x < x1; x++)
-                    d[x] = s[x];
-                if (kx == 0)
-                    d[0] = 0.0f;
-                if (kx == 2)
-                    d[w - 1] = 0.0f;
+            memset(pl + w + hw, 0, (size_t)w * sizeof *pl);
+            float *d = pl + w;
+            if (kx == 1) {
+                memcpy(d, src, hw * sizeof *d);
+                continue;
             }
+            /* d[p] = src[p + kx - 1]: the entry that would read outside the plane is an edge entry */
+            if (kx == 0)
+                memcpy(d + 1, src, (hw - 1) * sizeof *d);
+            else
+                memcpy(d, src + 1, (hw - 1) * sizeof *d);
+            for (int y = 0; y < h; y++)
+                d[(size_t)y * w + (kx == 0 ? 0 : w - 1)] = 0.0f;
         }
     }
 }
@@ -175,29 +180,39 @@ int esm_conv3x3_direct_variant(void)
     return ESM_CONV_PLAIN;
 }
 
-/* wt (cin*9, cp) from wgt (cout, cin, 3, 3); channels cout..cp-1 zero */
+/* wt (cp/CD_CPAD, cin*9, CD_CPAD) from wgt (cout, cin, 3, 3); channels cout..cp-1 zero. A tile's
+ * weights are then one contiguous run (a few KiB) that stays in L1 next to the taps. */
 static void pack_weights(const float *wgt, int cin, int cout, int cp, float *wt)
 {
-    int k = cin * 9;
-    for (int r = 0; r < k; r++) {
-        for (int co = 0; co < cout; co++)
-            wt[(size_t)r * cp + co] = wgt[(size_t)co * k + r];
-        for (int co = cout; co < cp; co++)
-            wt[(size_t)r * cp + co] = 0.0f;
+    size_t k = (size_t)cin * 9;
+    for (int co = 0; co < cp; co++) {
+        float *dst = wt + (size_t)(co / CD_CPAD) * k * CD_CPAD + co % CD_CPAD;
+        for (size_t r = 0; r < k; r++)
+            dst[r * CD_CPAD] = co < cout ? wgt[(size_t)co * k + r] : 0.0f;
     }
+}
+
+/* off (cin*9) for esm_conv3x3_planes' layout */
+static void tap_offsets(int cin, int h, int w, int *off)
+{
+    int plane = (h + 2) * w;
+    for (int ci = 0; ci < cin; ci++)
+        for (int t = 0; t < 9; t++)
+            off[ci * 9 + t] = (ci * 3 + t % 3) * plane + t / 3 * w;
 }
 
 void esm_conv3x3_direct(int variant, const float *inp, const float *planes, const float *wgt, const float *bias,
                         int n, int cin, int cout, int h, int w, float *scratch, float *out)
 {
-    struct cd_image a = {.bias = bias, .cin = cin, .cout = cout, .hw = h * w, .plane = (size_t)(h + 2) * w};
+    struct cd_image a = {.bias = bias, .k = cin * 9, .cout = cout, .hw = h * w};
     a.cp = (cout + CD_CPAD - 1) / CD_CPAD * CD_CPAD;
-    for (int t = 0; t < 9; t++)
-        a.tap[t] = (int)((t % 3) * a.plane) + (t / 3) * w;
     size_t pf = esm_conv3x3_plane_floats(cin, h, w);
     float *own = scratch, *wt = scratch + pf + CD_SLACK;
+    int *off = (int *)(void *)(wt + (size_t)a.cp * a.k);
     pack_weights(wgt, cin, cout, a.cp, wt);
+    tap_offsets(cin, h, w, off);
     a.wt = wt;
+    a.off = off;
     if (!planes)
         esm_conv3x3_planes_slack(own + pf);
     for (int i = 0; i < n; i++) {

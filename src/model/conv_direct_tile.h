@@ -9,10 +9,11 @@
  * CD_FMA(weight, input, acc) from acc = 0 over the taps in the order (ci, ky, kx), then + bias:
  * its bits depend on neither the tile nor where the pixel lies in it. */
 
-/* acc (CD_MR, nr) for channels co0.. at pixel vectors s[0..nr-1]; channels >= a->cout are not
- * stored (their weights are the zero padding of wt). */
-static inline __attribute__((always_inline)) CD_ATTR void CD_NAME(tile)(const struct cd_image *a, int co0,
-                                                                         const int *s, const int nr)
+/* acc (CD_MR, nr) for channels co0.. at the nr pixel vectors from s0; channels >= a->cout are not
+ * stored (their weights are the zero padding of wt). The taps are a flat list (a->off), so the
+ * loop keeps few pointers live and the tile's accumulators never leave the registers. */
+static inline __attribute__((always_inline)) CD_ATTR void CD_NAME(tile)(const struct cd_image *a, int co0, int s0,
+                                                                         const int nr)
 {
     CD_VEC acc[CD_MR][CD_NR];
 #pragma GCC unroll 16
@@ -20,23 +21,19 @@ static inline __attribute__((always_inline)) CD_ATTR void CD_NAME(tile)(const st
 #pragma GCC unroll 4
         for (int j = 0; j < nr; j++)
             acc[m][j] = CD_ZERO();
-    const float *wk = a->wt + co0;
-    for (int ci = 0; ci < a->cin; ci++) {
-        const float *base = a->planes + (size_t)ci * 3 * a->plane;
-#pragma GCC unroll 9
-        for (int t = 0; t < 9; t++, wk += a->cp) {
-            const float *src = base + a->tap[t];
-            CD_VEC x[CD_NR];
+    const float *wk = a->wt + (size_t)(co0 / CD_CPAD) * a->k * CD_CPAD + co0 % CD_CPAD, *in = a->planes + s0;
+    for (int k = 0; k < a->k; k++, wk += CD_CPAD) {
+        const float *src = in + a->off[k];
+        CD_VEC x[CD_NR];
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++)
+            x[j] = CD_LOAD(src + j * CD_V);
+#pragma GCC unroll 16
+        for (int m = 0; m < CD_MR; m++) {
+            CD_VEC b = CD_SET1(wk[m]);
 #pragma GCC unroll 4
             for (int j = 0; j < nr; j++)
-                x[j] = CD_LOAD(src + s[j]);
-#pragma GCC unroll 16
-            for (int m = 0; m < CD_MR; m++) {
-                CD_VEC b = CD_SET1(wk[m]);
-#pragma GCC unroll 4
-                for (int j = 0; j < nr; j++)
-                    acc[m][j] = CD_FMA(b, x[j], acc[m][j]);
-            }
+                acc[m][j] = CD_FMA(b, x[j], acc[m][j]);
         }
     }
 #pragma GCC unroll 16
@@ -45,12 +42,12 @@ static inline __attribute__((always_inline)) CD_ATTR void CD_NAME(tile)(const st
         if (co >= a->cout)
             break;
         CD_VEC b = CD_SET1(a->bias ? a->bias[co] : 0.0f);
-        float *o = a->out + (size_t)co * a->hw;
+        float *o = a->out + (size_t)co * a->hw + s0;
 #pragma GCC unroll 4
         for (int j = 0; j < nr; j++) {
             CD_VEC v = a->bias ? CD_ADD(acc[m][j], b) : acc[m][j];
             if (a->hw >= CD_V)
-                CD_STORE(o + s[j], v);
+                CD_STORE(o + j * CD_V, v);
             else
                 CD_STORE_PART(o, v, a->hw);
         }
@@ -63,19 +60,19 @@ static inline __attribute__((always_inline)) CD_ATTR void CD_NAME(tile)(const st
  * not stored. Groups of CD_NR vectors run over all channel tiles while their taps are in cache. */
 static CD_ATTR void CD_NAME(image)(const struct cd_image *a)
 {
-    int nv = a->hw >= CD_V ? a->hw / CD_V : 1, s[CD_NR];
-    int extra = a->hw > CD_V && a->hw % CD_V != 0;
-    for (int v0 = 0; v0 < nv + extra; v0 += CD_NR) {
-        int nr = nv + extra - v0 < CD_NR ? nv + extra - v0 : CD_NR;
-        for (int j = 0; j < nr; j++)
-            s[j] = v0 + j < nv ? (v0 + j) * CD_V : a->hw - CD_V;
+    int nv = a->hw >= CD_V ? a->hw / CD_V : 1;
+    for (int v0 = 0; v0 < nv; v0 += CD_NR) {
+        int nr = nv - v0 < CD_NR ? nv - v0 : CD_NR;
         for (int co0 = 0; co0 < a->cout; co0 += CD_MR) {
             if (nr == CD_NR)
-                CD_NAME(tile)(a, co0, s, CD_NR);
+                CD_NAME(tile)(a, co0, v0 * CD_V, CD_NR);
             else if (nr == 1)
-                CD_NAME(tile)(a, co0, s, 1);
+                CD_NAME(tile)(a, co0, v0 * CD_V, 1);
             else
-                CD_NAME(tile)(a, co0, s, 2);
+                CD_NAME(tile)(a, co0, v0 * CD_V, 2);
         }
     }
+    if (a->hw > CD_V && a->hw % CD_V != 0)
+        for (int co0 = 0; co0 < a->cout; co0 += CD_MR)
+            CD_NAME(tile)(a, co0, a->hw - CD_V, 1);
 }
