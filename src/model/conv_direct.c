@@ -47,29 +47,50 @@ size_t esm_conv3x3_direct_scratch(int cin, int cout, int h, int w)
     return esm_conv3x3_plane_floats(cin, h, w) + CD_SLACK + cp * 9 * cin + 9 * (size_t)cin;
 }
 
+/* Moves of n floats in blocks of 16 (the last one overlapping, ESM_OVERLAPPED) and, below 16, 4:
+ * planes are short (9 to 784 floats), and a libc call per plane cost more than the copy. */
+ESM_INLINE void copy_floats(float *restrict d, const float *restrict s, int n)
+{
+#define COPY16(at, len) memcpy(d + (at), s + (at), 16 * sizeof *d)
+#define COPY4(at, len) memcpy(d + (at), s + (at), 4 * sizeof *d)
+    if (n >= 16)
+        ESM_OVERLAPPED(16, n, COPY16);
+    else if (n >= 4)
+        ESM_OVERLAPPED(4, n, COPY4);
+    else
+        for (int i = 0; i < n; i++)
+            d[i] = s[i];
+#undef COPY16
+#undef COPY4
+}
+
+ESM_INLINE void zero_floats(float *d, int n)
+{
+    for (int i = 0; i < n; i++)
+        d[i] = 0.0f;
+}
+
 /* Planes kx = 0 and 2 are the channel's pixels shifted by one in flat order, whose one entry per
  * row that crossed an image row (column 0, resp. w-1) is then cleared: whole-plane copies, since
  * rows are short (28 floats down to 3). */
-void esm_conv3x3_planes(const float *restrict inp, int cin, int h, int w, float *restrict planes)
+ESM_HOT void esm_conv3x3_planes(const float *restrict inp, int cin, int h, int w, float *restrict planes)
 {
-    size_t hw = (size_t)h * w, plane = hw + 2 * (size_t)w;
+    int hw = h * w;
+    size_t plane = (size_t)hw + 2 * (size_t)w;
     for (int ci = 0; ci < cin; ci++) {
         const float *src = inp + (size_t)ci * hw;
         for (int kx = 0; kx < 3; kx++) {
-            float *pl = planes + ((size_t)ci * 3 + kx) * plane;
-            memset(pl, 0, (size_t)w * sizeof *pl);
-            memset(pl + w + hw, 0, (size_t)w * sizeof *pl);
-            float *d = pl + w;
-            if (kx == 1) {
-                memcpy(d, src, hw * sizeof *d);
-                continue;
-            }
+            float *pl = planes + ((size_t)ci * 3 + kx) * plane, *d = pl + w;
+            zero_floats(pl, w);
+            zero_floats(d + hw, w);
             /* d[p] = src[p + kx - 1]: the entry that would read outside the plane is an edge entry */
-            if (kx == 0)
-                memcpy(d + 1, src, (hw - 1) * sizeof *d);
+            if (kx == 1)
+                copy_floats(d, src, hw);
+            else if (kx == 0)
+                copy_floats(d + 1, src, hw - 1);
             else
-                memcpy(d, src + 1, (hw - 1) * sizeof *d);
-            for (int y = 0; y < h; y++)
+                copy_floats(d, src + 1, hw - 1);
+            for (int y = 0; y < h && kx != 1; y++)
                 d[(size_t)y * w + (kx == 0 ? 0 : w - 1)] = 0.0f;
         }
     }
