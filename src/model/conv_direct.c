@@ -73,7 +73,13 @@ ESM_INLINE void zero_floats(float *d, int n)
 /* Planes kx = 0 and 2 are the channel's pixels shifted by one in flat order, whose one entry per
  * row that crossed an image row (column 0, resp. w-1) is then cleared: whole-plane copies, since
  * rows are short (28 floats down to 3). */
-ESM_HOT void esm_conv3x3_planes(const float *restrict inp, int cin, int h, int w, float *restrict planes)
+#if defined(__GNUC__) && !defined(__clang__)
+/* GCC would turn the short loops back into memcpy/memset calls */
+#define NO_LIBC_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define NO_LIBC_LOOPS
+#endif
+ESM_HOT NO_LIBC_LOOPS void esm_conv3x3_planes(const float *restrict inp, int cin, int h, int w, float *restrict planes)
 {
     int hw = h * w;
     size_t plane = (size_t)hw + 2 * (size_t)w;
