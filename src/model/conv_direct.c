@@ -6,7 +6,7 @@
  * output pixel p = y*w + x is then plane (ci, kx) at p + ky*w, so a run of consecutive output
  * pixels reads a contiguous run of each plane, even across image rows: 3x the input instead of
  * im2col's 9x, and no masks in the kernel. The micro-kernel (conv_direct_tile.h) keeps a tile of
- * channels x pixel vectors in registers.
+ * channels x pixel vectors in registers. Small images are stacked (stacked_images).
  *
  * Variants: AVX-512 and AVX2 with FMA, chosen at run time like the ESM_HOT clones, and a portable
  * one (multiply, then add). FMA rounds once where the portable variant rounds twice: like the BLAS
@@ -26,13 +26,14 @@
 #define CD_CPAD 8
 
 struct cd_image {
-    const float *planes; /* (cin, 3, h+2, w): the image's tap planes */
+    const float *planes; /* (cin, 3, rows, w): the tap planes of one image (rows = h+2) or of a
+                          * stack of g images (rows = g*(h+1) + 1, stacked_images) */
     const float *wt;     /* (cp/CD_CPAD, cin*9, CD_CPAD): weights packed by blocks of channels,
                           * tap-major inside a block, channels padded with zeros */
     const float *bias;   /* (cout) or NULL */
-    float *out;          /* (cout, h, w) */
+    float *out;          /* (cout, hw) */
     const int *off;      /* (cin*9): tap (ci, ky, kx) of pixel p is planes[off[ci*9 + ky*3 + kx] + p] */
-    int k, cout, cp, hw;
+    int k, cout, cp, hw; /* hw: the pixels (flat positions) computed per channel */
 };
 
 size_t esm_conv3x3_plane_floats(int cin, int h, int w)
@@ -40,11 +41,36 @@ size_t esm_conv3x3_plane_floats(int cin, int h, int w)
     return (size_t)3 * cin * (h + 2) * w;
 }
 
+/* Small images (7x7, 3x3) fill vectors badly one by one (49 pixels take 4 vectors of 16, 9 take
+ * one): g of them are stacked in one set of planes, sharing the zero row between two images, and
+ * convolved as one image of g*(h+1) - 1 rows whose rows h, 2h+1, ... (they straddle two images) are
+ * computed but never stored; the rest lands in a staging buffer and is copied out. Each output
+ * still reads its own taps in the same order: the bits are those of one image at a time. Stacking
+ * pays when (h+1)*w pixels take fewer lanes than one image rounded up to 16-float vectors. */
+#define CD_STACK_PIXELS 512
+
+static int stacked_images(int h, int w)
+{
+    int hw = h * w, lanes = (hw + 15) / 16 * 16;
+    if ((h + 1) * w >= lanes)
+        return 1;
+    int g = CD_STACK_PIXELS / ((h + 1) * w);
+    return g > 1 ? g : 1;
+}
+
+/* rows of planes for g stacked images */
+static size_t stack_rows(int g, int h)
+{
+    return (size_t)g * (h + 1) + 1;
+}
+
 size_t esm_conv3x3_direct_scratch(int cin, int cout, int h, int w)
 {
     size_t cp = ((size_t)cout + CD_CPAD - 1) / CD_CPAD * CD_CPAD;
-    /* the planes, the packed weights, the tap offsets (as many ints as floats) */
-    return esm_conv3x3_plane_floats(cin, h, w) + CD_SLACK + cp * 9 * cin + 9 * (size_t)cin;
+    int g = stacked_images(h, w);
+    size_t planes = 3 * (size_t)cin * stack_rows(g, h) * w, staging = g > 1 ? (size_t)cout * g * (h + 1) * w : 0;
+    /* the planes, the packed weights, the tap offsets (as many ints as floats), the staging */
+    return planes + CD_SLACK + cp * 9 * cin + 9 * (size_t)cin + staging;
 }
 
 /* Moves of n floats in blocks of 16 (the last one overlapping, ESM_OVERLAPPED) and, below 16, 4:
@@ -70,36 +96,47 @@ ESM_INLINE void zero_floats(float *d, int n)
         d[i] = 0.0f;
 }
 
-/* Planes kx = 0 and 2 are the channel's pixels shifted by one in flat order, whose one entry per
- * row that crossed an image row (column 0, resp. w-1) is then cleared: whole-plane copies, since
- * rows are short (28 floats down to 3). */
 #if defined(__GNUC__) && !defined(__clang__)
 /* GCC would turn the short loops back into memcpy/memset calls */
 #define NO_LIBC_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
 #else
 #define NO_LIBC_LOOPS
 #endif
-ESM_HOT NO_LIBC_LOOPS void esm_conv3x3_planes(const float *restrict inp, int cin, int h, int w, float *restrict planes)
+
+/* The tap planes of g images inp (g, cin, h, w) stacked (g = 1: esm_conv3x3_planes' layout): plane
+ * (ci, kx) is a zero row, then each image's rows followed by a zero row. Planes kx = 0 and 2 are the
+ * channel's pixels shifted by one in flat order, whose one entry per row that crossed an image row
+ * (column 0, resp. w-1) is then cleared: whole-image copies, since rows are short (28 floats down
+ * to 3). */
+ESM_HOT NO_LIBC_LOOPS static void planes_stack(const float *restrict inp, int g, int cin, int h, int w,
+                                               float *restrict planes)
 {
     int hw = h * w;
-    size_t plane = (size_t)hw + 2 * (size_t)w;
-    for (int ci = 0; ci < cin; ci++) {
-        const float *src = inp + (size_t)ci * hw;
+    size_t plane = stack_rows(g, h) * w;
+    for (int ci = 0; ci < cin; ci++)
         for (int kx = 0; kx < 3; kx++) {
-            float *pl = planes + ((size_t)ci * 3 + kx) * plane, *d = pl + w;
+            float *pl = planes + ((size_t)ci * 3 + kx) * plane;
             zero_floats(pl, w);
-            zero_floats(d + hw, w);
-            /* d[p] = src[p + kx - 1]: the entry that would read outside the plane is an edge entry */
-            if (kx == 1)
-                copy_floats(d, src, hw);
-            else if (kx == 0)
-                copy_floats(d + 1, src, hw - 1);
-            else
-                copy_floats(d, src + 1, hw - 1);
-            for (int y = 0; y < h && kx != 1; y++)
-                d[(size_t)y * w + (kx == 0 ? 0 : w - 1)] = 0.0f;
+            for (int i = 0; i < g; i++) {
+                const float *src = inp + ((size_t)i * cin + ci) * hw;
+                float *d = pl + (size_t)(i * (h + 1) + 1) * w;
+                zero_floats(d + hw, w);
+                /* d[p] = src[p + kx - 1]: the entry that would read outside the image is an edge entry */
+                if (kx == 1)
+                    copy_floats(d, src, hw);
+                else if (kx == 0)
+                    copy_floats(d + 1, src, hw - 1);
+                else
+                    copy_floats(d, src + 1, hw - 1);
+                for (int y = 0; y < h && kx != 1; y++)
+                    d[(size_t)y * w + (kx == 0 ? 0 : w - 1)] = 0.0f;
+            }
         }
-    }
+}
+
+void esm_conv3x3_planes(const float *inp, int cin, int h, int w, float *planes)
+{
+    planes_stack(inp, 1, cin, h, w, planes);
 }
 
 void esm_conv3x3_planes_slack(float *end)
@@ -219,47 +256,70 @@ static void pack_weights(const float *wgt, int cin, int cout, int cp, float *wt)
     }
 }
 
-/* off (cin*9) for esm_conv3x3_planes' layout */
-static void tap_offsets(int cin, int h, int w, int *off)
+/* off (cin*9) for planes of `rows` rows */
+static void tap_offsets(int cin, size_t rows, int w, int *off)
 {
-    int plane = (h + 2) * w;
+    int plane = (int)rows * w;
     for (int ci = 0; ci < cin; ci++)
         for (int t = 0; t < 9; t++)
             off[ci * 9 + t] = (ci * 3 + t % 3) * plane + t / 3 * w;
 }
 
+static void run_variant(int variant, const struct cd_image *a)
+{
+#ifdef CD_X86
+    if (variant == ESM_CONV_AVX512) {
+        image_avx512(a);
+        return;
+    }
+    if (variant == ESM_CONV_AVX2) {
+        image_avx2(a);
+        return;
+    }
+#endif
+    (void)variant;
+    image_plain(a);
+}
+
 void esm_conv3x3_direct(int variant, const float *inp, const float *planes, const float *wgt, const float *bias,
                         int n, int cin, int cout, int h, int w, float *scratch, float *out)
 {
-    struct cd_image a = {.bias = bias, .k = cin * 9, .cout = cout, .hw = h * w};
+    int hw = h * w, g = planes ? 1 : stacked_images(h, w);
+    struct cd_image a = {.bias = bias, .k = cin * 9, .cout = cout};
     a.cp = (cout + CD_CPAD - 1) / CD_CPAD * CD_CPAD;
-    size_t pf = esm_conv3x3_plane_floats(cin, h, w);
+    size_t pf = 3 * (size_t)cin * stack_rows(g, h) * w;
     float *own = scratch, *wt = scratch + pf + CD_SLACK;
     int *off = (int *)(void *)(wt + (size_t)a.cp * a.k);
+    float *staging = (float *)(off + a.k);
     pack_weights(wgt, cin, cout, a.cp, wt);
-    tap_offsets(cin, h, w, off);
+    tap_offsets(cin, stack_rows(g, h), w, off);
     a.wt = wt;
     a.off = off;
     if (!planes)
         esm_conv3x3_planes_slack(own + pf);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i += g) {
+        int m = n - i < g ? n - i : g;
+        if (m < g) /* the last, shorter stack has shorter planes */
+            tap_offsets(cin, stack_rows(m, h), w, off);
         if (planes) {
             a.planes = planes + (size_t)i * pf;
         } else {
-            esm_conv3x3_planes(inp + (size_t)i * cin * a.hw, cin, h, w, own);
+            planes_stack(inp + (size_t)i * cin * hw, m, cin, h, w, own);
             a.planes = own;
         }
-        a.out = out + (size_t)i * cout * a.hw;
-#ifdef CD_X86
-        if (variant == ESM_CONV_AVX512) {
-            image_avx512(&a);
+        if (g == 1) {
+            a.hw = hw;
+            a.out = out + (size_t)i * cout * hw;
+            run_variant(variant, &a);
             continue;
         }
-        if (variant == ESM_CONV_AVX2) {
-            image_avx2(&a);
-            continue;
-        }
-#endif
-        image_plain(&a);
+        /* the stack's last straddling row is not computed at all */
+        a.hw = (m * (h + 1) - 1) * w;
+        a.out = staging;
+        run_variant(variant, &a);
+        for (int j = 0; j < m; j++)
+            for (int co = 0; co < cout; co++)
+                copy_floats(out + ((size_t)(i + j) * cout + co) * hw, staging + (size_t)co * a.hw + j * (h + 1) * w,
+                            hw);
     }
 }
