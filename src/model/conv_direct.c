@@ -162,18 +162,6 @@ void esm_conv3x3_planes_slack(float *end)
 #define CD_STORE(p, v) _mm512_storeu_ps(p, v)
 #define CD_STORE_PART(p, v, n) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (n)) - 1), v)
 #include "conv_direct_tile.h"
-#undef CD_ATTR
-#undef CD_NAME
-#undef CD_VEC
-#undef CD_V
-#undef CD_MR
-#undef CD_ZERO
-#undef CD_LOAD
-#undef CD_SET1
-#undef CD_FMA
-#undef CD_ADD
-#undef CD_STORE
-#undef CD_STORE_PART
 
 /* AVX2 has 16 vector registers: 4 channels x 3 vectors of accumulators. */
 ESM_INLINE __attribute__((target("arch=x86-64-v3"))) void store_part_avx2(float *p, __m256 v, int n)
@@ -187,6 +175,7 @@ ESM_INLINE __attribute__((target("arch=x86-64-v3"))) void store_part_avx2(float 
 #define CD_VEC __m256
 #define CD_V 8
 #define CD_MR 4
+#define CD_NR 3
 #define CD_ZERO() _mm256_setzero_ps()
 #define CD_LOAD(p) _mm256_loadu_ps(p)
 #define CD_SET1(x) _mm256_set1_ps(x)
@@ -195,19 +184,6 @@ ESM_INLINE __attribute__((target("arch=x86-64-v3"))) void store_part_avx2(float 
 #define CD_STORE(p, v) _mm256_storeu_ps(p, v)
 #define CD_STORE_PART(p, v, n) store_part_avx2(p, v, n)
 #include "conv_direct_tile.h"
-#undef CD_ATTR
-#undef CD_NAME
-#undef CD_VEC
-#undef CD_V
-#undef CD_MR
-#undef CD_NR
-#undef CD_ZERO
-#undef CD_LOAD
-#undef CD_SET1
-#undef CD_FMA
-#undef CD_ADD
-#undef CD_STORE
-#undef CD_STORE_PART
 #endif
 
 /* The portable variant: GCC vector extensions (SSE on x86-64), multiply then add. */

@@ -1,5 +1,6 @@
 /* One variant of the direct conv's micro-kernel (conv_direct.c includes this file once per
- * instruction set, with the CD_* macros naming its vector type and operations).
+ * instruction set, with the CD_* macros naming its vector type and operations; the file undefines
+ * them at its end).
  *
  * A tile is CD_MR output channels by up to CD_NR vectors of CD_V consecutive output pixels
  * (flat index p = y*w + x of one image), all accumulators in registers. Each of the 9*cin taps
@@ -76,3 +77,17 @@ static CD_ATTR void CD_NAME(image)(const struct cd_image *a)
         for (int co0 = 0; co0 < a->cout; co0 += CD_MR)
             CD_NAME(tile)(a, co0, a->hw - CD_V, 1);
 }
+
+#undef CD_ATTR
+#undef CD_NAME
+#undef CD_VEC
+#undef CD_V
+#undef CD_MR
+#undef CD_NR
+#undef CD_ZERO
+#undef CD_LOAD
+#undef CD_SET1
+#undef CD_FMA
+#undef CD_ADD
+#undef CD_STORE
+#undef CD_STORE_PART
