@@ -51,17 +51,18 @@ static int mismatches(int v, int n, int cin, int cout, int h, int w, int with_bi
     size_t img = (size_t)cin * h * w, oimg = (size_t)cout * h * w, pf = esm_conv3x3_plane_floats(cin, h, w);
     float *x = random_floats(n * img, seed), *wgt = random_floats((size_t)cout * cin * 9, seed + 1);
     float *bias = random_floats(cout, seed + 2), *out = malloc(n * oimg * sizeof *out);
-    float *out2 = malloc(n * oimg * sizeof *out2), *planes = malloc((n * pf + ESM_CONV_SLACK) * sizeof *planes);
+    float *out2 = malloc(n * oimg * sizeof *out2), *planes = malloc((n * pf + 2 * ESM_CONV_SLACK) * sizeof *planes);
     float *scratch = malloc(esm_conv3x3_direct_scratch(cin, cout, h, w) * sizeof *scratch);
     double *ref = malloc(oimg * sizeof *ref), *mag = malloc(oimg * sizeof *mag);
     int bad = -1;
     if (x && wgt && bias && out && out2 && planes && scratch && ref && mag) {
         const float *b = with_bias ? bias : NULL;
         esm_conv3x3_direct(v, x, NULL, wgt, b, n, cin, cout, h, w, scratch, out);
+        esm_conv3x3_planes_slack(planes);
         for (int i = 0; i < n; i++)
-            esm_conv3x3_planes(x + i * img, cin, h, w, planes + i * pf);
-        esm_conv3x3_planes_slack(planes + n * pf);
-        esm_conv3x3_direct(v, NULL, planes, wgt, b, n, cin, cout, h, w, scratch, out2);
+            esm_conv3x3_planes(x + i * img, cin, h, w, planes + ESM_CONV_SLACK + i * pf);
+        esm_conv3x3_planes_slack(planes + ESM_CONV_SLACK + n * pf);
+        esm_conv3x3_direct(v, NULL, planes + ESM_CONV_SLACK, wgt, b, n, cin, cout, h, w, scratch, out2);
         bad = memcmp(out, out2, n * oimg * sizeof *out) != 0;
         for (int i = 0; i < n; i++) {
             conv_reference(x + i * img, wgt, b, cin, cout, h, w, ref, mag);
@@ -82,7 +83,8 @@ TEST(conv_direct_matches_reference)
         {2, 32, 32, 14, 14}, {2, 32, 32, 7, 7}, {2, 32, 32, 3, 3}, {2, 1, 8, 28, 28}, {2, 8, 8, 14, 14},
         {2, 8, 8, 3, 3}, {1, 1, 64, 28, 28}, {1, 64, 64, 14, 14}, {2, 64, 64, 3, 3}, {1, 3, 32, 84, 84},
         {1, 3, 16, 21, 21}, {2, 32, 16, 5, 6}, {2, 3, 3, 6, 5}, {3, 2, 5, 1, 1}, {2, 4, 7, 2, 3},
-        {2, 16, 64, 4, 4}, {1, 32, 8, 9, 17},
+        {2, 16, 64, 4, 4}, {1, 32, 8, 9, 17}, {20, 16, 16, 7, 7}, {45, 8, 8, 3, 3}, {3, 1, 8, 1, 40},
+        {2, 2, 8, 40, 1},
     };
     int best = esm_conv3x3_direct_variant();
     for (int v = ESM_CONV_PLAIN; v <= best; v++)

@@ -1,12 +1,12 @@
 /* 3x3 convolution forward, stride 1, zero padding 1, computed directly (no im2col, no BLAS).
  *
- * The input of one image is rearranged into tap planes (esm_conv3x3_planes): for input channel
- * ci and kernel column kx, a plane of (h+2) rows of w floats whose row y+1 is input row y shifted
- * by kx-1 (the column that falls outside the image is 0), rows 0 and h+1 zero. Tap (ci, ky, kx) of
- * output pixel p = y*w + x is then plane (ci, kx) at p + ky*w, so a run of consecutive output
- * pixels reads a contiguous run of each plane, even across image rows: 3x the input instead of
- * im2col's 9x, and no masks in the kernel. The micro-kernel (conv_direct_tile.h) keeps a tile of
- * channels x pixel vectors in registers. Small images are stacked (stacked_images).
+ * The input of one image is copied into padded planes (esm_conv3x3_planes): for each input
+ * channel, a zero row, the channel's h rows of w floats, a zero row. Tap (ci, ky, kx) of output
+ * pixel p = y*w + x is then plane ci at p + ky*w + kx - 1, so a run of consecutive output pixels
+ * reads a contiguous run of each plane, even across image rows; the kx = 0 and 2 taps that such a
+ * run reads across a row's end are masked to 0 (the zero padding's value). The micro-kernel
+ * (conv_direct_tile.h) keeps a tile of channels x pixel vectors in registers. Small images are
+ * stacked (stacked_images).
  *
  * Variants: AVX-512 and AVX2 with FMA, chosen at run time like the ESM_HOT clones, and a portable
  * one (multiply, then add). FMA rounds once where the portable variant rounds twice: like the BLAS
@@ -16,29 +16,32 @@
 #include "ws.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
-/* Floats past the last image's planes that a vector may read when an image has fewer pixels than
- * one vector (its lanes past h*w are never stored). */
+/* Floats before the first image's planes (the first pixel's kx = 0 tap reads one float before its
+ * plane, masked) and after the last one (a vector may read past it when an image has fewer pixels
+ * than one vector; its lanes past h*w are never stored). */
 #define CD_SLACK ESM_CONV_SLACK
 /* Output channels are padded to a multiple of this in the packed weights (every variant's tile
  * height divides it). */
 #define CD_CPAD 8
 
 struct cd_image {
-    const float *planes; /* (cin, 3, rows, w): the tap planes of one image (rows = h+2) or of a
+    const float *planes; /* (cin, rows, w): the padded planes of one image (rows = h+2) or of a
                           * stack of g images (rows = g*(h+1) + 1, stacked_images) */
     const float *wt;     /* (cp/CD_CPAD, cin*9, CD_CPAD): weights packed by blocks of channels,
                           * tap-major inside a block, channels padded with zeros */
     const float *bias;   /* (cout) or NULL */
     float *out;          /* (cout, hw) */
-    const int *off;      /* (cin*9): tap (ci, ky, kx) of pixel p is planes[off[ci*9 + ky*3 + kx] + p] */
+    const int *off;      /* (cin*3): tap (ci, ky, kx) of pixel p is planes[off[ci*3 + ky] + kx + p] */
     int k, cout, cp, hw; /* hw: the pixels (flat positions) computed per channel */
+    int w;
 };
 
 size_t esm_conv3x3_plane_floats(int cin, int h, int w)
 {
-    return (size_t)3 * cin * (h + 2) * w;
+    return (size_t)cin * (h + 2) * w;
 }
 
 /* Small images (7x7, 3x3) fill vectors badly one by one (49 pixels take 4 vectors of 16, 9 take
@@ -68,9 +71,10 @@ size_t esm_conv3x3_direct_scratch(int cin, int cout, int h, int w)
 {
     size_t cp = ((size_t)cout + CD_CPAD - 1) / CD_CPAD * CD_CPAD;
     int g = stacked_images(h, w);
-    size_t planes = 3 * (size_t)cin * stack_rows(g, h) * w, staging = g > 1 ? (size_t)cout * g * (h + 1) * w : 0;
-    /* the planes, the packed weights, the tap offsets (as many ints as floats), the staging */
-    return planes + CD_SLACK + cp * 9 * cin + 9 * (size_t)cin + staging;
+    size_t planes = (size_t)cin * stack_rows(g, h) * w, staging = g > 1 ? (size_t)cout * g * (h + 1) * w : 0;
+    /* the planes between their slacks, the packed weights, the tap offsets (as many ints as
+     * floats), the staging */
+    return CD_SLACK + planes + CD_SLACK + cp * 9 * cin + 3 * (size_t)cin + staging;
 }
 
 /* Moves of n floats in blocks of 16 (the last one overlapping, ESM_OVERLAPPED) and, below 16, 4:
@@ -103,35 +107,42 @@ ESM_INLINE void zero_floats(float *d, int n)
 #define NO_LIBC_LOOPS
 #endif
 
-/* The tap planes of g images inp (g, cin, h, w) stacked (g = 1: esm_conv3x3_planes' layout): plane
- * (ci, kx) is a zero row, then each image's rows followed by a zero row. Planes kx = 0 and 2 are the
- * channel's pixels shifted by one in flat order, whose one entry per row that crossed an image row
- * (column 0, resp. w-1) is then cleared: whole-image copies, since rows are short (28 floats down
- * to 3). */
+/* The padded planes of g images inp (g, cin, h, w) stacked (g = 1: esm_conv3x3_planes' layout):
+ * plane ci is a zero row, then each image's rows of channel ci followed by a zero row. */
 ESM_HOT NO_LIBC_LOOPS static void planes_stack(const float *restrict inp, int g, int cin, int h, int w,
                                                float *restrict planes)
 {
     int hw = h * w;
     size_t plane = stack_rows(g, h) * w;
-    for (int ci = 0; ci < cin; ci++)
-        for (int kx = 0; kx < 3; kx++) {
-            float *pl = planes + ((size_t)ci * 3 + kx) * plane;
-            zero_floats(pl, w);
-            for (int i = 0; i < g; i++) {
-                const float *src = inp + ((size_t)i * cin + ci) * hw;
-                float *d = pl + (size_t)(i * (h + 1) + 1) * w;
-                zero_floats(d + hw, w);
-                /* d[p] = src[p + kx - 1]: the entry that would read outside the image is an edge entry */
-                if (kx == 1)
-                    copy_floats(d, src, hw);
-                else if (kx == 0)
-                    copy_floats(d + 1, src, hw - 1);
-                else
-                    copy_floats(d, src + 1, hw - 1);
-                for (int y = 0; y < h && kx != 1; y++)
-                    d[(size_t)y * w + (kx == 0 ? 0 : w - 1)] = 0.0f;
-            }
+    for (int ci = 0; ci < cin; ci++) {
+        float *pl = planes + (size_t)ci * plane;
+        zero_floats(pl, w);
+        for (int i = 0; i < g; i++) {
+            float *d = pl + (size_t)(i * (h + 1) + 1) * w;
+            copy_floats(d, inp + ((size_t)i * cin + ci) * hw, hw);
+            zero_floats(d + hw, w);
         }
+    }
+}
+
+/* Which lanes of the n/v vectors from flat position s0 have a left (bits0) and a right (bits2)
+ * neighbour in their row of w: the kx = 0 and kx = 2 taps of the others are the padding. Lane l
+ * is at column (x0 + l) mod w: the first lane of a vector in column 0 is (w - x0) mod w, then
+ * every w lanes. */
+ESM_INLINE void edge_bits(int s0, int n, int w, int v, uint16_t *bits0, uint16_t *bits2)
+{
+    int x0 = s0 % w;
+    for (int j = 0; j < n / v; j++) {
+        unsigned b0 = 0, b2 = 0;
+        for (int l = (w - x0) % w; l < v; l += w)
+            b0 |= 1u << l;
+        for (int l = (2 * w - 1 - x0) % w; l < v; l += w)
+            b2 |= 1u << l;
+        bits0[j] = (uint16_t)~b0;
+        bits2[j] = (uint16_t)~b2;
+        for (x0 += v; x0 >= w; x0 -= w)
+            ;
+    }
 }
 
 void esm_conv3x3_planes(const float *inp, int cin, int h, int w, float *planes)
@@ -156,6 +167,9 @@ void esm_conv3x3_planes_slack(float *end)
 #define CD_NR 3
 #define CD_ZERO() _mm512_setzero_ps()
 #define CD_LOAD(p) _mm512_loadu_ps(p)
+#define CD_MASK __mmask16
+#define CD_MASK_FROM_BITS(b) ((__mmask16)(b))
+#define CD_LOAD_MASK(p, m) _mm512_maskz_loadu_ps(m, p)
 #define CD_SET1(x) _mm512_set1_ps(x)
 #define CD_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define CD_ADD(a, b) _mm512_add_ps(a, b)
@@ -170,6 +184,12 @@ ESM_INLINE __attribute__((target("arch=x86-64-v3"))) void store_part_avx2(float 
     _mm256_storeu_ps(tmp, v);
     memcpy(p, tmp, (size_t)n * sizeof *p);
 }
+ESM_INLINE __attribute__((target("arch=x86-64-v3"))) __m256 mask_avx2(unsigned bits)
+{
+    __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    __m256i hit = _mm256_and_si256(_mm256_set1_epi32((int)bits), lane);
+    return _mm256_castsi256_ps(_mm256_cmpeq_epi32(hit, lane));
+}
 #define CD_ATTR __attribute__((target("arch=x86-64-v3")))
 #define CD_NAME(f) f##_avx2
 #define CD_VEC __m256
@@ -178,6 +198,9 @@ ESM_INLINE __attribute__((target("arch=x86-64-v3"))) void store_part_avx2(float 
 #define CD_NR 3
 #define CD_ZERO() _mm256_setzero_ps()
 #define CD_LOAD(p) _mm256_loadu_ps(p)
+#define CD_MASK __m256
+#define CD_MASK_FROM_BITS(b) mask_avx2(b)
+#define CD_LOAD_MASK(p, m) _mm256_and_ps(_mm256_loadu_ps(p), m)
 #define CD_SET1(x) _mm256_set1_ps(x)
 #define CD_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define CD_ADD(a, b) _mm256_add_ps(a, b)
@@ -188,6 +211,7 @@ ESM_INLINE __attribute__((target("arch=x86-64-v3"))) void store_part_avx2(float 
 
 /* The portable variant: GCC vector extensions (SSE on x86-64), multiply then add. */
 typedef float cd_v4 __attribute__((vector_size(16)));
+typedef int32_t cd_v4i __attribute__((vector_size(16)));
 ESM_INLINE cd_v4 load_v4(const float *p)
 {
     cd_v4 v;
@@ -202,6 +226,9 @@ ESM_INLINE cd_v4 load_v4(const float *p)
 #define CD_NR 3
 #define CD_ZERO() ((cd_v4){0.0f, 0.0f, 0.0f, 0.0f})
 #define CD_LOAD(p) load_v4(p)
+#define CD_MASK cd_v4i
+#define CD_MASK_FROM_BITS(b) ((cd_v4i){-((b)&1), -(((b) >> 1) & 1), -(((b) >> 2) & 1), -(((b) >> 3) & 1)})
+#define CD_LOAD_MASK(p, m) ((cd_v4)((cd_v4i)load_v4(p) & (m)))
 #define CD_SET1(x) ((cd_v4){0.0f, 0.0f, 0.0f, 0.0f} + (x))
 #define CD_FMA(a, b, c) ((a) * (b) + (c))
 #define CD_ADD(a, b) ((a) + (b))
@@ -232,13 +259,13 @@ static void pack_weights(const float *wgt, int cin, int cout, int cp, float *wt)
     }
 }
 
-/* off (cin*9) for planes of `rows` rows */
+/* off (cin*3) for planes of `rows` rows: where the kx = 0 tap of row ky of channel ci starts */
 static void tap_offsets(int cin, size_t rows, int w, int *off)
 {
     int plane = (int)rows * w;
     for (int ci = 0; ci < cin; ci++)
-        for (int t = 0; t < 9; t++)
-            off[ci * 9 + t] = (ci * 3 + t % 3) * plane + t / 3 * w;
+        for (int ky = 0; ky < 3; ky++)
+            off[ci * 3 + ky] = ci * plane + ky * w - 1;
 }
 
 static void run_variant(int variant, const struct cd_image *a)
@@ -261,18 +288,20 @@ void esm_conv3x3_direct(int variant, const float *inp, const float *planes, cons
                         int n, int cin, int cout, int h, int w, float *scratch, float *out)
 {
     int hw = h * w, g = planes ? 1 : stacked_images(h, w);
-    struct cd_image a = {.bias = bias, .k = cin * 9, .cout = cout};
+    struct cd_image a = {.bias = bias, .k = cin * 9, .cout = cout, .w = w};
     a.cp = (cout + CD_CPAD - 1) / CD_CPAD * CD_CPAD;
-    size_t pf = 3 * (size_t)cin * stack_rows(g, h) * w;
-    float *own = scratch, *wt = scratch + pf + CD_SLACK;
+    size_t pf = (size_t)cin * stack_rows(g, h) * w;
+    float *own = scratch + CD_SLACK, *wt = own + pf + CD_SLACK;
     int *off = (int *)(void *)(wt + (size_t)a.cp * a.k);
-    float *staging = (float *)(off + a.k);
+    float *staging = (float *)(off + 3 * cin);
     pack_weights(wgt, cin, cout, a.cp, wt);
     tap_offsets(cin, stack_rows(g, h), w, off);
     a.wt = wt;
     a.off = off;
-    if (!planes)
+    if (!planes) {
+        esm_conv3x3_planes_slack(scratch);
         esm_conv3x3_planes_slack(own + pf);
+    }
     for (int i = 0; i < n; i += g) {
         int m = n - i < g ? n - i : g;
         if (m < g) /* the last, shorter stack has shorter planes */

@@ -43,7 +43,8 @@ static void conv_chunk(const esm_block *k, const float *wgt, const float *inp, c
 {
     size_t hw = (size_t)k->h * k->w;
     esm_conv3x3_direct(variant, cols ? NULL : inp + (size_t)i0 * k->cin * hw,
-                       cols ? cols + (size_t)i0 * esm_conv3x3_plane_floats(k->cin, k->h, k->w) : NULL, wgt, NULL, m,
+                       cols ? cols + ESM_CONV_SLACK + (size_t)i0 * esm_conv3x3_plane_floats(k->cin, k->h, k->w) : NULL,
+                       wgt, NULL, m,
                        k->cin, k->cout, k->h, k->w, scratch, zc);
 }
 
@@ -81,11 +82,12 @@ void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp
 size_t esm_net_lowered_floats(const esm_net *net, int n)
 {
     const esm_block *k = &net->block[0];
-    return (size_t)n * esm_conv3x3_plane_floats(k->cin, k->h, k->w) + ESM_CONV_SLACK;
+    return (size_t)n * esm_conv3x3_plane_floats(k->cin, k->h, k->w) + 2 * ESM_CONV_SLACK;
 }
 
-/* Each image's tap planes at its place in the batch (the direct conv's input, conv_direct.c); the
- * piece that ends the batch also zeroes the slack after it. */
+/* Each image's padded planes at its place in the batch (the direct conv's input, conv_direct.c);
+ * the piece that starts the batch also zeroes the slack before it, the one that ends it the slack
+ * after it. */
 esm_status esm_net_lower_input(const esm_net *net, const float *x, int first, int count, int n, float *cols,
                                esm_err *err)
 {
@@ -94,10 +96,12 @@ esm_status esm_net_lower_input(const esm_net *net, const float *x, int first, in
         return esm_fail(err, ESM_EINVAL, "net lower input: images %d..%d outside the batch of %d", first,
                         first + count - 1, n);
     size_t img = (size_t)k->cin * k->h * k->w, pf = esm_conv3x3_plane_floats(k->cin, k->h, k->w);
+    if (first == 0)
+        esm_conv3x3_planes_slack(cols);
     for (int j = first; j < first + count; j++)
-        esm_conv3x3_planes(x + (size_t)(j - first) * img, k->cin, k->h, k->w, cols + (size_t)j * pf);
+        esm_conv3x3_planes(x + (size_t)(j - first) * img, k->cin, k->h, k->w, cols + ESM_CONV_SLACK + (size_t)j * pf);
     if (first + count == n)
-        esm_conv3x3_planes_slack(cols + (size_t)n * pf);
+        esm_conv3x3_planes_slack(cols + ESM_CONV_SLACK + (size_t)n * pf);
     return ESM_OK;
 }
 

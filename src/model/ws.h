@@ -61,20 +61,21 @@ int esm_net_config_same(const esm_net_config *a, const esm_net_config *b);
 void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp, const float *cols, int n,
                           double *moments, esm_net_ws *ws, float *z);
 
-/* Direct conv (conv_direct.c). Block 0's lowered input (esm_net_lower_input) is its images' tap
- * planes, esm_conv3x3_plane_floats per image, one image after another, then CD_SLACK zeros
- * (esm_conv3x3_planes_slack, 16 floats). */
+/* Direct conv (conv_direct.c). Block 0's lowered input (esm_net_lower_input) is its images'
+ * padded planes: ESM_CONV_SLACK zeros, esm_conv3x3_plane_floats per image, one image after
+ * another, ESM_CONV_SLACK zeros (esm_conv3x3_planes_slack). */
 enum { ESM_CONV_PLAIN, ESM_CONV_AVX2, ESM_CONV_AVX512 };
 #define ESM_CONV_SLACK 16
 /* The best variant this CPU runs (the forward always uses it; tests try the others). */
 int esm_conv3x3_direct_variant(void);
 size_t esm_conv3x3_plane_floats(int cin, int h, int w);
 size_t esm_conv3x3_direct_scratch(int cin, int cout, int h, int w);
-/* inp is (cin, h, w), one image; planes is (cin, 3, h+2, w). */
+/* inp is (cin, h, w), one image; planes is (cin, h+2, w). */
 void esm_conv3x3_planes(const float *inp, int cin, int h, int w, float *planes);
 void esm_conv3x3_planes_slack(float *end);
-/* out (n, cout, h, w) = conv of inp (n, cin, h, w) + bias (NULL: none), or of the images' tap
- * planes when planes is not NULL (inp then unread). scratch: esm_conv3x3_direct_scratch floats. */
+/* out (n, cout, h, w) = conv of inp (n, cin, h, w) + bias (NULL: none), or of the images' padded
+ * planes when planes is not NULL (inp then unread; ESM_CONV_SLACK floats before the first image's
+ * and after the last one's are read). scratch: esm_conv3x3_direct_scratch floats. */
 void esm_conv3x3_direct(int variant, const float *inp, const float *planes, const float *wgt, const float *bias,
                         int n, int cin, int cout, int h, int w, float *scratch, float *out);
 
