@@ -45,7 +45,8 @@ static void conv_reference(const float *inp, const float *wgt, const float *bias
 }
 
 /* Mismatches of n images' direct conv (variant v) against the reference; the conv from
- * precomputed tap planes must also give the same bits as from the images. */
+ * precomputed padded planes (one image at a time, as block 0's lowered input) must also give the
+ * same bits as from the images (stacked when small). */
 static int mismatches(int v, int n, int cin, int cout, int h, int w, int with_bias, uint64_t seed)
 {
     size_t img = (size_t)cin * h * w, oimg = (size_t)cout * h * w, pf = esm_conv3x3_plane_floats(cin, h, w);

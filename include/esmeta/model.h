@@ -108,7 +108,7 @@ esm_status esm_net_forward(const esm_net *net, const float *params, float *bn_ru
                            const float *x, int n, esm_bn_mode mode, float *emb, esm_err *err);
 
 /* ---- sharing block 0's lowered input ----
- * Block 0's conv rearranges its input (into tap planes, 3x the input's size, padded) before it
+ * Block 0's conv rearranges its input (into padded planes: two zero rows per image) before it
  * convolves; forwards of many parameter vectors over the same images (ES members on one episode)
  * can lower it once.
  * esm_net_lower_input writes images first..first+count-1 of a batch of n (x points at image
