@@ -3,7 +3,8 @@
  * FLOPs as im2col + SGEMM would lay them out (one image: out (cout, h*w) = W (cout, cin*9) x col).
  * Each call is short (the images of one forward chunk), so the best of many calls is reported: on
  * a shared core it is the one a time slice did not cut.
- * Usage: build/bench_conv [WIDTH [REPS]] (default 16, 300); one JSON line per block. */
+ * Usage: build/bench_conv [WIDTH [REPS [VARIANT]]] (default 16, 300, the CPU's best; VARIANT 0 is the
+ * portable one, 1 AVX2, 2 AVX-512, at most the best); one JSON line per block. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,7 @@
 #include "model/ws.h" /* esm_conv3x3_direct: the forward's own kernel */
 
 /* Best seconds of reps calls of the direct conv and of the equivalent SGEMMs. */
-static int time_block(int cin, int cout, int h, int w, int n, int reps, double *t_conv, double *t_gemm)
+static int time_block(int v, int cin, int cout, int h, int w, int n, int reps, double *t_conv, double *t_gemm)
 {
     size_t img = (size_t)cin * h * w, k = (size_t)cin * 9, hw = (size_t)h * w;
     float *x = malloc(n * img * sizeof *x), *wgt = malloc(cout * k * sizeof *wgt);
@@ -28,7 +29,6 @@ static int time_block(int cin, int cout, int h, int w, int n, int reps, double *
         wgt[i] = 0.01f * (float)(i % 5);
     for (size_t i = 0; i < k * hw; i++)
         col[i] = (float)(i % 3);
-    int v = esm_conv3x3_direct_variant();
     *t_conv = *t_gemm = 1e30;
     for (int r = 0; r < reps; r++) {
         double t0 = now_s();
@@ -48,18 +48,18 @@ static int time_block(int cin, int cout, int h, int w, int n, int reps, double *
 int main(int argc, char **argv)
 {
     int width = argc > 1 ? atoi(argv[1]) : 16, reps = argc > 2 ? atoi(argv[2]) : 300;
-    if (width < 1 || reps < 1) {
-        fprintf(stderr, "usage: %s [WIDTH [REPS]]\n", argv[0]);
+    int best = esm_conv3x3_direct_variant(), variant = argc > 3 ? atoi(argv[3]) : best;
+    if (width < 1 || reps < 1 || variant < 0 || variant > best) {
+        fprintf(stderr, "usage: %s [WIDTH [REPS [VARIANT]]] (VARIANT 0..%d on this CPU)\n", argv[0], best);
         return 2;
     }
     static const struct {
         int cin_is_width, h, n; /* n: images of a forward chunk of that block (width 16) */
     } blocks[] = {{0, 28, 5}, {1, 14, 20}, {1, 7, 50}, {1, 3, 50}};
-    int variant = esm_conv3x3_direct_variant();
     for (int b = 0; b < 4; b++) {
         int cin = blocks[b].cin_is_width ? width : 1, h = blocks[b].h, n = blocks[b].n;
         double tc, tg;
-        if (time_block(cin, width, h, h, n, reps, &tc, &tg) != 0) {
+        if (time_block(variant, cin, width, h, h, n, reps, &tc, &tg) != 0) {
             fprintf(stderr, "bench_conv: out of memory\n");
             return 1;
         }
