@@ -9,7 +9,8 @@
  *   one per process so that each line's peak_rss_mib is that measurement's own). --width sets the
  *   net's width (default 64).
  * --only ceiling measures, in one process, the generation and its own SGEMM ceiling: every conv
- * GEMM one member's forward makes (the shapes of this width, grouped as the conv groups them), run
+ * GEMM one member's forward would make as im2col + SGEMM (the shapes of this width, grouped as the
+ * conv's im2col groups them; the forward itself is a direct conv, src/model/conv_direct.c), run
  * back to back for the same time as the generations, as T concurrent single-threaded calls and as
  * one T-threaded call; the ceiling is the faster of the two, and "fraction" is the generation's
  * speed over it.
@@ -26,7 +27,7 @@
 
 #include "bench_util.h"
 #include "esmeta.h"
-#include "model/ws.h" /* esm_conv3x3_group_images: the conv's own GEMM grouping */
+#include "model/ws.h" /* esm_conv3x3_group_images: the conv's im2col GEMM grouping */
 
 void openblas_set_num_threads(int);
 
@@ -78,7 +79,8 @@ static double bench_generations(const esm_dataset *ds, const esm_split *sp, int 
     return med;
 }
 
-/* The conv GEMMs of one member's forward on n images, as esm_conv3x3_forward makes them. */
+/* The conv GEMMs of one member's forward on n images, as an im2col + SGEMM forward makes them
+ * (esm_conv3x3_backward's grouping). */
 typedef struct {
     int m, n, k;
 } gemm_shape;

@@ -283,6 +283,42 @@ TEST(model_concurrent_matches_serial)
     free(x);
 }
 
+/* A forward-only workspace convolves block 0 twice (statistics, then ReLU + pool, chunk by chunk in
+ * a per-thread slot, net_pass.c): it must give the bits of a workspace kept for backward, which
+ * convolves once, in every batch-norm mode and on 1 or 2 threads. RGB 20x20 input: several chunks. */
+TEST(model_forward_only_same_bits_as_with_backward)
+{
+    esm_net net;
+    esm_err err = {0};
+    esm_net_config cfg = {.in_channels = 3, .in_height = 20, .in_width = 20, .width = 16, .depth = 3};
+    REQUIRE_OK(esm_net_init(&net, &cfg, &err), &err);
+    enum { N = 23 };
+    size_t ne = (size_t)N * net.emb_dim;
+    float *x = random_images(N, net.in_size, 31), *p = malloc(net.n_params * sizeof *p);
+    float *want = malloc(ne * sizeof *want), *got = malloc(ne * sizeof *got);
+    float *run = malloc(net.n_bn * sizeof *run), *run2 = malloc(net.n_bn * sizeof *run2);
+    esm_net_ws *back = NULL, *fwd = NULL;
+    REQUIRE(x && p && want && got && run && run2);
+    esm_net_init_params(&net, 5, p, run);
+    REQUIRE_OK(esm_net_ws_create(&net, N, 1, &back, &err), &err);
+    REQUIRE_OK(esm_net_ws_create(&net, N, 0, &fwd, &err), &err);
+    esm_bn_mode modes[3] = {ESM_BN_BATCH, ESM_BN_TRAIN, ESM_BN_EVAL};
+    for (int m = 0; m < 3; m++)
+        for (int threads = 1; threads <= 2; threads++) {
+            REQUIRE_OK(esm_net_ws_set_threads(back, threads, &err), &err);
+            REQUIRE_OK(esm_net_ws_set_threads(fwd, threads, &err), &err);
+            memcpy(run2, run, net.n_bn * sizeof *run);
+            REQUIRE_OK(esm_net_forward(&net, p, run, back, x, N, modes[m], want, &err), &err);
+            REQUIRE_OK(esm_net_forward(&net, p, run2, fwd, x, N, modes[m], got, &err), &err);
+            CHECKF(memcmp(want, got, ne * sizeof *got) == 0, "mode %d, %d threads: embeddings differ", m, threads);
+            CHECKF(memcmp(run, run2, net.n_bn * sizeof *run) == 0, "mode %d, %d threads: running statistics differ",
+                   m, threads);
+        }
+    esm_net_ws_free(back);
+    esm_net_ws_free(fwd);
+    free(x), free(p), free(want), free(got), free(run), free(run2);
+}
+
 /* Streaming the statistics in uneven chunks of images gives what one pass over the batch gives. */
 TEST(model_bn_moments_stream)
 {

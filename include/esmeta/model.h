@@ -108,8 +108,9 @@ esm_status esm_net_forward(const esm_net *net, const float *params, float *bn_ru
                            const float *x, int n, esm_bn_mode mode, float *emb, esm_err *err);
 
 /* ---- sharing block 0's lowered input ----
- * Block 0's conv lowers its input (im2col, 9x the input's size) before its GEMM; forwards of
- * many parameter vectors over the same images (ES members on one episode) can lower it once.
+ * Block 0's conv rearranges its input (into padded planes: two zero rows per image) before it
+ * convolves; forwards of many parameter vectors over the same images (ES members on one episode)
+ * can lower it once.
  * esm_net_lower_input writes images first..first+count-1 of a batch of n (x points at image
  * first) into cols, esm_net_lowered_floats(net, n) floats for the whole batch: call it once or
  * piece by piece. esm_net_forward_lowered is esm_net_forward with block 0 reading cols (bit-identical

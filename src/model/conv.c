@@ -1,8 +1,9 @@
-/* 3x3 convolution, stride 1, zero padding 1, with bias: im2col + sgemm.
- * For one image the conv is out (cout, hw) = wgt (cout, cin*9) @ col (cin*9, hw). Small
- * images (the later blocks: 7x7, 3x3) give sgemm too few columns to run at full speed, so
- * G images are lowered side by side into col (cin*9, G*hw) and multiplied at once; the
- * result (cout, G*hw) is then scattered to NCHW. */
+/* 3x3 convolution, stride 1, zero padding 1, with bias. The forward is the direct conv
+ * (conv_direct.c); the backward is im2col + sgemm, since its weight gradient needs the lowered
+ * input anyway. For one image the weight gradient is d_wgt (cout, cin*9) += d_out (cout, hw) @
+ * col^T (hw, cin*9). Small images (the later blocks: 7x7, 3x3) give sgemm too few columns to run
+ * at full speed, so G images are lowered side by side into col (cin*9, G*hw) and multiplied at
+ * once, their gradients gathered into (cout, G*hw). */
 #include "core/simd.h"
 #include "reduce.h"
 #include "ws.h"
@@ -31,9 +32,11 @@ int esm_conv3x3_group_images(int hw)
 size_t esm_conv3x3_scratch(int cin, int cout, int h, int w)
 {
     size_t cols = (size_t)group_size(h * w, 1 << 30) * h * w;
-    /* col and dcol (cin*9, cols), the grouped output or its gradient (cout, cols), im2col's
-     * edge masks (3, h*w) */
-    return (2 * (size_t)cin * 9 + cout) * cols + 3 * (size_t)h * w;
+    /* backward: col and dcol (cin*9, cols), the grouped gradient (cout, cols), im2col's edge
+     * masks (3, h*w); forward: the direct conv's */
+    size_t back = (2 * (size_t)cin * 9 + cout) * cols + 3 * (size_t)h * w;
+    size_t fwd = esm_conv3x3_direct_scratch(cin, cout, h, w);
+    return back > fwd ? back : fwd;
 }
 
 /* col row r = ci*9 + ky*3 + kx holds inp[ci, y+ky-1, x+kx-1] at column y*w + x (0 outside);
@@ -121,15 +124,7 @@ static void col2im3x3_add(const float *restrict dcol, int cin, int h, int w, siz
     }
 }
 
-/* Between (cout, g*hw) grouped and g images of (cout, hw). */
-static void scatter_group(const float *grp, int g, int cout, int hw, float *out)
-{
-    for (int j = 0; j < g; j++)
-        for (int co = 0; co < cout; co++)
-            memcpy(out + ((size_t)j * cout + co) * hw, grp + (size_t)co * g * hw + (size_t)j * hw,
-                   (size_t)hw * sizeof *out);
-}
-
+/* (cout, g*hw) grouped from g images of (cout, hw). */
 static void gather_group(const float *imgs, int g, int cout, int hw, float *grp)
 {
     for (int j = 0; j < g; j++)
@@ -138,67 +133,10 @@ static void gather_group(const float *imgs, int g, int cout, int hw, float *grp)
                    (size_t)hw * sizeof *grp);
 }
 
-/* Where image j of a conv call over n images lands in its lowered input: groups of gmax images
- * are (k, g*hw) blocks one after the other, image j at column (j mod gmax)*hw of its group. */
-static float *lowered_at(float *cols, int j, int n, int k, int hw, size_t *ld)
-{
-    int gmax = group_size(hw, n), g0 = j / gmax * gmax, g = n - g0 < gmax ? n - g0 : gmax;
-    *ld = (size_t)g * hw;
-    return cols + (size_t)g0 * k * hw + (size_t)(j - g0) * hw;
-}
-
-esm_status esm_conv3x3_lower_images(const float *inp, int first, int count, int n, int cin, int h, int w,
-                                    float *cols, esm_err *err)
-{
-    size_t hw = (size_t)h * w;
-    uint32_t *edge = malloc(3 * hw * sizeof *edge);
-    if (!edge)
-        return esm_fail(err, ESM_ENOMEM, "conv: out of memory for im2col edge masks (%dx%d)", h, w);
-    im2col_edges(h, w, edge);
-    for (int j = first; j < first + count; j++) {
-        size_t ld;
-        float *at = lowered_at(cols, j, n, cin * 9, h * w, &ld);
-        im2col3x3(inp + (size_t)(j - first) * cin * hw, cin, h, w, ld, edge, at);
-    }
-    free(edge);
-    return ESM_OK;
-}
-
-void esm_conv3x3_forward_lowered(const float *inp, const float *cols, const float *wgt, const float *bias, int n,
-                                 int cin, int cout, int h, int w, float *scratch, float *out)
-{
-    int hw = h * w, k = cin * 9, gmax = group_size(hw, n);
-    float *col = scratch, *grp = scratch + (size_t)k * gmax * hw;
-    uint32_t *edge = edge_masks(scratch, cin, cout, h, w);
-    if (!cols)
-        im2col_edges(h, w, edge);
-    for (int i0 = 0; i0 < n; i0 += gmax) {
-        int g = n - i0 < gmax ? n - i0 : gmax;
-        size_t ld = (size_t)g * hw;
-        const float *c = cols ? cols + (size_t)i0 * k * hw : col;
-        for (int j = 0; j < g && !cols; j++)
-            im2col3x3(inp + (size_t)(i0 + j) * cin * hw, cin, h, w, ld, edge, col + (size_t)j * hw);
-        /* one image writes straight into out; a group goes through grp */
-        float *o = g == 1 ? out + (size_t)i0 * cout * hw : grp;
-        float beta = 0.0f;
-        if (bias) {
-            /* Pre-filling with the bias lets sgemm add into it (beta = 1). */
-            for (int co = 0; co < cout; co++)
-                for (size_t p = 0; p < ld; p++)
-                    o[co * ld + p] = bias[co];
-            beta = 1.0f;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout, (int)ld, k, 1.0f, wgt, k, c, (int)ld, beta, o,
-                    (int)ld);
-        if (g > 1)
-            scatter_group(grp, g, cout, hw, out + (size_t)i0 * cout * hw);
-    }
-}
-
 void esm_conv3x3_forward(const float *inp, const float *wgt, const float *bias, int n, int cin, int cout,
                          int h, int w, float *scratch, float *out)
 {
-    esm_conv3x3_forward_lowered(inp, NULL, wgt, bias, n, cin, cout, h, w, scratch, out);
+    esm_conv3x3_direct(esm_conv3x3_direct_variant(), inp, NULL, wgt, bias, n, cin, cout, h, w, scratch, out);
 }
 
 void esm_conv3x3_backward(const float *inp, const float *wgt, const float *d_out, int n, int cin, int cout,

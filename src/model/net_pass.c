@@ -37,33 +37,57 @@ static int chunk_images(const esm_block *k)
     return per_img >= CHUNK_FLOATS ? 1 : (int)(CHUNK_FLOATS / per_img);
 }
 
+/* Block k's conv of images i0..i0+m-1 (a chunk) into zc, from inp or from the lowered cols. */
+static void conv_chunk(const esm_block *k, const float *wgt, const float *inp, const float *cols, int i0, int m,
+                       int variant, float *scratch, float *zc)
+{
+    size_t hw = (size_t)k->h * k->w;
+    esm_conv3x3_direct(variant, cols ? NULL : inp + (size_t)i0 * k->cin * hw,
+                       cols ? cols + ESM_CONV_SLACK + (size_t)i0 * esm_conv3x3_plane_floats(k->cin, k->h, k->w) : NULL,
+                       wgt, NULL, m,
+                       k->cin, k->cout, k->h, k->w, scratch, zc);
+}
+
+/* The chunks of block k's conv, in parallel; each chunk's output lands at its place in z, or, with
+ * slots, in its thread's own slot of z (chunk images from thread t's chunk * images, so it stays in
+ * cache: a thread's chunks start at or after that image, hence the slot lies inside the batch).
+ * While a chunk is in cache its image segment sums go to seg (when not NULL) and, when out is not
+ * NULL, its ReLU + pool with the fold (scale, shift) to out. */
+static void conv_chunks(const esm_block *k, const float *wgt, const float *inp, const float *cols, int n, int slots,
+                        const float *scale, const float *shift, esm_net_ws *ws, float *z, float *seg, float *out)
+{
+    size_t hw = (size_t)k->h * k->w, per_img = (size_t)k->cout * hw;
+    size_t out_img = (size_t)k->cout * (k->h / 2) * (k->w / 2);
+    int chunk = chunk_images(k), n_chunks = (n + chunk - 1) / chunk, variant = esm_conv3x3_direct_variant();
+#pragma omp parallel for num_threads(ws->threads) schedule(static) if (ws->threads > 1 && n_chunks > 1)
+    for (int q = 0; q < n_chunks; q++) {
+        int i0 = q * chunk, m = n - i0 < chunk ? n - i0 : chunk, tid = omp_get_thread_num();
+        float *zc = z + (size_t)(slots ? tid * chunk : i0) * per_img;
+        conv_chunk(k, wgt, inp, cols, i0, m, variant, esm_ws_scratch(ws, tid), zc);
+        if (seg)
+            esm_batchnorm_segments(zc, m, k->cout, (int)hw, seg + (size_t)2 * i0 * k->cout);
+        if (out)
+            esm_affine_relu_pool_forward(zc, scale, shift, m, k->cout, k->h, k->w, out + (size_t)i0 * out_img);
+    }
+}
+
 void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp, const float *cols, int n,
                           double *moments, esm_net_ws *ws, float *z)
 {
-    size_t hw = (size_t)k->h * k->w, per_img = (size_t)k->cout * hw;
-    int chunk = chunk_images(k), n_chunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for num_threads(ws->threads) schedule(static) if (ws->threads > 1 && n_chunks > 1)
-    for (int q = 0; q < n_chunks; q++) {
-        int i0 = q * chunk, m = n - i0 < chunk ? n - i0 : chunk;
-        float *zc = z + (size_t)i0 * per_img;
-        esm_conv3x3_forward_lowered(cols ? NULL : inp + (size_t)i0 * k->cin * hw,
-                                    cols ? cols + (size_t)i0 * k->cin * 9 * hw : NULL, wgt, NULL, m, k->cin, k->cout,
-                                    k->h, k->w, esm_ws_scratch(ws, omp_get_thread_num()), zc);
-        if (moments)
-            esm_batchnorm_segments(zc, m, k->cout, (int)hw, ws->seg + (size_t)2 * i0 * k->cout);
-    }
+    conv_chunks(k, wgt, inp, cols, n, 0, NULL, NULL, ws, z, moments ? ws->seg : NULL, NULL);
     if (moments)
-        esm_batchnorm_segments_merge(ws->seg, n, k->cout, (int)hw, moments);
+        esm_batchnorm_segments_merge(ws->seg, n, k->cout, k->h * k->w, moments);
 }
 
 size_t esm_net_lowered_floats(const esm_net *net, int n)
 {
     const esm_block *k = &net->block[0];
-    return (size_t)n * k->cin * 9 * k->h * k->w;
+    return (size_t)n * esm_conv3x3_plane_floats(k->cin, k->h, k->w) + 2 * ESM_CONV_SLACK;
 }
 
-/* The layout is the one esm_conv_and_moments reads: runs of chunk_images, each lowered as the
- * conv lowers one call's images. */
+/* Each image's padded planes at its place in the batch (the direct conv's input, conv_direct.c);
+ * the piece that starts the batch also zeroes the slack before it, the one that ends it the slack
+ * after it. */
 esm_status esm_net_lower_input(const esm_net *net, const float *x, int first, int count, int n, float *cols,
                                esm_err *err)
 {
@@ -71,17 +95,13 @@ esm_status esm_net_lower_input(const esm_net *net, const float *x, int first, in
     if (first < 0 || count < 0 || first + count > n)
         return esm_fail(err, ESM_EINVAL, "net lower input: images %d..%d outside the batch of %d", first,
                         first + count - 1, n);
-    size_t img = (size_t)k->cin * k->h * k->w;
-    int chunk = chunk_images(k);
-    for (int j = first; j < first + count;) {
-        int i0 = j / chunk * chunk, m = n - i0 < chunk ? n - i0 : chunk;
-        int upto = i0 + m < first + count ? i0 + m : first + count;
-        esm_status st = esm_conv3x3_lower_images(x + (size_t)(j - first) * img, j - i0, upto - j, m, k->cin, k->h,
-                                                 k->w, cols + (size_t)i0 * 9 * img, err);
-        if (st != ESM_OK)
-            return st;
-        j = upto;
-    }
+    size_t img = (size_t)k->cin * k->h * k->w, pf = esm_conv3x3_plane_floats(k->cin, k->h, k->w);
+    if (first == 0)
+        esm_conv3x3_planes_slack(cols);
+    for (int j = first; j < first + count; j++)
+        esm_conv3x3_planes(x + (size_t)(j - first) * img, k->cin, k->h, k->w, cols + ESM_CONV_SLACK + (size_t)j * pf);
+    if (first + count == n)
+        esm_conv3x3_planes_slack(cols + ESM_CONV_SLACK + (size_t)n * pf);
     return ESM_OK;
 }
 
@@ -95,6 +115,15 @@ static void share(int n, int t, int nt, int *lo, int *hi)
 static int team(const esm_net_ws *ws, int n)
 {
     return ws->threads < n ? ws->threads : n;
+}
+
+/* A forward-only block whose conv is cheap next to moving its output through memory (block 0: 9*cin
+ * taps per output, and width full-size planes per image, megabytes per episode) is convolved twice:
+ * once for the batch statistics, once more, chunk by chunk, for the ReLU + pool, so its output
+ * never leaves the cache. The conv gives the same bits both times. */
+static int recompute_conv(const esm_net_ws *ws, const esm_block *k)
+{
+    return !ws->with_backward && k->cin <= 3;
 }
 
 static void relu_pool_forward(const esm_net_ws *ws, const esm_block *k, const float *z, const float *scale,
@@ -145,8 +174,14 @@ esm_status esm_net_forward_lowered(const esm_net *net, const float *params, floa
          * anyway, so the bias only enters through the running mean. */
         for (int c = 0; c < 3 * k->cout; c++)
             ws->moments[c] = 0.0;
-        esm_conv_and_moments(k, params + k->w_off, a, b == 0 ? cols : NULL, n,
-                             mode != ESM_BN_EVAL ? ws->moments : NULL, ws, z);
+        const float *bcols = b == 0 ? cols : NULL;
+        int again = recompute_conv(ws, k);
+        if (mode != ESM_BN_EVAL && again) {
+            conv_chunks(k, params + k->w_off, a, bcols, n, 1, NULL, NULL, ws, z, ws->seg, NULL);
+            esm_batchnorm_segments_merge(ws->seg, n, k->cout, hw, ws->moments);
+        } else if (mode != ESM_BN_EVAL || !again) {
+            esm_conv_and_moments(k, params + k->w_off, a, bcols, n, mode != ESM_BN_EVAL ? ws->moments : NULL, ws, z);
+        }
         const float *bias = params + k->b_off;
         float *mean = ws->mean + sb, *var = ws->var + sb;
         if (mode == ESM_BN_EVAL) {
@@ -164,7 +199,10 @@ esm_status esm_net_forward_lowered(const esm_net *net, const float *params, floa
         }
         /* out is (n, cout, ho, wo): the next block's input, or the embedding */
         float *out = b == depth - 1 ? emb : ws->in[b + 1];
-        relu_pool_forward(ws, k, z, scale, shift, n, out);
+        if (again)
+            conv_chunks(k, params + k->w_off, a, bcols, n, 1, scale, shift, ws, z, NULL, out);
+        else
+            relu_pool_forward(ws, k, z, scale, shift, n, out);
         a = out;
     }
     ws->last_n = n;

@@ -61,12 +61,22 @@ int esm_net_config_same(const esm_net_config *a, const esm_net_config *b);
 void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp, const float *cols, int n,
                           double *moments, esm_net_ws *ws, float *z);
 
-/* The conv's lowering (im2col) of images first..first+count-1 of one conv call over n images,
- * inp pointing at image first, into that call's lowered input cols (cin*9*h*w floats per image). */
-esm_status esm_conv3x3_lower_images(const float *inp, int first, int count, int n, int cin, int h, int w,
-                                    float *cols, esm_err *err);
-/* esm_conv3x3_forward, taking the lowered input from cols when it is not NULL (inp then unread). */
-void esm_conv3x3_forward_lowered(const float *inp, const float *cols, const float *wgt, const float *bias, int n,
-                                 int cin, int cout, int h, int w, float *scratch, float *out);
+/* Direct conv (conv_direct.c). Block 0's lowered input (esm_net_lower_input) is its images'
+ * padded planes: ESM_CONV_SLACK zeros, esm_conv3x3_plane_floats per image, one image after
+ * another, ESM_CONV_SLACK zeros (esm_conv3x3_planes_slack). */
+enum { ESM_CONV_PLAIN, ESM_CONV_AVX2, ESM_CONV_AVX512 };
+#define ESM_CONV_SLACK 16
+/* The best variant this CPU runs (the forward always uses it; tests try the others). */
+int esm_conv3x3_direct_variant(void);
+size_t esm_conv3x3_plane_floats(int cin, int h, int w);
+size_t esm_conv3x3_direct_scratch(int cin, int cout, int h, int w);
+/* inp is (cin, h, w), one image; planes is (cin, h+2, w). */
+void esm_conv3x3_planes(const float *inp, int cin, int h, int w, float *planes);
+void esm_conv3x3_planes_slack(float *end);
+/* out (n, cout, h, w) = conv of inp (n, cin, h, w) + bias (NULL: none), or of the images' padded
+ * planes when planes is not NULL (inp then unread; ESM_CONV_SLACK floats before the first image's
+ * and after the last one's are read). scratch: esm_conv3x3_direct_scratch floats. */
+void esm_conv3x3_direct(int variant, const float *inp, const float *planes, const float *wgt, const float *bias,
+                        int n, int cin, int cout, int h, int w, float *scratch, float *out);
 
 #endif

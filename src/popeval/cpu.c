@@ -167,7 +167,7 @@ esm_status esm_episodes_score(const esm_net *net, const esm_episode *eps, int n_
     return episodes_score(net, eps, n_eps, NULL, params, bn, mode, ws, stream, loss, acc, err);
 }
 
-/* Every member scores the same episodes: their block-0 lowering (im2col) is done once here and
+/* Every member scores the same episodes: their block-0 lowering (padded planes) is done once here and
  * shared read-only, instead of once per member. */
 static esm_status lower_episodes(cpu_eval *c, const esm_popeval_job *job, esm_err *err)
 {
