@@ -169,8 +169,11 @@ static int better_first(const void *pa, const void *pb)
     return a->idx - b->idx; /* ties by index: a total, reproducible order */
 }
 
-static void rank_members(const float *fitness, int p, int *order, int *rank, rank_item *items)
+esm_status esm_es_rank(const float *fitness, int p, int *order, int *rank, esm_err *err)
 {
+    rank_item *items = malloc((size_t)p * sizeof *items);
+    if (!items)
+        return esm_fail(err, ESM_ENOMEM, "ranking %d members: out of memory", p);
     for (int i = 0; i < p; i++)
         items[i] = (rank_item){fitness[i], isfinite(fitness[i]) != 0, i};
     qsort(items, (size_t)p, sizeof *items, better_first);
@@ -178,6 +181,8 @@ static void rank_members(const float *fitness, int p, int *order, int *rank, ran
         order[r] = items[r].idx;
         rank[items[r].idx] = r;
     }
+    free(items);
+    return ESM_OK;
 }
 
 esm_status esm_es_tell(esm_es *es, const float *fitness, esm_es_report *rep, esm_err *err)
@@ -205,17 +210,13 @@ esm_status esm_es_tell_sharded(esm_es *es, const float *fitness, const esm_es_co
     r.fitness_mean = sum / (p - r.n_nonfinite);
     r.fitness_max = max;
     int *order = malloc(2 * (size_t)p * sizeof *order);
-    rank_item *items = malloc((size_t)p * sizeof *items);
-    if (!order || !items) {
-        free(order);
-        free(items);
+    if (!order)
         return esm_fail(err, ESM_ENOMEM, "ranking %d members: out of memory", p);
-    }
-    rank_members(fitness, p, order, order + p, items);
-    free(items);
     esm_es_ranking rk = {p, fitness, order, order + p};
-    esm_es_shard sh;
-    esm_status s = esm_es_shard_open(&sh, es->cfg.dim, comm, err);
+    esm_es_shard sh = {0};
+    esm_status s = esm_es_rank(fitness, p, order, order + p, err);
+    if (s == ESM_OK)
+        s = esm_es_shard_open(&sh, es->cfg.dim, comm, err);
     if (s == ESM_OK)
         s = es->vt->tell(es, &rk, &sh, &r, err);
     esm_es_shard_close(&sh);

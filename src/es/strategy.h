@@ -93,6 +93,21 @@ esm_status esm_es_sums_open(esm_es_sums *S, const esm_es *es, const esm_es_shard
 void esm_es_sums_get(const esm_es_sums *S, size_t begin, size_t n, double *buf1, double *buf2, const double **s1,
                      const double **s2);
 void esm_es_sums_close(esm_es_sums *S);
+/* g[j] = k * sum_i a[i] * e_i[j] for every coordinate j (through esm_es_sums, so sharded like a
+ * tell's sums): the weighted noise sum a gradient estimate is. */
+esm_status esm_es_weighted_noise(const esm_es *es, const esm_es_shard *sh, const float *a, double k, float *g,
+                                 esm_err *err);
+
+/* ---- ranking (es.c) ----
+ * The ordering every tell hands its strategy: order[r] the member at rank r, best first,
+ * non-finite members last, ties by index; rank[i] member i's rank. */
+esm_status esm_es_rank(const float *fitness, int p, int *order, int *rank, esm_err *err);
+
+/* ---- openai-es's gradient estimate (openai_es.c) ----
+ * (1 / (P sigma)) sum_i w_i e_i, w the centred ranks of rk: the ascent direction its tell hands the
+ * optimiser (before weight decay). */
+esm_status esm_es_openai_gradient(const esm_es *es, const esm_es_ranking *rk, const esm_es_shard *sh, float *g,
+                                  esm_err *err);
 
 /* ---- noise accumulation (noise.c) ----
  * For coordinates [begin, begin+n), n <= ESM_ES_CHUNK:
