@@ -3,11 +3,17 @@
  * backprop gradient of the same episode's loss (issue 13: is the limit the estimate or the task
  * noise?).
  *
- * usage: build/bench_es_cosine --data CACHE (--checkpoint CKPT | --init-seed N [--width W --depth D])
+ * usage: build/bench_es_cosine --data CACHE (--checkpoint CKPT [--at-init] | --init-seed N [--width W --depth D])
  *            [--split train] [--way 20 --shot 5 --query 5] [--episodes E] [--pops 64,256,1024]
  *            [--sigma S] [--mean-episodes M] [--seed S] [--threads T]
+ * --at-init measures the checkpoint's run at generation 0: its network initialised as the trainer
+ * initialised it (the run's seed), with the run's shape and sigma. --init-seed N: a fresh network
+ * of --width and --depth initialised with seed N.
  * Defaults: the checkpoint's training shape, width, depth and sigma (a fresh init: 20-way 5-shot
- * 5-query, width 16, depth 3, sigma 0.02); E 20, M 200, seed 7, 1 thread.
+ * 5-query, width 16, depth 3, sigma 0.02); E 20, M 1000, seed 7, 1 thread. M = 1000 rather than
+ * 200: late in a run the expected gradient is small beside one episode's (at generation 300 of a
+ * 20-way width-16 run, |gbar| was 1.2 against 7.6 for one episode), and 200 episodes leave gbar
+ * with noise 0.43 of its size, 1000 with 0.19 (gbar_noise_rel).
  *
  * For each of the E episodes e (episodes (seed, 0..E-1) of the split):
  *   g_e   the backprop gradient of the episode's ProtoNet loss at theta, in batch-statistics batch
@@ -49,7 +55,7 @@
 typedef struct {
     const char *data, *ckpt, *split;
     esm_episode_shape shape;
-    int episodes, mean_episodes, threads, width, depth, n_pops, pops[MAX_POPS], have_init;
+    int episodes, mean_episodes, threads, width, depth, n_pops, pops[MAX_POPS], have_init, at_init;
     uint64_t seed, init_seed;
     float sigma;
 } opts;
@@ -96,6 +102,7 @@ typedef struct {
     esm_popeval pe;
     float *g, *gbar, *ghat, *scale0, *loss, *acc, *fit;
     int pmax;
+    double noise_rel; /* sqrt(tr Cov(g_e) / M) / |gbar|: gbar's own noise, relative */
 } bench;
 
 /* (P, estimator) rows */
@@ -111,7 +118,8 @@ static int fail(const esm_err *err)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: build/bench_es_cosine --data CACHE (--checkpoint CKPT | --init-seed N [--width W --depth D]) "
+    fprintf(stderr, "usage: build/bench_es_cosine --data CACHE (--checkpoint CKPT [--at-init] | --init-seed N [--width W "
+                    "--depth D]) "
                     "[--split train] [--way N --shot K --query Q] [--episodes E] [--pops P1,P2,...] [--sigma S] "
                     "[--mean-episodes M] [--seed S] [--threads T]\n");
     return 2;
@@ -132,10 +140,14 @@ static int parse_pops(const char *s, int *pops)
 
 static int parse(int argc, char **argv, opts *o)
 {
-    *o = (opts){.split = "train", .episodes = 20, .mean_episodes = 200, .threads = 1, .width = 16, .depth = 3,
+    *o = (opts){.split = "train", .episodes = 20, .mean_episodes = 1000, .threads = 1, .width = 16, .depth = 3,
                 .n_pops = 3, .pops = {64, 256, 1024}, .seed = 7};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--at-init")) {
+            o->at_init = 1;
+            continue;
+        }
         if (!v)
             return 0;
         i++;
@@ -172,7 +184,7 @@ static int parse(int argc, char **argv, opts *o)
         else
             return 0;
     }
-    return o->data && (!o->ckpt != !o->have_init) && o->episodes >= 1 && o->mean_episodes >= 2 && o->n_pops > 0 &&
+    return o->data && (!o->ckpt != !o->have_init) && (!o->at_init || o->ckpt) && o->episodes >= 1 && o->mean_episodes >= 2 && o->n_pops > 0 &&
            o->threads >= 1 && o->sigma >= 0 && o->shape.way >= 0 && o->shape.shot >= 0 && o->shape.query >= 0;
 }
 
@@ -202,10 +214,12 @@ static esm_status load_model(bench *b, esm_err *err)
     esm_status st;
     if (o->ckpt) {
         st = esm_model_load(o->ckpt, &b->model, err);
-        if (st == ESM_OK)
+        if (st == ESM_OK && !o->at_init)
             st = ckpt_generation(o->ckpt, &b->generation, err);
         if (st != ESM_OK)
             return st;
+        if (o->at_init) /* what esm_trainer_create starts the run from */
+            esm_net_init_params(&b->model.net, b->model.cfg.seed, b->model.params, NULL);
         def = b->model.cfg.shape;
         if (b->model.cfg.trainer == ESM_TRAINER_ES)
             sigma = b->model.cfg.sigma;
@@ -340,6 +354,19 @@ static esm_status estimate(bench *b, uint64_t es_seed, int p, int k, esm_err *er
 
 static const char *const estimators[2] = {"openai-es", "antithetic"};
 
+/* cos(x, gbar) rescaled to estimate cos(x, G), G the expected gradient: x . gbar is unbiased for
+ * x . G (gbar's episodes are independent of x), and |G|^2 = |gbar|^2 - tr Cov / M = |gbar|^2 (1 -
+ * noise_rel^2). Null when gbar is mostly noise (noise_rel >= 0.9): raise --mean-episodes. */
+static void print_corrected(const char *name, const stat *s, double noise_rel)
+{
+    if (noise_rel >= 0.9) {
+        printf(",\"%s\":null", name);
+        return;
+    }
+    double f = 1 / sqrt(1 - noise_rel * noise_rel);
+    printf(",\"%s\":{\"mean\":%.5f,\"sd\":%.5f}", name, stat_mean(s) * f, stat_sd(s) * f);
+}
+
 static void print_rows(const bench *b, row rows[][2])
 {
     size_t n = b->model.net.n_params;
@@ -352,6 +379,7 @@ static void print_rows(const bench *b, row rows[][2])
             stat_print("cos_own", &r->cos_own), putchar(',');
             stat_print("cos_mean", &r->cos_mean), putchar(',');
             stat_print("norm_ratio", &r->norm_ratio);
+            print_corrected("cos_expected", &r->cos_mean, b->noise_rel);
             if (k == 1) {
                 double c = stat_mean(&r->cos_own), kk = p / 2.0;
                 printf(",\"cos_quadratic\":%.5f,\"d_eff\":%.1f", sqrt(kk / (kk + n + 1)),
@@ -365,14 +393,15 @@ static int run(bench *b)
 {
     esm_err err = {0};
     opts *o = &b->o;
-    double t0 = now_s(), noise_rel = 0;
-    if (setup(b, &err) != ESM_OK || mean_gradient(b, &noise_rel, &err) != ESM_OK)
+    double t0 = now_s();
+    if (setup(b, &err) != ESM_OK || mean_gradient(b, &b->noise_rel, &err) != ESM_OK)
         return fail(&err);
     size_t n = b->model.net.n_params;
-    printf("{\"what\":\"setup\",\"checkpoint\":\"%s\",\"init_seed\":%llu,\"generation\":%lld,\"n_params\":%zu,"
+    printf("{\"what\":\"setup\",\"checkpoint\":\"%s\",\"at_init\":%s,\"init_seed\":%llu,\"generation\":%lld,\"n_params\":%zu,"
            "\"width\":%d,\"depth\":%d,\"split\":\"%s\",\"way\":%d,\"shot\":%d,\"query\":%d,\"sigma\":%g,"
            "\"episodes\":%d,\"mean_episodes\":%d,\"seed\":%llu,\"threads\":%d}\n",
-           o->ckpt ? o->ckpt : "", (unsigned long long)(o->have_init ? o->init_seed : 0), (long long)b->generation, n,
+           o->ckpt ? o->ckpt : "", o->at_init ? "true" : "false",
+           (unsigned long long)(o->have_init ? o->init_seed : o->at_init ? b->model.cfg.seed : 0), (long long)b->generation, n,
            b->model.net.cfg.width, b->model.net.cfg.depth, o->split, o->shape.way, o->shape.shot, o->shape.query,
            (double)o->sigma, o->episodes, o->mean_episodes, (unsigned long long)o->seed, o->threads);
     fflush(stdout);
@@ -412,8 +441,9 @@ static int run(bench *b)
     stat_print("cos_episode_mean", &cos_bp), putchar(',');
     stat_print("loss", &loss_bp), putchar(',');
     stat_print("g_norm", &gnorm);
-    printf(",\"gbar_norm\":%.6g,\"gbar_noise_rel\":%.4f,\"loss_sigma0_max_abs_diff\":%.3g}\n", gbar_norm, noise_rel,
-           worst);
+    print_corrected("cos_episode_expected", &cos_bp, b->noise_rel);
+    printf(",\"gbar_norm\":%.6g,\"gbar_noise_rel\":%.4f,\"loss_sigma0_max_abs_diff\":%.3g}\n", gbar_norm,
+           b->noise_rel, worst);
     print_rows(b, rows);
     printf("{\"what\":\"done\",\"generation\":%lld,\"elapsed_s\":%.1f,\"ok\":true}\n", (long long)b->generation,
            now_s() - t0);
