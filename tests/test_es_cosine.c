@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "es/estimate.h"
+#include "es_helpers.h"
 #include "esmeta.h"
 #include "harness.h"
 #include "popeval/popeval.h"
@@ -138,29 +139,22 @@ TEST(es_member_loss_at_sigma0_is_the_backprop_loss)
      * gives the loss esm_protonet_loss_grad gives. */
     enum { WAY = 4, SHOT = 2, QUERY = 3 };
     esm_err err = {0};
-    esm_net_config nc = {1, 12, 12, 8, 2};
-    esm_net net;
-    REQUIRE_OK(esm_net_init(&net, &nc, &err), &err);
-    size_t n = net.n_params;
-    float sup[WAY * SHOT * 144], qry[WAY * QUERY * 144];
-    int lab[WAY * QUERY];
-    esm_gauss_fill(31, 0, 0, sup, sizeof sup / sizeof *sup);
-    esm_gauss_fill(31, 1, 0, qry, sizeof qry / sizeof *qry);
-    for (int i = 0; i < WAY * QUERY; i++)
-        lab[i] = (i * 7) % WAY;
-    esm_episode ep = {.shape = {WAY, SHOT, QUERY}, .image_size = 144, .support = sup, .query = qry, .query_label = lab};
+    es_synth_episode syn;
+    REQUIRE_OK(es_synth_episode_make(&syn, WAY, SHOT, QUERY, 31, &err), &err);
+    const esm_net *net = &syn.net;
+    size_t n = net->n_params;
     float *theta = malloc(n * sizeof *theta), *zero = calloc(n, sizeof *zero), *grad = malloc(n * sizeof *grad);
     REQUIRE(theta && zero && grad);
-    esm_net_init_params(&net, 9, theta, NULL);
+    esm_net_init_params(net, 9, theta, NULL);
     esm_protonet_ws *ws = NULL;
-    REQUIRE_OK(esm_protonet_ws_create(&net, WAY, SHOT, WAY * QUERY, 1, &ws, &err), &err);
+    REQUIRE_OK(esm_protonet_ws_create(net, WAY, SHOT, WAY * QUERY, 1, &ws, &err), &err);
     float lb, ab;
-    REQUIRE_OK(esm_protonet_loss_grad(&net, theta, NULL, ESM_BN_BATCH, ws, sup, WAY, SHOT, qry, lab, WAY * QUERY, &lb,
-                                      &ab, grad, &err),
+    REQUIRE_OK(esm_protonet_loss_grad(net, theta, NULL, ESM_BN_BATCH, ws, syn.sup, WAY, SHOT, syn.qry, syn.lab,
+                                      WAY * QUERY, &lb, &ab, grad, &err),
                &err);
     esm_popeval pe = {0};
-    REQUIRE_OK(esm_popeval_open("cpu", &net, ep.shape, 2, 0, 0, &pe, &err), &err);
-    esm_popeval_job job = {.eps = &ep, .n_eps = 1, .begin = 0, .count = 2,
+    REQUIRE_OK(esm_popeval_open("cpu", net, syn.ep.shape, 2, 0, 0, &pe, &err), &err);
+    esm_popeval_job job = {.eps = &syn.ep, .n_eps = 1, .begin = 0, .count = 2,
                            .pop = {.mean = theta, .scale = zero, .dim = n, .popsize = 2, .seed = 3, .antithetic = 1}};
     float loss[2], acc[2], fit[2];
     REQUIRE_OK(esm_popeval_evaluate(&pe, &job, loss, acc, fit, &err), &err);

@@ -169,11 +169,8 @@ static int better_first(const void *pa, const void *pb)
     return a->idx - b->idx; /* ties by index: a total, reproducible order */
 }
 
-esm_status esm_es_rank(const float *fitness, int p, int *order, int *rank, esm_err *err)
+static void rank_members(const float *fitness, int p, int *order, int *rank, rank_item *items)
 {
-    rank_item *items = malloc((size_t)p * sizeof *items);
-    if (!items)
-        return esm_fail(err, ESM_ENOMEM, "ranking %d members: out of memory", p);
     for (int i = 0; i < p; i++)
         items[i] = (rank_item){fitness[i], isfinite(fitness[i]) != 0, i};
     qsort(items, (size_t)p, sizeof *items, better_first);
@@ -181,8 +178,39 @@ esm_status esm_es_rank(const float *fitness, int p, int *order, int *rank, esm_e
         order[r] = items[r].idx;
         rank[items[r].idx] = r;
     }
+}
+
+esm_status esm_es_ranked(const float *fitness, int p, size_t dim, const esm_es_comm *comm, esm_es_ranked_fn fn,
+                         void *ctx, esm_err *err)
+{
+    int *order = malloc(2 * (size_t)p * sizeof *order);
+    rank_item *items = malloc((size_t)p * sizeof *items);
+    if (!order || !items) {
+        free(order);
+        free(items);
+        return esm_fail(err, ESM_ENOMEM, "ranking %d members: out of memory", p);
+    }
+    rank_members(fitness, p, order, order + p, items);
     free(items);
-    return ESM_OK;
+    esm_es_ranking rk = {p, fitness, order, order + p};
+    esm_es_shard sh;
+    esm_status s = esm_es_shard_open(&sh, dim, comm, err);
+    if (s == ESM_OK)
+        s = fn(ctx, &rk, &sh, err);
+    esm_es_shard_close(&sh);
+    free(order);
+    return s;
+}
+
+typedef struct {
+    esm_es *es;
+    esm_es_report *rep;
+} tell_ctx;
+
+static esm_status tell_ranked(void *ctx, const esm_es_ranking *rk, const esm_es_shard *sh, esm_err *err)
+{
+    tell_ctx *t = ctx;
+    return t->es->vt->tell(t->es, rk, sh, t->rep, err);
 }
 
 esm_status esm_es_tell(esm_es *es, const float *fitness, esm_es_report *rep, esm_err *err)
@@ -209,18 +237,7 @@ esm_status esm_es_tell_sharded(esm_es *es, const float *fitness, const esm_es_co
         return esm_fail(err, ESM_ENONFINITE, "all %d fitness values of generation %u are NaN or infinite: state left unchanged; check the objective", p, es->gen);
     r.fitness_mean = sum / (p - r.n_nonfinite);
     r.fitness_max = max;
-    int *order = malloc(2 * (size_t)p * sizeof *order);
-    if (!order)
-        return esm_fail(err, ESM_ENOMEM, "ranking %d members: out of memory", p);
-    esm_es_ranking rk = {p, fitness, order, order + p};
-    esm_es_shard sh = {0};
-    esm_status s = esm_es_rank(fitness, p, order, order + p, err);
-    if (s == ESM_OK)
-        s = esm_es_shard_open(&sh, es->cfg.dim, comm, err);
-    if (s == ESM_OK)
-        s = es->vt->tell(es, &rk, &sh, &r, err);
-    esm_es_shard_close(&sh);
-    free(order);
+    esm_status s = esm_es_ranked(fitness, p, es->cfg.dim, comm, tell_ranked, &(tell_ctx){es, &r}, err);
     if (s != ESM_OK)
         return s;
     es->gen++;

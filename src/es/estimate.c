@@ -8,6 +8,17 @@
 
 #include "es/strategy.h"
 
+typedef struct {
+    const esm_es *es;
+    float *g;
+} estimate_ctx;
+
+static esm_status openai_ranked(void *ctx, const esm_es_ranking *rk, const esm_es_shard *sh, esm_err *err)
+{
+    estimate_ctx *c = ctx;
+    return esm_es_openai_gradient(c->es, rk, sh, c->g, err);
+}
+
 esm_status esm_es_gradient_estimate(const esm_es *es, const float *fitness, float *g, esm_err *err)
 {
     if (strcmp(es->vt->name, "openai-es"))
@@ -18,19 +29,7 @@ esm_status esm_es_gradient_estimate(const esm_es *es, const float *fitness, floa
         finite += isfinite(fitness[i]) != 0;
     if (!finite)
         return esm_fail(err, ESM_ENONFINITE, "gradient estimate: all %d fitness values are NaN or infinite", p);
-    int *order = malloc(2 * (size_t)p * sizeof *order);
-    if (!order)
-        return esm_fail(err, ESM_ENOMEM, "ranking %d members: out of memory", p);
-    esm_es_ranking rk = {p, fitness, order, order + p};
-    esm_es_shard sh = {0};
-    esm_status s = esm_es_rank(fitness, p, order, order + p, err);
-    if (s == ESM_OK)
-        s = esm_es_shard_open(&sh, es->cfg.dim, NULL, err);
-    if (s == ESM_OK)
-        s = esm_es_openai_gradient(es, &rk, &sh, g, err);
-    esm_es_shard_close(&sh);
-    free(order);
-    return s;
+    return esm_es_ranked(fitness, p, es->cfg.dim, NULL, openai_ranked, &(estimate_ctx){es, g}, err);
 }
 
 esm_status esm_es_antithetic_gradient(const esm_es *es, const float *fitness, float *g, esm_err *err)

@@ -99,9 +99,12 @@ esm_status esm_es_weighted_noise(const esm_es *es, const esm_es_shard *sh, const
                                  esm_err *err);
 
 /* ---- ranking (es.c) ----
- * The ordering every tell hands its strategy: order[r] the member at rank r, best first,
- * non-finite members last, ties by index; rank[i] member i's rank. */
-esm_status esm_es_rank(const float *fitness, int p, int *order, int *rank, esm_err *err);
+ * Ranks the P fitness values (best first, non-finite last, ties by index), opens this process's
+ * shard of dim coordinates over comm (NULL: alone) and calls fn with both: the setting every tell,
+ * and every estimate taken without a step (es/estimate.h), works in. */
+typedef esm_status (*esm_es_ranked_fn)(void *ctx, const esm_es_ranking *rk, const esm_es_shard *sh, esm_err *err);
+esm_status esm_es_ranked(const float *fitness, int p, size_t dim, const esm_es_comm *comm, esm_es_ranked_fn fn,
+                         void *ctx, esm_err *err);
 
 /* ---- openai-es's gradient estimate (openai_es.c) ----
  * (1 / (P sigma)) sum_i w_i e_i, w the centred ranks of rk: the ascent direction its tell hands the
