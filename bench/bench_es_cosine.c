@@ -27,12 +27,13 @@
  * gbar is the mean of g over M other episodes (seed, 2^40 + m): the expected gradient of the
  * training objective, up to its own noise (gbar_noise_rel: the noise's norm over |gbar|).
  *
- * Stdout, JSON lines: "setup"; "backprop" (cos(g_e, gbar) over the E episodes: the task's own
- * episode-to-episode noise, and the check that the evaluator's loss at sigma = 0 equals the backprop
- * loss, and cos_episode_expected, the same corrected); one "estimate" per (P, estimator) with the mean, sd, min and max over the episodes of
- * cos_own = cos(ghat_e, g_e) and cos_mean = cos(ghat_e, gbar), cos_expected (cos_mean corrected
- * for gbar's noise: an estimate of the cosine with the expected gradient itself, print_corrected),
- * and norm_ratio = |ghat_e| / |g_e| (openai-es's is in rank units, not a loss scale). For the antithetic
+ * Stdout, JSON lines: "setup"; "backprop" (cos(g_e, gbar) over the E episodes, the task's own
+ * episode-to-episode noise, and cos_episode_expected, the same corrected as below; the check that
+ * the evaluator's loss at sigma = 0 equals the backprop loss); one "estimate" per (P, estimator)
+ * with the mean, sd, min and max over the episodes of cos_own = cos(ghat_e, g_e), cos_mean =
+ * cos(ghat_e, gbar), cos_expected (cos_mean corrected for gbar's own noise: an estimate of the
+ * cosine with the expected gradient itself, print_corrected), and norm_ratio = |ghat_e| / |g_e|
+ * (openai-es's estimate is in rank units, not on the loss's scale). For the antithetic
  * estimator, cos_quadratic is what it would reach if the loss were quadratic at scale sigma
  * (sqrt(K / (K + n + 1)), K = P/2 pairs, n parameters) and d_eff = K (1 / cos_own^2 - 1), the
  * dimension that theory needs to give the measured cosine. Work: max(P) x E member forwards (about
