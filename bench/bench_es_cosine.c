@@ -122,9 +122,8 @@ static int fail(const esm_err *err)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: build/bench_es_cosine --data CACHE (--checkpoint CKPT [--at-init] | --init-seed N [--width W "
-                    "--depth D]) "
-                    "[--split train] [--way N --shot K --query Q] [--episodes E] [--pops P1,P2,...] [--sigma S] "
+    fprintf(stderr, "usage: build/bench_es_cosine --data CACHE (--checkpoint CKPT [--at-init] | --init-seed N "
+                    "[--width W --depth D]) [--split train] [--way N --shot K --query Q] [--episodes E] [--pops P1,P2,...] [--sigma S] "
                     "[--mean-episodes M] [--seed S] [--threads T]\n");
     return 2;
 }
@@ -188,8 +187,8 @@ static int parse(int argc, char **argv, opts *o)
         else
             return 0;
     }
-    return o->data && (!o->ckpt != !o->have_init) && (!o->at_init || o->ckpt) && o->episodes >= 1 && o->mean_episodes >= 2 && o->n_pops > 0 &&
-           o->threads >= 1 && o->sigma >= 0 && o->shape.way >= 0 && o->shape.shot >= 0 && o->shape.query >= 0;
+    return o->data && (!o->ckpt != !o->have_init) && (!o->at_init || o->ckpt) && o->episodes >= 1 &&
+           o->mean_episodes >= 2 && o->n_pops > 0 && o->threads >= 1 && o->sigma >= 0 && o->shape.way >= 0 && o->shape.shot >= 0 && o->shape.query >= 0;
 }
 
 /* The generation a checkpoint was saved at (its "progress" section). */
@@ -386,8 +385,11 @@ static void print_rows(const bench *b, row rows[][2])
             print_corrected("cos_expected", &r->cos_mean, b->noise_rel);
             if (k == 1) {
                 double c = stat_mean(&r->cos_own), kk = p / 2.0;
-                printf(",\"cos_quadratic\":%.5f,\"d_eff\":%.1f", sqrt(kk / (kk + n + 1)),
-                       c > 0 ? kk * (1 / (c * c) - 1) : INFINITY);
+                printf(",\"cos_quadratic\":%.5f", sqrt(kk / (kk + n + 1)));
+                if (c > 0)
+                    printf(",\"d_eff\":%.1f", kk * (1 / (c * c) - 1));
+                else
+                    printf(",\"d_eff\":null"); /* no signal: no dimension explains it */
             }
             printf("}\n");
         }
@@ -401,11 +403,11 @@ static int run(bench *b)
     if (setup(b, &err) != ESM_OK || mean_gradient(b, &b->noise_rel, &err) != ESM_OK)
         return fail(&err);
     size_t n = b->model.net.n_params;
-    printf("{\"what\":\"setup\",\"checkpoint\":\"%s\",\"at_init\":%s,\"init_seed\":%llu,\"generation\":%lld,\"n_params\":%zu,"
-           "\"width\":%d,\"depth\":%d,\"split\":\"%s\",\"way\":%d,\"shot\":%d,\"query\":%d,\"sigma\":%g,"
-           "\"episodes\":%d,\"mean_episodes\":%d,\"seed\":%llu,\"threads\":%d}\n",
-           o->ckpt ? o->ckpt : "", o->at_init ? "true" : "false",
-           (unsigned long long)(o->have_init ? o->init_seed : o->at_init ? b->model.cfg.seed : 0), (long long)b->generation, n,
+    unsigned long long init_seed = o->have_init ? o->init_seed : o->at_init ? b->model.cfg.seed : 0;
+    printf("{\"what\":\"setup\",\"checkpoint\":\"%s\",\"at_init\":%s,\"init_seed\":%llu,\"generation\":%lld,"
+           "\"n_params\":%zu,\"width\":%d,\"depth\":%d,\"split\":\"%s\",\"way\":%d,\"shot\":%d,\"query\":%d,"
+           "\"sigma\":%g,\"episodes\":%d,\"mean_episodes\":%d,\"seed\":%llu,\"threads\":%d}\n",
+           o->ckpt ? o->ckpt : "", o->at_init ? "true" : "false", init_seed, (long long)b->generation, n,
            b->model.net.cfg.width, b->model.net.cfg.depth, o->split, o->shape.way, o->shape.shot, o->shape.query,
            (double)o->sigma, o->episodes, o->mean_episodes, (unsigned long long)o->seed, o->threads);
     fflush(stdout);
