@@ -123,8 +123,8 @@ static int fail(const esm_err *err)
 static int usage(void)
 {
     fprintf(stderr, "usage: build/bench_es_cosine --data CACHE (--checkpoint CKPT [--at-init] | --init-seed N "
-                    "[--width W --depth D]) [--split train] [--way N --shot K --query Q] [--episodes E] [--pops P1,P2,...] [--sigma S] "
-                    "[--mean-episodes M] [--seed S] [--threads T]\n");
+                    "[--width W --depth D]) [--split train] [--way N --shot K --query Q] [--episodes E] "
+                    "[--pops P1,P2,...] [--sigma S] [--mean-episodes M] [--seed S] [--threads T]\n");
     return 2;
 }
 
