@@ -188,7 +188,8 @@ static int parse(int argc, char **argv, opts *o)
             return 0;
     }
     return o->data && (!o->ckpt != !o->have_init) && (!o->at_init || o->ckpt) && o->episodes >= 1 &&
-           o->mean_episodes >= 2 && o->n_pops > 0 && o->threads >= 1 && o->sigma >= 0 && o->shape.way >= 0 && o->shape.shot >= 0 && o->shape.query >= 0;
+           o->mean_episodes >= 2 && o->n_pops > 0 && o->threads >= 1 && o->sigma >= 0 && o->shape.way >= 0 &&
+           o->shape.shot >= 0 && o->shape.query >= 0;
 }
 
 /* The generation a checkpoint was saved at (its "progress" section). */
