@@ -34,7 +34,10 @@
  * cos(ghat_e, gbar), cos_expected (cos_mean corrected for gbar's own noise: an estimate of the
  * cosine with the expected gradient itself, print_corrected), and norm_ratio = |ghat_e| / |g_e|
  * (openai-es's estimate is in rank units, not on the loss's scale). For the antithetic
- * estimator, cos_quadratic is what it would reach if the loss were quadratic at scale sigma
+ * estimator, proj_own = ghat_e . g_e / |g_e|^2, the share of the exact gradient the estimate
+ * carries (1 in expectation where the loss is quadratic at scale sigma; less where smoothing by
+ * the noise changes the gradient: ES follows the gradient of the smoothed loss), cos_quadratic is
+ * what cos_own would reach if the loss were quadratic at scale sigma
  * (sqrt(K / (K + n + 1)), K = P/2 pairs, n parameters) and d_eff = K (1 / cos_own^2 - 1), the
  * dimension that theory needs to give the measured cosine. Work: max(P) x E member forwards (about
  * 10 ms each on one core for 20-way 5+5, width 16, depth 3) and E + M backprop steps (about 25 ms
@@ -111,7 +114,7 @@ typedef struct {
 
 /* (P, estimator) rows */
 typedef struct {
-    stat cos_own, cos_mean, norm_ratio;
+    stat cos_own, cos_mean, norm_ratio, proj; /* proj: ghat_e . g_e / |g_e|^2 */
 } row;
 
 static int fail(const esm_err *err)
@@ -386,6 +389,7 @@ static void print_rows(const bench *b, row rows[][2])
             print_corrected("cos_expected", &r->cos_mean, b->noise_rel);
             if (k == 1) {
                 double c = stat_mean(&r->cos_own), kk = p / 2.0;
+                putchar(','), stat_print("proj_own", &r->proj);
                 printf(",\"cos_quadratic\":%.5f", sqrt(kk / (kk + n + 1)));
                 if (c > 0)
                     printf(",\"d_eff\":%.1f", kk * (1 / (c * c) - 1));
@@ -436,7 +440,9 @@ static int run(bench *b)
                 row *r = &rows[i][k];
                 stat_add(&r->cos_own, esm_cosine(b->ghat, b->g, n));
                 stat_add(&r->cos_mean, esm_cosine(b->ghat, b->gbar, n));
-                stat_add(&r->norm_ratio, esm_norm(b->ghat, n) / gn);
+                double ratio = esm_norm(b->ghat, n) / gn;
+                stat_add(&r->norm_ratio, ratio);
+                stat_add(&r->proj, ratio * esm_cosine(b->ghat, b->g, n));
             }
         fprintf(stderr, "episode %d/%d: loss %.4f, %.0f s\n", e + 1, o->episodes, loss, now_s() - t0);
     }

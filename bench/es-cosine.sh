@@ -6,7 +6,9 @@
 #   cos own      cos(ghat_e, g_e): openai-es's estimate against the backprop gradient of its episode
 #   cos expected cos(ghat_e, G):   against the expected gradient (mean over --mean-episodes
 #                                  episodes, corrected for that mean's own noise)
-#   antithetic   the same two for the unshaped antithetic estimator
+#   antithetic   the same two for the unshaped antithetic estimator, and its share of the exact
+#                gradient, ghat_e . g_e / |g_e|^2 (1 where the loss is quadratic at scale sigma;
+#                below 1 where smoothing by the noise bends the gradient ES follows)
 #   episode      cos(g_e, G): one episode's exact gradient against the expected one (task noise)
 # all means over the episodes (sd in parentheses). JSON lines go to RUN_DIR/es-cosine.jsonl.
 #
@@ -50,13 +52,14 @@ function num(line, key) {
     if (!((g, p) in seen)) { seen[g, p] = 1; order[++n] = g SUBSEP p }
     e = $0 ~ /"estimator":"antithetic"/ ? "a" : "o"
     own[g, p, e] = stat($0, "cos_own"); exp_[g, p, e] = stat($0, "cos_expected")
+    if (e == "a") share[g, p] = stat($0, "proj_own")
 }
 END {
-    print "| generation | P | cos own (openai-es) | cos expected (openai-es) | cos own (antithetic) | cos expected (antithetic) | episode cos expected (backprop) | gbar noise |"
-    print "| --- | --- | --- | --- | --- | --- | --- | --- |"
+    print "| generation | P | cos own (openai-es) | cos expected (openai-es) | cos own (antithetic) | cos expected (antithetic) | share of g_e (antithetic) | episode cos expected (backprop) | gbar noise |"
+    print "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     for (i = 1; i <= n; i++) {
         split(order[i], k, SUBSEP); g = k[1]; p = k[2]
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", g, p, own[g, p, "o"], exp_[g, p, "o"], own[g, p, "a"],
-               exp_[g, p, "a"], ep[g], noise[g]
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", g, p, own[g, p, "o"], exp_[g, p, "o"], own[g, p, "a"],
+               exp_[g, p, "a"], share[g, p], ep[g], noise[g]
     }
 }' "$out"
