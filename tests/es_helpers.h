@@ -3,6 +3,7 @@
 #ifndef ESM_TEST_ES_HELPERS_H
 #define ESM_TEST_ES_HELPERS_H
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,31 @@ static inline esm_status es_run(esm_es *es, es_objective f, int gens, esm_err *e
     }
     free(fit);
     return s;
+}
+
+/* A synthetic episode for ES members and the small net it feeds (1x12x12 images, width 8, depth
+ * 2): Gaussian pixels keyed by seed, query i of class i / query. The images live in the struct,
+ * up to ES_SYNTH_IMAGES each. */
+enum { ES_SYNTH_IMAGES = 16, ES_SYNTH_PIXELS = 144 };
+typedef struct {
+    float sup[ES_SYNTH_IMAGES * ES_SYNTH_PIXELS], qry[ES_SYNTH_IMAGES * ES_SYNTH_PIXELS];
+    int lab[ES_SYNTH_IMAGES];
+    esm_episode ep;
+    esm_net net;
+} es_synth_episode;
+
+static inline esm_status es_synth_episode_make(es_synth_episode *s, int way, int shot, int query, uint64_t seed,
+                                               esm_err *err)
+{
+    assert(way * shot <= ES_SYNTH_IMAGES && way * query <= ES_SYNTH_IMAGES);
+    esm_gauss_fill(seed, 0, 0, s->sup, (size_t)way * shot * ES_SYNTH_PIXELS);
+    esm_gauss_fill(seed, 1, 0, s->qry, (size_t)way * query * ES_SYNTH_PIXELS);
+    for (int i = 0; i < way * query; i++)
+        s->lab[i] = i / query;
+    s->ep = (esm_episode){.shape = {way, shot, query}, .image_size = ES_SYNTH_PIXELS, .support = s->sup,
+                          .query = s->qry, .query_label = s->lab};
+    esm_net_config nc = {1, 12, 12, 8, 2};
+    return esm_net_init(&s->net, &nc, err);
 }
 
 /* A saved state in a fresh malloc'd buffer (NULL on failure); *len gets its size. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "es_helpers.h"
 #include "esmeta.h"
 #include "harness.h"
 #include "popeval/popeval.h"
@@ -13,17 +14,11 @@ enum { WAY = 3, SHOT = 2, QUERY = 2, POP = 8 };
 TEST(popeval_cpu_shared_pair_noise_gives_each_members_own_fitness)
 {
     esm_err err = {0};
-    esm_net_config nc = {1, 12, 12, 8, 2};
-    esm_net net;
-    REQUIRE_OK(esm_net_init(&net, &nc, &err), &err);
+    es_synth_episode syn;
+    REQUIRE_OK(es_synth_episode_make(&syn, WAY, SHOT, QUERY, 21, &err), &err);
+    const esm_net net = syn.net;
+    const esm_episode ep = syn.ep;
     size_t n = net.n_params;
-    float sup[WAY * SHOT * 144], qry[WAY * QUERY * 144];
-    int lab[WAY * QUERY];
-    esm_gauss_fill(21, 0, 0, sup, sizeof sup / sizeof *sup);
-    esm_gauss_fill(21, 1, 0, qry, sizeof qry / sizeof *qry);
-    for (int i = 0; i < WAY * QUERY; i++)
-        lab[i] = i / QUERY;
-    esm_episode ep = {.shape = {WAY, SHOT, QUERY}, .image_size = 144, .support = sup, .query = qry, .query_label = lab};
     float *mean = malloc(n * sizeof *mean), *scale = malloc(n * sizeof *scale), *theta = malloc(n * sizeof *theta);
     REQUIRE(mean && scale && theta);
     esm_net_init_params(&net, 4, mean, NULL);

@@ -191,6 +191,39 @@ static void rank_members(const float *fitness, int p, int *order, int *rank, ran
     }
 }
 
+esm_status esm_es_ranked(const float *fitness, int p, size_t dim, const esm_es_comm *comm, esm_es_ranked_fn fn,
+                         void *ctx, esm_err *err)
+{
+    int *order = malloc(2 * (size_t)p * sizeof *order);
+    rank_item *items = malloc((size_t)p * sizeof *items);
+    if (!order || !items) {
+        free(order);
+        free(items);
+        return esm_fail(err, ESM_ENOMEM, "ranking %d members: out of memory", p);
+    }
+    rank_members(fitness, p, order, order + p, items);
+    free(items);
+    esm_es_ranking rk = {p, fitness, order, order + p};
+    esm_es_shard sh;
+    esm_status s = esm_es_shard_open(&sh, dim, comm, err);
+    if (s == ESM_OK)
+        s = fn(ctx, &rk, &sh, err);
+    esm_es_shard_close(&sh);
+    free(order);
+    return s;
+}
+
+typedef struct {
+    esm_es *es;
+    esm_es_report *rep;
+} tell_ctx;
+
+static esm_status tell_ranked(void *ctx, const esm_es_ranking *rk, const esm_es_shard *sh, esm_err *err)
+{
+    tell_ctx *t = ctx;
+    return t->es->vt->tell(t->es, rk, sh, t->rep, err);
+}
+
 esm_status esm_es_tell(esm_es *es, const float *fitness, esm_es_report *rep, esm_err *err)
 {
     return esm_es_tell_sharded(es, fitness, NULL, rep, err);
@@ -215,22 +248,7 @@ esm_status esm_es_tell_sharded(esm_es *es, const float *fitness, const esm_es_co
         return esm_fail(err, ESM_ENONFINITE, "all %d fitness values of generation %u are NaN or infinite: state left unchanged; check the objective", p, es->gen);
     r.fitness_mean = sum / (p - r.n_nonfinite);
     r.fitness_max = max;
-    int *order = malloc(2 * (size_t)p * sizeof *order);
-    rank_item *items = malloc((size_t)p * sizeof *items);
-    if (!order || !items) {
-        free(order);
-        free(items);
-        return esm_fail(err, ESM_ENOMEM, "ranking %d members: out of memory", p);
-    }
-    rank_members(fitness, p, order, order + p, items);
-    free(items);
-    esm_es_ranking rk = {p, fitness, order, order + p};
-    esm_es_shard sh;
-    esm_status s = esm_es_shard_open(&sh, es->cfg.dim, comm, err);
-    if (s == ESM_OK)
-        s = es->vt->tell(es, &rk, &sh, &r, err);
-    esm_es_shard_close(&sh);
-    free(order);
+    esm_status s = esm_es_ranked(fitness, p, es->cfg.dim, comm, tell_ranked, &(tell_ctx){es, &r}, err);
     if (s != ESM_OK)
         return s;
     es->gen++;

@@ -62,43 +62,36 @@ static void oes_scale(const esm_es *es, const float **diag, float *scalar)
     *scalar = es->cfg.sigma0;
 }
 
+esm_status esm_es_openai_gradient(const esm_es *es, const esm_es_ranking *rk, const esm_es_shard *sh, float *g,
+                                  esm_err *err)
+{
+    int p = rk->popsize;
+    float *w = malloc((size_t)p * sizeof *w);
+    if (!w)
+        return esm_fail(err, ESM_ENOMEM, "openai-es weights of %d members: out of memory", p);
+    esm_es_shape(es->cfg.shaping, rk, w);
+    esm_status s = esm_es_weighted_noise(es, sh, w, 1.0 / ((double)p * es->cfg.sigma0), g, err);
+    free(w);
+    return s;
+}
+
 static esm_status oes_tell(esm_es *es, const esm_es_ranking *rk, const esm_es_shard *sh, esm_es_report *rep,
                            esm_err *err)
 {
     oes_state *st = es->st;
-    size_t dim = es->cfg.dim, nch = esm_es_nchunks(dim);
-    int p = rk->popsize;
-    float *w = malloc((size_t)p * sizeof *w);
+    size_t dim = es->cfg.dim;
     float *g = malloc(dim * sizeof *g);
-    double *partial = malloc(nch * sizeof *partial);
-    if (!w || !g || !partial) {
-        free(w), free(g), free(partial);
-        return esm_fail(err, ESM_ENOMEM, "openai-es tell workspace for dim %zu: out of memory", dim);
+    double *partial = malloc(esm_es_nchunks(dim) * sizeof *partial);
+    esm_status s = g && partial ? esm_es_openai_gradient(es, rk, sh, g, err)
+                                : esm_fail(err, ESM_ENOMEM, "openai-es tell workspace for dim %zu: out of memory", dim);
+    if (s == ESM_OK) {
+        esm_optim_config oc = es->cfg.optim;
+        oc.weight_decay = (float)(oc.weight_decay / es->cfg.sigma0);
+        rep->update_norm = esm_optim_step(&oc, &st->opt, es->mean, g, dim, partial);
+        rep->sigma_mean = es->cfg.sigma0;
     }
-    esm_es_shape(es->cfg.shaping, rk, w);
-    esm_es_sums S;
-    esm_status s = esm_es_sums_open(&S, es, sh, w, NULL, err);
-    if (s != ESM_OK) {
-        free(w), free(g), free(partial);
-        return s;
-    }
-    double k = 1.0 / ((double)p * es->cfg.sigma0);
-#pragma omp parallel for schedule(static)
-    for (long c = 0; c < (long)nch; c++) {
-        size_t b = (size_t)c * ESM_ES_CHUNK, n = dim - b < ESM_ES_CHUNK ? dim - b : ESM_ES_CHUNK;
-        double buf[ESM_ES_CHUNK];
-        const double *s1, *s2;
-        esm_es_sums_get(&S, b, n, buf, NULL, &s1, &s2);
-        for (size_t j = 0; j < n; j++)
-            g[b + j] = (float)(k * s1[j]);
-    }
-    esm_es_sums_close(&S);
-    esm_optim_config oc = es->cfg.optim;
-    oc.weight_decay = (float)(oc.weight_decay / es->cfg.sigma0);
-    rep->update_norm = esm_optim_step(&oc, &st->opt, es->mean, g, dim, partial);
-    rep->sigma_mean = es->cfg.sigma0;
-    free(w), free(g), free(partial);
-    return ESM_OK;
+    free(g), free(partial);
+    return s;
 }
 
 static size_t oes_state_size(const esm_es *es)

@@ -92,3 +92,24 @@ void esm_es_sums_close(esm_es_sums *S)
     free(S->s2);
     S->s1 = S->s2 = NULL;
 }
+
+esm_status esm_es_weighted_noise(const esm_es *es, const esm_es_shard *sh, const float *a, double k, float *g,
+                                 esm_err *err)
+{
+    esm_es_sums S;
+    esm_status s = esm_es_sums_open(&S, es, sh, a, NULL, err);
+    if (s != ESM_OK)
+        return s;
+    size_t dim = es->cfg.dim;
+#pragma omp parallel for schedule(static)
+    for (long c = 0; c < (long)esm_es_nchunks(dim); c++) {
+        size_t b = (size_t)c * ESM_ES_CHUNK, n = dim - b < ESM_ES_CHUNK ? dim - b : ESM_ES_CHUNK;
+        double buf[ESM_ES_CHUNK];
+        const double *s1, *s2;
+        esm_es_sums_get(&S, b, n, buf, NULL, &s1, &s2);
+        for (size_t j = 0; j < n; j++)
+            g[b + j] = (float)(k * s1[j]);
+    }
+    esm_es_sums_close(&S);
+    return ESM_OK;
+}

@@ -93,6 +93,24 @@ esm_status esm_es_sums_open(esm_es_sums *S, const esm_es *es, const esm_es_shard
 void esm_es_sums_get(const esm_es_sums *S, size_t begin, size_t n, double *buf1, double *buf2, const double **s1,
                      const double **s2);
 void esm_es_sums_close(esm_es_sums *S);
+/* g[j] = k * sum_i a[i] * e_i[j] for every coordinate j (through esm_es_sums, so sharded like a
+ * tell's sums): the weighted noise sum a gradient estimate is. */
+esm_status esm_es_weighted_noise(const esm_es *es, const esm_es_shard *sh, const float *a, double k, float *g,
+                                 esm_err *err);
+
+/* ---- ranking (es.c) ----
+ * Ranks the P fitness values (best first, non-finite last, ties by index), opens this process's
+ * shard of dim coordinates over comm (NULL: alone) and calls fn with both: the setting every tell,
+ * and every estimate taken without a step (es/estimate.h), works in. */
+typedef esm_status (*esm_es_ranked_fn)(void *ctx, const esm_es_ranking *rk, const esm_es_shard *sh, esm_err *err);
+esm_status esm_es_ranked(const float *fitness, int p, size_t dim, const esm_es_comm *comm, esm_es_ranked_fn fn,
+                         void *ctx, esm_err *err);
+
+/* ---- openai-es's gradient estimate (openai_es.c) ----
+ * (1 / (P sigma)) sum_i w_i e_i, w the centred ranks of rk: the ascent direction its tell hands the
+ * optimiser (before weight decay). */
+esm_status esm_es_openai_gradient(const esm_es *es, const esm_es_ranking *rk, const esm_es_shard *sh, float *g,
+                                  esm_err *err);
 
 /* ---- noise accumulation (noise.c) ----
  * For coordinates [begin, begin+n), n <= ESM_ES_CHUNK:
