@@ -32,7 +32,7 @@ static int time_block(int v, int cin, int cout, int h, int w, int n, int reps, d
     *t_conv = *t_gemm = 1e30;
     for (int r = 0; r < reps; r++) {
         double t0 = now_s();
-        esm_conv3x3_direct(v, x, NULL, wgt, NULL, n, cin, cout, h, w, scratch, out, NULL);
+        esm_conv3x3_direct(v, x, NULL, wgt, NULL, n, cin, cout, h, w, scratch, out);
         double t1 = now_s();
         for (int i = 0; i < n; i++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout, (int)hw, (int)k, 1.0f, wgt, (int)k, col,

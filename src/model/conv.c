@@ -136,7 +136,7 @@ static void gather_group(const float *imgs, int g, int cout, int hw, float *grp)
 void esm_conv3x3_forward(const float *inp, const float *wgt, const float *bias, int n, int cin, int cout,
                          int h, int w, float *scratch, float *out)
 {
-    esm_conv3x3_direct(esm_conv3x3_direct_variant(), inp, NULL, wgt, bias, n, cin, cout, h, w, scratch, out, NULL);
+    esm_conv3x3_direct(esm_conv3x3_direct_variant(), inp, NULL, wgt, bias, n, cin, cout, h, w, scratch, out);
 }
 
 void esm_conv3x3_backward(const float *inp, const float *wgt, const float *d_out, int n, int cin, int cout,

@@ -26,8 +26,6 @@
 /* Output channels are padded to a multiple of this in the packed weights (every variant's tile
  * height divides it). */
 #define CD_CPAD 8
-/* The widest variant's floats per vector */
-#define CD_VMAX 16
 
 struct cd_image {
     const float *planes; /* (cin, rows, w): the padded planes of one image (rows = h+2) or of a
@@ -35,9 +33,7 @@ struct cd_image {
     const float *wt;     /* (cp/CD_CPAD, cin*9, CD_CPAD): weights packed by blocks of channels,
                           * tap-major inside a block, channels padded with zeros */
     const float *bias;   /* (cout) or NULL */
-    float *out;          /* (cout, hw), or NULL: not stored (only the segment sums wanted) */
-    float *seg;          /* (cout, 2): the image's batch-norm segment (mean, M2) per channel, or NULL */
-    float *sums, *shift; /* seg's running sums (cout, 2, vector width) and shifts (cout) */
+    float *out;          /* (cout, hw) */
     const int *off;      /* (cin*3): tap (ci, ky, kx) of pixel p is planes[off[ci*3 + ky] + kx + p] */
     int k, cout, cp, hw; /* hw: the pixels (flat positions) computed per channel */
     int w;
@@ -77,8 +73,8 @@ size_t esm_conv3x3_direct_scratch(int cin, int cout, int h, int w)
     int g = stacked_images(h, w);
     size_t planes = (size_t)cin * stack_rows(g, h) * w, staging = g > 1 ? (size_t)cout * g * (h + 1) * w : 0;
     /* the planes between their slacks, the packed weights, the tap offsets (as many ints as
-     * floats), the staging, the segment sums and shifts (tile_sums) */
-    return CD_SLACK + planes + CD_SLACK + cp * 9 * cin + 3 * (size_t)cin + staging + cp * (2 * CD_VMAX + 1);
+     * floats), the staging */
+    return CD_SLACK + planes + CD_SLACK + cp * 9 * cin + 3 * (size_t)cin + staging;
 }
 
 /* Moves of n floats in blocks of 16 (the last one overlapping, ESM_OVERLAPPED) and, below 16, 4:
@@ -159,24 +155,6 @@ void esm_conv3x3_planes_slack(float *end)
     memset(end, 0, CD_SLACK * sizeof *end);
 }
 
-/* The image's segments from the kernel's sums (conv_direct_tile.h, tile_sums): the v lanes of
- * each sum added in lane order, then mean = K + s1/hw and M2 = s2 - s1^2/hw, the centred sum of
- * squares esm_batchnorm_segments gives (other rounding: one pass, not two). */
-static void seg_finish(const struct cd_image *a, int v)
-{
-    for (int co = 0; co < a->cout; co++) {
-        const float *s = a->sums + (size_t)co * 2 * v;
-        float s1 = 0.0f, s2 = 0.0f;
-        for (int l = 0; l < v; l++) {
-            s1 += s[l];
-            s2 += s[v + l];
-        }
-        double hw = a->hw, m2 = (double)s2 - (double)s1 * s1 / hw;
-        a->seg[2 * co] = (float)(a->shift[co] + s1 / hw);
-        a->seg[2 * co + 1] = (float)(m2 < 0.0 ? 0.0 : m2); /* NaN stays NaN */
-    }
-}
-
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(ESM_NO_CLONES)
 #define CD_X86 1
 #include <immintrin.h>
@@ -195,9 +173,6 @@ static void seg_finish(const struct cd_image *a, int v)
 #define CD_SET1(x) _mm512_set1_ps(x)
 #define CD_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define CD_ADD(a, b) _mm512_add_ps(a, b)
-#define CD_SUB(a, b) _mm512_sub_ps(a, b)
-#define CD_FIRST(v) _mm512_cvtss_f32(v)
-#define CD_ZMASK(v, m) _mm512_maskz_mov_ps(m, v)
 #define CD_STORE(p, v) _mm512_storeu_ps(p, v)
 #define CD_STORE_PART(p, v, n) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (n)) - 1), v)
 #include "conv_direct_tile.h"
@@ -229,9 +204,6 @@ ESM_INLINE __attribute__((target("arch=x86-64-v3"))) __m256 mask_avx2(unsigned b
 #define CD_SET1(x) _mm256_set1_ps(x)
 #define CD_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define CD_ADD(a, b) _mm256_add_ps(a, b)
-#define CD_SUB(a, b) _mm256_sub_ps(a, b)
-#define CD_FIRST(v) _mm256_cvtss_f32(v)
-#define CD_ZMASK(v, m) _mm256_and_ps(v, m)
 #define CD_STORE(p, v) _mm256_storeu_ps(p, v)
 #define CD_STORE_PART(p, v, n) store_part_avx2(p, v, n)
 #include "conv_direct_tile.h"
@@ -260,9 +232,6 @@ ESM_INLINE cd_v4 load_v4(const float *p)
 #define CD_SET1(x) ((cd_v4){0.0f, 0.0f, 0.0f, 0.0f} + (x))
 #define CD_FMA(a, b, c) ((a) * (b) + (c))
 #define CD_ADD(a, b) ((a) + (b))
-#define CD_SUB(a, b) ((a) - (b))
-#define CD_FIRST(v) ((v)[0])
-#define CD_ZMASK(v, m) ((cd_v4)((cd_v4i)(v) & (m)))
 #define CD_STORE(p, v) memcpy(p, &(v), sizeof(cd_v4))
 #define CD_STORE_PART(p, v, n) memcpy(p, &(v), (size_t)(n) * sizeof(float))
 #include "conv_direct_tile.h"
@@ -315,29 +284,16 @@ static void run_variant(int variant, const struct cd_image *a)
     image_plain(a);
 }
 
-/* Floats per vector of a variant */
-static int variant_lanes(int variant)
-{
-    return variant == ESM_CONV_AVX512 ? 16 : variant == ESM_CONV_AVX2 ? 8 : 4;
-}
-
-int esm_conv3x3_direct_sums(int variant, int h, int w)
-{
-    return stacked_images(h, w) == 1 && h * w >= variant_lanes(variant);
-}
-
 void esm_conv3x3_direct(int variant, const float *inp, const float *planes, const float *wgt, const float *bias,
-                        int n, int cin, int cout, int h, int w, float *scratch, float *out, float *seg)
+                        int n, int cin, int cout, int h, int w, float *scratch, float *out)
 {
-    int hw = h * w, g = planes ? 1 : stacked_images(h, w), sums = seg && esm_conv3x3_direct_sums(variant, h, w);
+    int hw = h * w, g = planes ? 1 : stacked_images(h, w);
     struct cd_image a = {.bias = bias, .k = cin * 9, .cout = cout, .w = w};
     a.cp = (cout + CD_CPAD - 1) / CD_CPAD * CD_CPAD;
     size_t pf = (size_t)cin * stack_rows(g, h) * w;
     float *own = scratch + CD_SLACK, *wt = own + pf + CD_SLACK;
     int *off = (int *)(void *)(wt + (size_t)a.cp * a.k);
     float *staging = (float *)(off + 3 * cin);
-    a.sums = staging + (g > 1 ? (size_t)cout * g * (h + 1) * w : 0);
-    a.shift = a.sums + (size_t)a.cp * 2 * CD_VMAX;
     pack_weights(wgt, cin, cout, a.cp, wt);
     tap_offsets(cin, stack_rows(g, h), w, off);
     a.wt = wt;
@@ -358,23 +314,17 @@ void esm_conv3x3_direct(int variant, const float *inp, const float *planes, cons
         }
         if (g == 1) {
             a.hw = hw;
-            a.out = out ? out + (size_t)i * cout * hw : NULL;
-            a.seg = sums ? seg + (size_t)2 * i * cout : NULL;
+            a.out = out + (size_t)i * cout * hw;
             run_variant(variant, &a);
-            if (seg && !sums)
-                esm_batchnorm_segments(a.out, 1, cout, hw, seg + (size_t)2 * i * cout);
             continue;
         }
         /* the stack's last straddling row is not computed at all */
         a.hw = (m * (h + 1) - 1) * w;
         a.out = staging;
-        a.seg = NULL;
         run_variant(variant, &a);
         for (int j = 0; j < m; j++)
             for (int co = 0; co < cout; co++)
                 copy_floats(out + ((size_t)(i + j) * cout + co) * hw, staging + (size_t)co * a.hw + j * (h + 1) * w,
                             hw);
-        if (seg)
-            esm_batchnorm_segments(out + (size_t)i * cout * hw, m, cout, hw, seg + (size_t)2 * i * cout);
     }
 }

@@ -10,30 +10,6 @@
  * CD_FMA(weight, input, acc) from acc = 0 over the taps in the order (ci, ky, kx), then + bias:
  * its bits depend on neither the tile nor where the pixel lies in it. */
 
-/* Batch-norm segment sums in the epilogue (a->seg, conv_direct.c's seg_finish): for channel co,
- * the shifted sums s1 += x - K and s2 += (x - K)^2 of the outputs v of this tile, K being the
- * channel's first output of the image (a value near the mean, so s2 - s1^2/hw keeps its bits),
- * in vectors a->sums (co, 2, CD_V) carried from tile to tile in the image's fixed tile order; the
- * first dup lanes of a lone last vector repeat pixels already summed and count as 0. */
-static inline __attribute__((always_inline)) CD_ATTR void CD_NAME(tile_sums)(const struct cd_image *a, int co, int s0,
-                                                                              const int nr, int dup, const CD_VEC *v)
-{
-    float *s1p = a->sums + (size_t)co * 2 * CD_V, *s2p = s1p + CD_V;
-    if (s0 == 0)
-        a->shift[co] = CD_FIRST(v[0]);
-    CD_VEC k = CD_SET1(a->shift[co]), s1 = CD_LOAD(s1p), s2 = CD_LOAD(s2p);
-#pragma GCC unroll 4
-    for (int j = 0; j < nr; j++) {
-        CD_VEC d = CD_SUB(v[j], k);
-        if (dup)
-            d = CD_ZMASK(d, CD_MASK_FROM_BITS((0xFFFFu << dup) & 0xFFFFu));
-        s1 = CD_ADD(s1, d);
-        s2 = CD_FMA(d, d, s2);
-    }
-    CD_STORE(s1p, s1);
-    CD_STORE(s2p, s2);
-}
-
 /* acc (CD_MR, nr) for channels co0.. at the nr pixel vectors from s0; channels >= a->cout are not
  * stored (their weights are the zero padding of wt). The taps are a flat list of (ci, ky) rows
  * (a->off), kx = 0, 1, 2 being the three floats from there; the kx = 0 and 2 taps of a pixel in
@@ -41,7 +17,7 @@ static inline __attribute__((always_inline)) CD_ATTR void CD_NAME(tile_sums)(con
  * j*CD_V + l), exactly the zero padding's value. */
 static inline __attribute__((always_inline)) CD_ATTR void CD_NAME(tile)(const struct cd_image *a, int co0, int s0,
                                                                          const int nr, const uint16_t *bits0,
-                                                                         const uint16_t *bits2, int dup)
+                                                                         const uint16_t *bits2)
 {
     CD_VEC acc[CD_MR][CD_NR];
     CD_MASK m0[CD_NR], m2[CD_NR];
@@ -80,37 +56,32 @@ static inline __attribute__((always_inline)) CD_ATTR void CD_NAME(tile)(const st
         int co = co0 + m;
         if (co >= a->cout)
             break;
-        CD_VEC b = CD_SET1(a->bias ? a->bias[co] : 0.0f), v[CD_NR];
-        float *o = a->out ? a->out + (size_t)co * a->hw + s0 : NULL;
+        CD_VEC b = CD_SET1(a->bias ? a->bias[co] : 0.0f);
+        float *o = a->out + (size_t)co * a->hw + s0;
 #pragma GCC unroll 4
         for (int j = 0; j < nr; j++) {
-            v[j] = a->bias ? CD_ADD(acc[m][j], b) : acc[m][j];
-            if (!o)
-                continue;
+            CD_VEC v = a->bias ? CD_ADD(acc[m][j], b) : acc[m][j];
             if (a->hw >= CD_V)
-                CD_STORE(o + j * CD_V, v[j]);
+                CD_STORE(o + j * CD_V, v);
             else
-                CD_STORE_PART(o, v[j], a->hw);
+                CD_STORE_PART(o, v, a->hw);
         }
-        if (a->seg)
-            CD_NAME(tile_sums)(a, co, s0, nr, dup, v);
     }
 }
 
 /* nr vectors from s0 over all channel tiles while their taps are in cache; their edge masks are
  * worked out once. */
-static inline __attribute__((always_inline)) CD_ATTR void CD_NAME(group)(const struct cd_image *a, int s0, int nr,
-                                                                          int dup)
+static inline __attribute__((always_inline)) CD_ATTR void CD_NAME(group)(const struct cd_image *a, int s0, int nr)
 {
     uint16_t b0[CD_NR], b2[CD_NR];
     edge_bits(s0, nr * CD_V, a->w, CD_V, b0, b2);
     for (int co0 = 0; co0 < a->cout; co0 += CD_MR) {
         if (nr == CD_NR)
-            CD_NAME(tile)(a, co0, s0, CD_NR, b0, b2, 0);
+            CD_NAME(tile)(a, co0, s0, CD_NR, b0, b2);
         else if (nr == 1)
-            CD_NAME(tile)(a, co0, s0, 1, b0, b2, dup);
+            CD_NAME(tile)(a, co0, s0, 1, b0, b2);
         else
-            CD_NAME(tile)(a, co0, s0, 2, b0, b2, 0);
+            CD_NAME(tile)(a, co0, s0, 2, b0, b2);
     }
 }
 
@@ -121,15 +92,10 @@ static inline __attribute__((always_inline)) CD_ATTR void CD_NAME(group)(const s
 static CD_ATTR void CD_NAME(image)(const struct cd_image *a)
 {
     int nv = a->hw >= CD_V ? a->hw / CD_V : 1;
-    if (a->seg)
-        for (int q = 0; q < 2 * CD_V * a->cout; q++)
-            a->sums[q] = 0.0f;
     for (int v0 = 0; v0 < nv; v0 += CD_NR)
-        CD_NAME(group)(a, v0 * CD_V, nv - v0 < CD_NR ? nv - v0 : CD_NR, 0);
+        CD_NAME(group)(a, v0 * CD_V, nv - v0 < CD_NR ? nv - v0 : CD_NR);
     if (a->hw > CD_V && a->hw % CD_V != 0)
-        CD_NAME(group)(a, a->hw - CD_V, 1, CD_V - a->hw % CD_V);
-    if (a->seg)
-        seg_finish(a, CD_V);
+        CD_NAME(group)(a, a->hw - CD_V, 1);
 }
 
 #undef CD_ATTR
@@ -143,9 +109,6 @@ static CD_ATTR void CD_NAME(image)(const struct cd_image *a)
 #undef CD_SET1
 #undef CD_FMA
 #undef CD_ADD
-#undef CD_SUB
-#undef CD_FIRST
-#undef CD_ZMASK
 #undef CD_STORE
 #undef CD_STORE_PART
 #undef CD_MASK

@@ -40,33 +40,33 @@ static int chunk_images(const esm_block *k)
 
 /* Block k's conv of images i0..i0+m-1 (a chunk) into zc, from inp or from the lowered cols. */
 static void conv_chunk(const esm_block *k, const float *wgt, const float *inp, const float *cols, int i0, int m,
-                       int variant, float *scratch, float *zc, float *seg)
+                       int variant, float *scratch, float *zc)
 {
     size_t hw = (size_t)k->h * k->w;
     esm_conv3x3_direct(variant, cols ? NULL : inp + (size_t)i0 * k->cin * hw,
                        cols ? cols + ESM_CONV_SLACK + (size_t)i0 * esm_conv3x3_plane_floats(k->cin, k->h, k->w) : NULL,
-                       wgt, NULL, m, k->cin, k->cout, k->h, k->w, scratch, zc, seg);
+                       wgt, NULL, m,
+                       k->cin, k->cout, k->h, k->w, scratch, zc);
 }
 
 /* The chunks of block k's conv, in parallel; each chunk's output lands at its place in z, or, with
  * slots, in its thread's own slot of z (chunk images from thread t's chunk * images, so it stays in
  * cache: a thread's chunks start at or after that image, hence the slot lies inside the batch).
- * The conv gives its images' segment sums to seg (when not NULL) and, while a chunk is in cache,
- * when out is not NULL, its ReLU + pool with the fold (scale, shift) goes to out. */
+ * While a chunk is in cache its image segment sums go to seg (when not NULL) and, when out is not
+ * NULL, its ReLU + pool with the fold (scale, shift) to out. */
 static void conv_chunks(const esm_block *k, const float *wgt, const float *inp, const float *cols, int n, int slots,
                         const float *scale, const float *shift, esm_net_ws *ws, float *z, float *seg, float *out)
 {
     size_t hw = (size_t)k->h * k->w, per_img = (size_t)k->cout * hw;
     size_t out_img = (size_t)k->cout * (k->h / 2) * (k->w / 2);
     int chunk = chunk_images(k), n_chunks = (n + chunk - 1) / chunk, variant = esm_conv3x3_direct_variant();
-    /* a slot's output that only the segment sums read need not be stored when the kernel sums them */
-    int skip_z = slots && !out && seg && esm_conv3x3_direct_sums(variant, k->h, k->w);
 #pragma omp parallel for num_threads(ws->threads) schedule(static) if (ws->threads > 1 && n_chunks > 1)
     for (int q = 0; q < n_chunks; q++) {
         int i0 = q * chunk, m = n - i0 < chunk ? n - i0 : chunk, tid = omp_get_thread_num();
         float *zc = z + (size_t)(slots ? tid * chunk : i0) * per_img;
-        conv_chunk(k, wgt, inp, cols, i0, m, variant, esm_ws_scratch(ws, tid), skip_z ? NULL : zc,
-                   seg ? seg + (size_t)2 * i0 * k->cout : NULL);
+        conv_chunk(k, wgt, inp, cols, i0, m, variant, esm_ws_scratch(ws, tid), zc);
+        if (seg)
+            esm_batchnorm_segments(zc, m, k->cout, (int)hw, seg + (size_t)2 * i0 * k->cout);
         if (out)
             esm_affine_relu_pool_forward(zc, scale, shift, m, k->cout, k->h, k->w, out + (size_t)i0 * out_img);
     }

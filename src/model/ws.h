@@ -87,15 +87,8 @@ void esm_conv3x3_planes(const float *inp, int cin, int h, int w, float *planes);
 void esm_conv3x3_planes_slack(float *end);
 /* out (n, cout, h, w) = conv of inp (n, cin, h, w) + bias (NULL: none), or of the images' padded
  * planes when planes is not NULL (inp then unread; ESM_CONV_SLACK floats before the first image's
- * and after the last one's are read). scratch: esm_conv3x3_direct_scratch floats. seg, when not
- * NULL, gets each image's batch-norm segments (n, cout, 2: mean and centred sum of squares, as
- * esm_batchnorm_segments), summed in the kernel's epilogue when esm_conv3x3_direct_sums says so
- * (out may then be NULL: not stored), else by esm_batchnorm_segments over out. Either way an
- * image's segments depend on the image alone (and the variant), not on its batch. */
+ * and after the last one's are read). scratch: esm_conv3x3_direct_scratch floats. */
 void esm_conv3x3_direct(int variant, const float *inp, const float *planes, const float *wgt, const float *bias,
-                        int n, int cin, int cout, int h, int w, float *scratch, float *out, float *seg);
-/* 1 if the kernel of variant sums the segments of h x w images itself (images convolved one at a
- * time, at least one vector of pixels). */
-int esm_conv3x3_direct_sums(int variant, int h, int w);
+                        int n, int cin, int cout, int h, int w, float *scratch, float *out);
 
 #endif
