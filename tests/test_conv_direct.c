@@ -124,7 +124,7 @@ static int tap_mismatches(int n, int cin, int cout, int h, int w, uint64_t seed)
     float *x = random_floats(n * img, seed), *wgt = random_floats((size_t)cout * cin * 9, seed + 1);
     float *z = malloc(n * (size_t)cout * h * w * sizeof *z), *mean = malloc(cout * sizeof *mean);
     float *var = malloc(cout * sizeof *var), *mean2 = malloc(cout * sizeof *mean2), *var2 = malloc(cout * sizeof *var2);
-    float *scratch = malloc(esm_tap_moments_scratch(cin, w) * sizeof *scratch);
+    float *scratch = malloc(esm_tap_moments_scratch(cin, h, w) * sizeof *scratch);
     float *cscratch = malloc(esm_conv3x3_direct_scratch(cin, cout, h, w) * sizeof *cscratch);
     double *mom = malloc(n * d * sizeof *mom), *moments = malloc(3 * (size_t)cout * sizeof *moments);
     double *moments2 = malloc(3 * (size_t)cout * sizeof *moments2);

@@ -127,7 +127,7 @@ esm_status esm_net_lower_input(const esm_net *net, const float *x, int first, in
     size_t img = (size_t)k->cin * k->h * k->w, pf = esm_conv3x3_plane_floats(k->cin, k->h, k->w);
     float *scratch = NULL;
     if (tap_stats(net, 0) && count > 0) {
-        scratch = malloc(esm_tap_moments_scratch(k->cin, k->w) * sizeof *scratch);
+        scratch = malloc(esm_tap_moments_scratch(k->cin, k->h, k->w) * sizeof *scratch);
         if (!scratch)
             return esm_fail(err, ESM_ENOMEM, "net lower input: out of memory for the tap moments' scratch");
     }

@@ -34,39 +34,40 @@ size_t esm_tap_moments_doubles(int cin)
     return t + t * (t + 1) / 2;
 }
 
-/* floats of a block of one tap: rows of w, rounded up to whole lanes */
-static size_t block_floats(int w)
+/* values in a block of one tap: rows of w, rounded up to whole lanes */
+static size_t block_values(int w)
 {
     size_t rows = w >= TM_BLOCK ? 1 : (size_t)(TM_BLOCK / w);
     return (rows * (size_t)w + TM_LANES - 1) / TM_LANES * TM_LANES;
 }
 
-size_t esm_tap_moments_scratch(int cin, int w)
+size_t esm_tap_moments_scratch(int cin, int h, int w)
 {
-    /* the shifted taps (T, block), then the lane sums (doubles) */
-    return (size_t)taps(cin) * block_floats(w) + 2 * TM_LANES * esm_tap_moments_doubles(cin);
+    /* as doubles: the image padded with zeros (cin, h+2, w+2), the shifted taps (T, block), the
+     * lane sums */
+    size_t padded = (size_t)cin * (h + 2) * (w + 2);
+    return 2 * (padded + (size_t)taps(cin) * block_values(w) + TM_LANES * esm_tap_moments_doubles(cin));
 }
 
-/* dst[x] = row[x + kx - 1], 0 outside the row */
-static void shifted_row(const float *row, int w, int kx, float *dst)
+/* acc[0..LANES) += the lane sums of a[i] * b[i] over nb values */
+ESM_INLINE void pair_sums(const double *a, const double *b, int nb, double *acc)
 {
-    if (kx == 1) {
-        memcpy(dst, row, (size_t)w * sizeof *dst);
-    } else if (kx == 0) {
-        dst[0] = 0.0f;
-        memcpy(dst + 1, row, (size_t)(w - 1) * sizeof *dst);
-    } else {
-        memcpy(dst, row + 1, (size_t)(w - 1) * sizeof *dst);
-        dst[w - 1] = 0.0f;
-    }
+    double s[TM_LANES];
+    memcpy(s, acc, sizeof s);
+    for (int i = 0; i < nb; i += TM_LANES)
+        for (int l = 0; l < TM_LANES; l++)
+            s[l] += a[i + l] * b[i + l];
+    memcpy(acc, s, sizeof s);
 }
 
 /* The lane sums of one block of nb pixels (a multiple of TM_LANES; the taps past the block's
- * pixels are 0): sum x_t into acc (T, lanes), then sum x_t x_u (t <= u) after it. */
-ESM_HOT static void block_sums(const float *buf, size_t bs, int t_n, int nb, double *acc)
+ * pixels are 0): sum x_t into acc (T, lanes), then sum x_t x_u (t <= u) after it. The taps are
+ * doubles already: a product of two floats is exact in double. For each t, four u at a time share
+ * the load of x_t (each sum still adds its pixels in the same order). */
+ESM_HOT static void block_sums(const double *buf, size_t bs, int t_n, int nb, double *acc)
 {
     for (int t = 0; t < t_n; t++) {
-        const float *a = buf + (size_t)t * bs;
+        const double *a = buf + (size_t)t * bs;
         double s[TM_LANES];
         memcpy(s, acc + (size_t)t * TM_LANES, sizeof s);
         for (int i = 0; i < nb; i += TM_LANES)
@@ -75,40 +76,56 @@ ESM_HOT static void block_sums(const float *buf, size_t bs, int t_n, int nb, dou
         memcpy(acc + (size_t)t * TM_LANES, s, sizeof s);
     }
     double *q = acc + (size_t)t_n * TM_LANES;
-    for (int t = 0; t < t_n; t++)
-        for (int u = t; u < t_n; u++, q += TM_LANES) {
-            const float *a = buf + (size_t)t * bs, *b = buf + (size_t)u * bs;
-            double s[TM_LANES];
-            memcpy(s, q, sizeof s);
+    for (int t = 0; t < t_n; t++) {
+        const double *a = buf + (size_t)t * bs;
+        int u = t;
+        for (; u + 4 <= t_n; u += 4, q += 4 * TM_LANES) {
+            const double *b0 = buf + (size_t)u * bs, *b1 = b0 + bs, *b2 = b1 + bs, *b3 = b2 + bs;
+            double s0[TM_LANES], s1[TM_LANES], s2[TM_LANES], s3[TM_LANES];
+            memcpy(s0, q, sizeof s0);
+            memcpy(s1, q + TM_LANES, sizeof s1);
+            memcpy(s2, q + 2 * TM_LANES, sizeof s2);
+            memcpy(s3, q + 3 * TM_LANES, sizeof s3);
             for (int i = 0; i < nb; i += TM_LANES)
-                for (int l = 0; l < TM_LANES; l++)
-                    s[l] += (double)a[i + l] * (double)b[i + l];
-            memcpy(q, s, sizeof s);
+                for (int l = 0; l < TM_LANES; l++) {
+                    double x = a[i + l];
+                    s0[l] += x * b0[i + l];
+                    s1[l] += x * b1[i + l];
+                    s2[l] += x * b2[i + l];
+                    s3[l] += x * b3[i + l];
+                }
+            memcpy(q, s0, sizeof s0);
+            memcpy(q + TM_LANES, s1, sizeof s1);
+            memcpy(q + 2 * TM_LANES, s2, sizeof s2);
+            memcpy(q + 3 * TM_LANES, s3, sizeof s3);
         }
+        for (; u < t_n; u++, q += TM_LANES)
+            pair_sums(a, buf + (size_t)u * bs, nb, q);
+    }
 }
 
 void esm_tap_moments_image(const float *img, int cin, int h, int w, float *scratch, double *mom)
 {
-    int t_n = taps(cin);
-    size_t bs = block_floats(w), d = esm_tap_moments_doubles(cin);
+    int t_n = taps(cin), pw = w + 2;
+    size_t bs = block_values(w), d = esm_tap_moments_doubles(cin), pp = (size_t)(h + 2) * pw;
     int rows = w >= TM_BLOCK ? 1 : TM_BLOCK / w;
-    float *buf = scratch;
-    double *acc = (double *)(void *)(scratch + (size_t)t_n * bs);
+    double *pad = (double *)(void *)scratch, *buf = pad + (size_t)cin * pp, *acc = buf + (size_t)t_n * bs;
+    memset(pad, 0, cin * pp * sizeof *pad);
+    for (int ci = 0; ci < cin; ci++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                pad[ci * pp + (size_t)(y + 1) * pw + x + 1] = img[((size_t)ci * h + y) * w + x];
     memset(acc, 0, d * TM_LANES * sizeof *acc);
     for (int y0 = 0; y0 < h; y0 += rows) {
         int ny = h - y0 < rows ? h - y0 : rows, nb = (ny * w + TM_LANES - 1) / TM_LANES * TM_LANES;
         for (int t = 0; t < t_n; t++) {
             int ci = t / 9, ky = t / 3 % 3, kx = t % 3;
-            float *dst = buf + (size_t)t * bs;
-            for (int r = 0; r < ny; r++) {
-                int yy = y0 + r + ky - 1;
-                if (yy < 0 || yy >= h)
-                    memset(dst + (size_t)r * w, 0, (size_t)w * sizeof *dst);
-                else
-                    shifted_row(img + ((size_t)ci * h + yy) * w, w, kx, dst + (size_t)r * w);
-            }
+            double *dst = buf + (size_t)t * bs;
+            /* tap (ci, ky, kx) of pixel (y, x) is the padded image at (y + ky, x + kx) */
+            for (int r = 0; r < ny; r++)
+                memcpy(dst + (size_t)r * w, pad + ci * pp + (size_t)(y0 + r + ky) * pw + kx, (size_t)w * sizeof *dst);
             for (int i = ny * w; i < nb; i++)
-                dst[i] = 0.0f;
+                dst[i] = 0.0;
         }
         block_sums(buf, bs, t_n, nb, acc);
     }

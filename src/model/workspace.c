@@ -35,7 +35,7 @@ static void layout(const esm_net *net, int max_n, int with_backward, carver *c, 
     const esm_block *k0 = &net->block[0];
     int taps = k0->cin <= ESM_TAP_MAX_CIN;
     if (taps) {
-        size_t ts = esm_tap_moments_scratch(k0->cin, k0->w);
+        size_t ts = esm_tap_moments_scratch(k0->cin, k0->h, k0->w);
         max_scratch = ts > max_scratch ? ts : max_scratch;
     }
     ws->scratch_floats = (max_scratch + 15) & ~(size_t)15; /* keeps every thread's scratch 64-byte aligned */

@@ -64,12 +64,12 @@ void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp
 
 /* Batch statistics of a block with at most ESM_TAP_MAX_CIN input channels from its input's tap
  * moments (tap_moments.c). mom is an image's esm_tap_moments_doubles(cin) sums, made by
- * esm_tap_moments_image with esm_tap_moments_scratch(cin, w) floats of scratch (8-byte aligned);
+ * esm_tap_moments_image with esm_tap_moments_scratch(cin, h, w) floats of scratch (8-byte aligned);
  * esm_tap_moments_stats adds n images' in image order and sets moments (cout, 3: count, mean,
  * centred sum of squares, esm_batchnorm_moments_get's layout) of the conv by wgt, without bias. */
 #define ESM_TAP_MAX_CIN 3
 size_t esm_tap_moments_doubles(int cin);
-size_t esm_tap_moments_scratch(int cin, int w);
+size_t esm_tap_moments_scratch(int cin, int h, int w);
 void esm_tap_moments_image(const float *img, int cin, int h, int w, float *scratch, double *mom);
 void esm_tap_moments_stats(const double *mom, int n, int cin, int hw, const float *wgt, int cout, double *moments);
 
