@@ -115,3 +115,55 @@ TEST(conv_direct_image_bits_independent_of_batch)
     }
     free(x), free(wgt), free(all), free(one), free(scratch);
 }
+/* Block 0's batch statistics from its input's tap moments (src/model/tap_moments.c) against the
+ * two-pass statistics of the conv output itself; images added one call each or all at once give
+ * the same bits. Returns the mismatches. */
+static int tap_mismatches(int n, int cin, int cout, int h, int w, uint64_t seed)
+{
+    size_t img = (size_t)cin * h * w, d = esm_tap_moments_doubles(cin);
+    float *x = random_floats(n * img, seed), *wgt = random_floats((size_t)cout * cin * 9, seed + 1);
+    float *z = malloc(n * (size_t)cout * h * w * sizeof *z), *mean = malloc(cout * sizeof *mean);
+    float *var = malloc(cout * sizeof *var), *mean2 = malloc(cout * sizeof *mean2), *var2 = malloc(cout * sizeof *var2);
+    float *scratch = malloc(esm_tap_moments_scratch(cin, h, w) * sizeof *scratch);
+    float *cscratch = malloc(esm_conv3x3_direct_scratch(cin, cout, h, w) * sizeof *cscratch);
+    double *mom = malloc(n * d * sizeof *mom), *moments = malloc(3 * (size_t)cout * sizeof *moments);
+    double *moments2 = malloc(3 * (size_t)cout * sizeof *moments2);
+    int bad = -1;
+    if (x && wgt && z && mean && var && mean2 && var2 && scratch && cscratch && mom && moments && moments2) {
+        for (size_t i = 0; i < n * img; i++) /* inputs with a mean well away from 0, like images */
+            x[i] = 0.8f + 0.3f * x[i];
+        esm_conv3x3_direct(esm_conv3x3_direct_variant(), x, NULL, wgt, NULL, n, cin, cout, h, w, cscratch, z);
+        esm_batchnorm_stats(z, n, cout, h * w, mean, var);
+        for (int i = 0; i < n; i++)
+            esm_tap_moments_image(x + i * img, cin, h, w, scratch, mom + i * d);
+        esm_tap_moments_stats(mom, n, cin, h * w, wgt, cout, moments);
+        esm_batchnorm_moments_get(moments, cout, mean2, var2);
+        bad = 0;
+        for (int co = 0; co < cout; co++) {
+            bad += !(fabs(mean2[co] - mean[co]) <= 1e-6 * (fabs(mean[co]) + sqrt(var[co])));
+            bad += !(fabs(var2[co] - var[co]) <= 1e-5 * var[co]);
+        }
+        /* an image's moments do not depend on what else the scratch held */
+        for (int i = n - 1; i >= 0; i--)
+            esm_tap_moments_image(x + i * img, cin, h, w, scratch, mom + i * d);
+        esm_tap_moments_stats(mom, n, cin, h * w, wgt, cout, moments2);
+        bad += memcmp(moments, moments2, 3 * (size_t)cout * sizeof *moments) != 0;
+    }
+    free(x), free(wgt), free(z), free(mean), free(var), free(mean2), free(var2), free(scratch), free(cscratch);
+    free(mom), free(moments), free(moments2);
+    return bad;
+}
+
+TEST(conv_direct_tap_moments_give_batch_stats)
+{
+    static const struct {
+        int n, cin, cout, h, w;
+    } cases[] = {
+        {5, 1, 16, 28, 28}, {3, 3, 8, 21, 21}, {2, 1, 7, 5, 6}, {2, 2, 4, 3, 300}, {4, 1, 5, 1, 1}, {3, 3, 9, 40, 1},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int bad = tap_mismatches(cases[c].n, cases[c].cin, cases[c].cout, cases[c].h, cases[c].w, 70 + c);
+        CHECKF(bad == 0, "n %d, cin %d, cout %d, %dx%d: %d mismatches", cases[c].n, cases[c].cin, cases[c].cout,
+               cases[c].h, cases[c].w, bad);
+    }
+}

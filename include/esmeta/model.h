@@ -109,13 +109,16 @@ esm_status esm_net_forward(const esm_net *net, const float *params, float *bn_ru
 
 /* ---- sharing block 0's lowered input ----
  * Block 0's conv rearranges its input (into padded planes: two zero rows per image) before it
- * convolves; forwards of many parameter vectors over the same images (ES members on one episode)
- * can lower it once.
+ * convolves, and its batch statistics come from sums of its input (tap moments, one set per image,
+ * when it has at most 3 input channels); forwards of many parameter vectors over the same images
+ * (ES members on one episode) can make both once.
  * esm_net_lower_input writes images first..first+count-1 of a batch of n (x points at image
  * first) into cols, esm_net_lowered_floats(net, n) floats for the whole batch: call it once or
  * piece by piece. esm_net_forward_lowered is esm_net_forward with block 0 reading cols (bit-identical
  * results); cols must be the lowering of the same n images. x may then be NULL unless the
- * workspace keeps activations for backward. cols is only read: threads may share it. */
+ * workspace keeps activations for backward. cols is only read: threads may share it. It holds
+ * doubles: allocate it as malloc does (8-byte aligned). esm_net_lower_input allocates a small
+ * scratch (ESM_ENOMEM if it cannot). */
 size_t esm_net_lowered_floats(const esm_net *net, int n);
 esm_status esm_net_lower_input(const esm_net *net, const float *x, int first, int count, int n, float *cols,
                                esm_err *err);

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 int esm_net_config_same(const esm_net_config *a, const esm_net_config *b)
@@ -79,32 +80,6 @@ void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp
         esm_batchnorm_segments_merge(ws->seg, n, k->cout, k->h * k->w, moments);
 }
 
-size_t esm_net_lowered_floats(const esm_net *net, int n)
-{
-    const esm_block *k = &net->block[0];
-    return (size_t)n * esm_conv3x3_plane_floats(k->cin, k->h, k->w) + 2 * ESM_CONV_SLACK;
-}
-
-/* Each image's padded planes at its place in the batch (the direct conv's input, conv_direct.c);
- * the piece that starts the batch also zeroes the slack before it, the one that ends it the slack
- * after it. */
-esm_status esm_net_lower_input(const esm_net *net, const float *x, int first, int count, int n, float *cols,
-                               esm_err *err)
-{
-    const esm_block *k = &net->block[0];
-    if (first < 0 || count < 0 || first + count > n)
-        return esm_fail(err, ESM_EINVAL, "net lower input: images %d..%d outside the batch of %d", first,
-                        first + count - 1, n);
-    size_t img = (size_t)k->cin * k->h * k->w, pf = esm_conv3x3_plane_floats(k->cin, k->h, k->w);
-    if (first == 0)
-        esm_conv3x3_planes_slack(cols);
-    for (int j = first; j < first + count; j++)
-        esm_conv3x3_planes(x + (size_t)(j - first) * img, k->cin, k->h, k->w, cols + ESM_CONV_SLACK + (size_t)j * pf);
-    if (first + count == n)
-        esm_conv3x3_planes_slack(cols + ESM_CONV_SLACK + (size_t)n * pf);
-    return ESM_OK;
-}
-
 /* Threads' shares of n images for the per-image passes (any split gives the same bits). */
 static void share(int n, int t, int nt, int *lo, int *hi)
 {
@@ -117,10 +92,87 @@ static int team(const esm_net_ws *ws, int n)
     return ws->threads < n ? ws->threads : n;
 }
 
+/* Block 0's batch statistics come from its input's tap moments (tap_moments.c) when it has few
+ * input channels: no conv pass over the batch just for them. */
+static int tap_stats(const esm_net *net, int b)
+{
+    return b == 0 && net->block[0].cin <= ESM_TAP_MAX_CIN;
+}
+
+/* Where the images' tap moments start in a lowered batch of n (after the planes and their
+ * slacks, at an even float so the doubles are aligned as the buffer is) */
+static size_t lowered_moments_at(const esm_net *net, int n)
+{
+    const esm_block *k = &net->block[0];
+    size_t planes = (size_t)n * esm_conv3x3_plane_floats(k->cin, k->h, k->w) + 2 * ESM_CONV_SLACK;
+    return (planes + 1) & ~(size_t)1;
+}
+
+size_t esm_net_lowered_floats(const esm_net *net, int n)
+{
+    size_t mom = tap_stats(net, 0) ? 2 * (size_t)n * esm_tap_moments_doubles(net->block[0].cin) : 0;
+    return lowered_moments_at(net, n) + mom;
+}
+
+/* Each image's padded planes at its place in the batch (the direct conv's input, conv_direct.c)
+ * and, with tap statistics, its tap moments; the piece that starts the batch also zeroes the
+ * slack before it, the one that ends it the slack after it. */
+esm_status esm_net_lower_input(const esm_net *net, const float *x, int first, int count, int n, float *cols,
+                               esm_err *err)
+{
+    const esm_block *k = &net->block[0];
+    if (first < 0 || count < 0 || first + count > n)
+        return esm_fail(err, ESM_EINVAL, "net lower input: images %d..%d outside the batch of %d", first,
+                        first + count - 1, n);
+    size_t img = (size_t)k->cin * k->h * k->w, pf = esm_conv3x3_plane_floats(k->cin, k->h, k->w);
+    float *scratch = NULL;
+    if (tap_stats(net, 0) && count > 0) {
+        scratch = malloc(esm_tap_moments_scratch(k->cin, k->h, k->w) * sizeof *scratch);
+        if (!scratch)
+            return esm_fail(err, ESM_ENOMEM, "net lower input: out of memory for the tap moments' scratch");
+    }
+    if (first == 0)
+        esm_conv3x3_planes_slack(cols);
+    double *mom = (double *)(void *)(cols + lowered_moments_at(net, n));
+    size_t d = esm_tap_moments_doubles(k->cin);
+    for (int j = first; j < first + count; j++) {
+        const float *xj = x + (size_t)(j - first) * img;
+        esm_conv3x3_planes(xj, k->cin, k->h, k->w, cols + ESM_CONV_SLACK + (size_t)j * pf);
+        if (scratch)
+            esm_tap_moments_image(xj, k->cin, k->h, k->w, scratch, mom + (size_t)j * d);
+    }
+    if (first + count == n)
+        esm_conv3x3_planes_slack(cols + ESM_CONV_SLACK + (size_t)n * pf);
+    free(scratch);
+    return ESM_OK;
+}
+
+/* Block 0's batch moments from its input's tap moments: each image's from the lowered input
+ * when there is one, else made here, in parallel (an image's are its own). */
+static void tap_moments(const esm_net *net, esm_net_ws *ws, const float *wgt, const float *x, const float *cols,
+                        int n, double *moments)
+{
+    const esm_block *k = &net->block[0];
+    size_t d = esm_tap_moments_doubles(k->cin), img = (size_t)k->cin * k->h * k->w;
+    const double *mom = cols ? (const double *)(const void *)(cols + lowered_moments_at(net, n)) : ws->tap_mom;
+    if (!cols) {
+        int nt = team(ws, n);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            int lo, hi, tid = omp_get_thread_num();
+            share(n, tid, omp_get_num_threads(), &lo, &hi);
+            for (int i = lo; i < hi; i++)
+                esm_tap_moments_image(x + i * img, k->cin, k->h, k->w, esm_ws_scratch(ws, tid), ws->tap_mom + i * d);
+        }
+    }
+    esm_tap_moments_stats(mom, n, k->cin, k->h * k->w, wgt, k->cout, moments);
+}
+
 /* A forward-only block whose conv is cheap next to moving its output through memory (block 0: 9*cin
- * taps per output, and width full-size planes per image, megabytes per episode) is convolved twice:
- * once for the batch statistics, once more, chunk by chunk, for the ReLU + pool, so its output
- * never leaves the cache. The conv gives the same bits both times. */
+ * taps per output, and width full-size planes per image, megabytes per episode) is convolved chunk
+ * by chunk with its ReLU + pool, so its output never leaves the cache. Its batch statistics, needed
+ * first, come from the tap moments (block 0, tap_stats) or else from one more conv pass (a later
+ * block of a net narrower than 4: the conv gives the same bits both times). */
 static int recompute_conv(const esm_net_ws *ws, const esm_block *k)
 {
     return !ws->with_backward && k->cin <= 3;
@@ -175,12 +227,14 @@ esm_status esm_net_forward_lowered(const esm_net *net, const float *params, floa
         for (int c = 0; c < 3 * k->cout; c++)
             ws->moments[c] = 0.0;
         const float *bcols = b == 0 ? cols : NULL;
-        int again = recompute_conv(ws, k);
-        if (mode != ESM_BN_EVAL && again) {
+        int again = recompute_conv(ws, k), stats = mode != ESM_BN_EVAL, taps = stats && tap_stats(net, b);
+        if (taps)
+            tap_moments(net, ws, params + k->w_off, a, bcols, n, ws->moments);
+        if (stats && !taps && again) {
             conv_chunks(k, params + k->w_off, a, bcols, n, 1, NULL, NULL, ws, z, ws->seg, NULL);
             esm_batchnorm_segments_merge(ws->seg, n, k->cout, hw, ws->moments);
-        } else if (mode != ESM_BN_EVAL || !again) {
-            esm_conv_and_moments(k, params + k->w_off, a, bcols, n, mode != ESM_BN_EVAL ? ws->moments : NULL, ws, z);
+        } else if (!again) {
+            esm_conv_and_moments(k, params + k->w_off, a, bcols, n, stats && !taps ? ws->moments : NULL, ws, z);
         }
         const float *bias = params + k->b_off;
         float *mean = ws->mean + sb, *var = ws->var + sb;

@@ -32,6 +32,12 @@ static void layout(const esm_net *net, int max_n, int with_backward, carver *c, 
         max_scratch = cs > max_scratch ? cs : max_scratch;
         max_grad = gs > max_grad ? gs : max_grad;
     }
+    const esm_block *k0 = &net->block[0];
+    int taps = k0->cin <= ESM_TAP_MAX_CIN;
+    if (taps) {
+        size_t ts = esm_tap_moments_scratch(k0->cin, k0->h, k0->w);
+        max_scratch = ts > max_scratch ? ts : max_scratch;
+    }
     ws->scratch_floats = (max_scratch + 15) & ~(size_t)15; /* keeps every thread's scratch 64-byte aligned */
     ws->seg = carve(c, n * width * 2);
     ws->bn_coef = carve(c, (size_t)width * 3);
@@ -67,6 +73,7 @@ static void layout(const esm_net *net, int max_n, int with_backward, carver *c, 
     ws->scale = carve(c, (size_t)depth * width);
     ws->shift = carve(c, (size_t)depth * width);
     ws->moments = (double *)carve(c, (size_t)6 * width); /* 3*width doubles; pieces are 64-byte aligned */
+    ws->tap_mom = taps ? (double *)carve(c, 2 * n * esm_tap_moments_doubles(k0->cin)) : NULL;
 }
 
 size_t esm_net_ws_bytes(const esm_net *net, int max_n, int with_backward)

@@ -17,6 +17,7 @@ struct esm_net_ws {
     float *mean, *var;    /* (depth, width) batch statistics of the last forward */
     float *scale, *shift; /* (depth, width) batch norm folded into y = scale*z + shift */
     double *moments;      /* (width, 3) streamed batch statistics */
+    double *tap_mom;      /* (max_n, esm_tap_moments_doubles) block 0's input moments, or NULL */
     float *conv_scratch;  /* esm_conv3x3_scratch of the largest block: thread 0's */
     float *seg;           /* (max_n, width, 2) per-image, per-channel partial sums */
     float *bn_coef;       /* (width, 3) batch-norm backward coefficients */
@@ -60,6 +61,17 @@ int esm_net_config_same(const esm_net_config *a, const esm_net_config *b);
  * cols, when not NULL, is inp already lowered (esm_net_lower_input; block 0 only): inp is unread. */
 void esm_conv_and_moments(const esm_block *k, const float *wgt, const float *inp, const float *cols, int n,
                           double *moments, esm_net_ws *ws, float *z);
+
+/* Batch statistics of a block with at most ESM_TAP_MAX_CIN input channels from its input's tap
+ * moments (tap_moments.c). mom is an image's esm_tap_moments_doubles(cin) sums, made by
+ * esm_tap_moments_image with esm_tap_moments_scratch(cin, h, w) floats of scratch (8-byte aligned);
+ * esm_tap_moments_stats adds n images' in image order and sets moments (cout, 3: count, mean,
+ * centred sum of squares, esm_batchnorm_moments_get's layout) of the conv by wgt, without bias. */
+#define ESM_TAP_MAX_CIN 3
+size_t esm_tap_moments_doubles(int cin);
+size_t esm_tap_moments_scratch(int cin, int h, int w);
+void esm_tap_moments_image(const float *img, int cin, int h, int w, float *scratch, double *mom);
+void esm_tap_moments_stats(const double *mom, int n, int cin, int hw, const float *wgt, int cout, double *moments);
 
 /* Direct conv (conv_direct.c). Block 0's lowered input (esm_net_lower_input) is its images'
  * padded planes: ESM_CONV_SLACK zeros, esm_conv3x3_plane_floats per image, one image after
