@@ -36,6 +36,35 @@ static int same_file(const char *a, const char *b)
     return system(cmd) == 0;
 }
 
+/* esmeta with the formatted arguments must fail with one line naming n1 (and n2 if given). */
+static void expect_error(esm_tctx *t_, const char *n1, const char *n2, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void expect_error(esm_tctx *t_, const char *n1, const char *n2, const char *fmt, ...)
+{
+    char args[9000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    esm_test_expect_cli_error(t_, args, n1, n2);
+}
+
+/* A run of `total` generations and the same run stopped at `first` and resumed to `total` end in
+ * the same checkpoint bytes; 0 (and a failure) if not. dir/name and dir/name-split hold them. */
+static int split_run_matches(esm_tctx *t_, const char *flags, int first, int total, const char *name)
+{
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    char a[4200], b[4200];
+    if (!run_ok(t_, "train --data %s %s --generations %d --out %s/%s", cache, flags, total, tmp, name) ||
+        !run_ok(t_, "train --data %s %s --generations %d --out %s/%s-split", cache, flags, first, tmp, name) ||
+        !run_ok(t_, "train --data %s --resume %s/%s-split --generations %d", cache, tmp, name, total))
+        return 0;
+    snprintf(a, sizeof a, "%s/%s/checkpoint.bin", tmp, name);
+    snprintf(b, sizeof b, "%s/%s-split/checkpoint.bin", tmp, name);
+    CHECKF(same_file(a, b), "%s: stopped at %d and resumed to %d differs from one run", name, first, total);
+    return same_file(a, b);
+}
+
 
 TEST(train_resume_is_bit_identical)
 {
@@ -189,28 +218,20 @@ TEST(train_rejects_bad_arguments)
 {
     const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
     REQUIRE(cache);
-    char args[9000];
-    snprintf(args, sizeof args, "train --data %s %s --episodes 2 --lr -1 --out %s/a", cache, TINY, tmp);
-    esm_test_expect_cli_error(t_, args, "--lr", "positive");
-    snprintf(args, sizeof args, "train --data %s --width 8 --depth 2 --way 0 --out %s/a", cache, tmp);
-    esm_test_expect_cli_error(t_, args, "--way 0", "at least 1");
-    snprintf(args, sizeof args, "train --data %s --trainer sgd --out %s/a", cache, tmp);
-    esm_test_expect_cli_error(t_, args, "--trainer 'sgd'", "backprop or es");
-    snprintf(args, sizeof args, "train --data %s --episodes 2", cache);
-    esm_test_expect_cli_error(t_, args, "--out", "--resume");
-    snprintf(args, sizeof args, "train --data %s --width 8 --depth 20 --out %s/a", cache, tmp);
-    esm_test_expect_cli_error(t_, args, "--depth 20", NULL);
+    expect_error(t_, "--lr", "positive", "train --data %s %s --episodes 2 --lr -1 --out %s/a", cache, TINY, tmp);
+    expect_error(t_, "--way 0", "at least 1", "train --data %s --width 8 --depth 2 --way 0 --out %s/a", cache, tmp);
+    expect_error(t_, "--trainer 'sgd'", "backprop or es", "train --data %s --trainer sgd --out %s/a", cache, tmp);
+    expect_error(t_, "--out", "--resume", "train --data %s --episodes 2", cache);
+    expect_error(t_, "--depth 20", NULL, "train --data %s --width 8 --depth 20 --out %s/a", cache, tmp);
     REQUIRE(run_ok(t_, "train --data %s %s --episodes 1 --out %s/done", cache, TINY, tmp));
-    snprintf(args, sizeof args, "train --data %s %s --episodes 1 --out %s/done", cache, TINY, tmp);
-    esm_test_expect_cli_error(t_, args, "already holds a run", "--resume");
-    snprintf(args, sizeof args, "train --data %s --resume %s/done --way 20", cache, tmp);
-    esm_test_expect_cli_error(t_, args, "--resume", "configuration saved");
-    snprintf(args, sizeof args, "train --data %s --resume %s/done --split test", cache, tmp);
-    esm_test_expect_cli_error(t_, args, "--resume", NULL);
-    snprintf(args, sizeof args, "train --data %s %s --episodes 1 --chunk 8 --out %s/b", cache, TINY, tmp);
-    esm_test_expect_cli_error(t_, args, "--chunk", "--trainer es");
-    snprintf(args, sizeof args, "train --data %s --trainer es --width 8 --depth 2 --chunk -3 --out %s/b", cache, tmp);
-    esm_test_expect_cli_error(t_, args, "--chunk -3", "0 (whole episodes) or positive");
+    expect_error(t_, "already holds a run", "--resume", "train --data %s %s --episodes 1 --out %s/done", cache, TINY,
+                 tmp);
+    expect_error(t_, "--resume", "configuration saved", "train --data %s --resume %s/done --way 20", cache, tmp);
+    expect_error(t_, "--resume", NULL, "train --data %s --resume %s/done --split test", cache, tmp);
+    expect_error(t_, "--chunk", "--trainer es", "train --data %s %s --episodes 1 --chunk 8 --out %s/b", cache, TINY,
+                 tmp);
+    expect_error(t_, "--chunk -3", "0 (whole episodes) or positive",
+                 "train --data %s --trainer es --width 8 --depth 2 --chunk -3 --out %s/b", cache, tmp);
 }
 
 /* --chunk streams ES episodes: the run trains, and the setting is part of the saved run. */
@@ -236,14 +257,12 @@ TEST(train_es_zscore_shaping)
     const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
     REQUIRE(cache);
     const char *es = "--trainer es --width 8 --depth 2 --way 5 --shot 1 --query 2 --pop 6 --seed 3 --quiet";
+    char z[512];
+    snprintf(z, sizeof z, "%s --shaping zscore", es);
+    REQUIRE(split_run_matches(t_, z, 2, 4, "z"));
     REQUIRE(run_ok(t_, "train --data %s %s --generations 4 --out %s/ranks", cache, es, tmp));
-    REQUIRE(run_ok(t_, "train --data %s %s --shaping zscore --generations 4 --out %s/z", cache, es, tmp));
-    REQUIRE(run_ok(t_, "train --data %s %s --shaping zscore --generations 2 --out %s/zsplit", cache, es, tmp));
-    REQUIRE(run_ok(t_, "train --data %s --resume %s/zsplit --generations 4", cache, tmp));
     char a[4200], b[4200];
     snprintf(a, sizeof a, "%s/z/checkpoint.bin", tmp);
-    snprintf(b, sizeof b, "%s/zsplit/checkpoint.bin", tmp);
-    CHECK(same_file(a, b));
     snprintf(b, sizeof b, "%s/ranks/checkpoint.bin", tmp);
     CHECK(!same_file(a, b));
     esm_model m;
@@ -251,15 +270,13 @@ TEST(train_es_zscore_shaping)
     REQUIRE_OK(esm_model_load(a, &m, &err), &err);
     CHECK(m.cfg.shaping == ESM_ES_SHAPING_ZSCORE);
     esm_model_free(&m);
-    char args[9000];
-    snprintf(args, sizeof args, "train --data %s %s --shaping ranked --out %s/bad", cache, es, tmp);
-    esm_test_expect_cli_error(t_, args, "--shaping 'ranked'", "ranks or zscore");
-    snprintf(args, sizeof args, "train --data %s %s --strategy snes --shaping zscore --out %s/bad", cache, es, tmp);
-    esm_test_expect_cli_error(t_, args, "--shaping", "snes");
-    snprintf(args, sizeof args, "train --data %s %s --shaping zscore --episodes 1 --out %s/bad", cache, TINY, tmp);
-    esm_test_expect_cli_error(t_, args, "--shaping", "--trainer es");
-    snprintf(args, sizeof args, "train --data %s --resume %s/z --shaping ranks", cache, tmp);
-    esm_test_expect_cli_error(t_, args, "--resume", "configuration saved");
+    expect_error(t_, "--shaping 'ranked'", "ranks or zscore", "train --data %s %s --shaping ranked --out %s/bad", cache,
+                 es, tmp);
+    expect_error(t_, "--shaping", "snes", "train --data %s %s --strategy snes --shaping zscore --out %s/bad", cache, es,
+                 tmp);
+    expect_error(t_, "--shaping", "--trainer es", "train --data %s %s --shaping zscore --episodes 1 --out %s/bad",
+                 cache, TINY, tmp);
+    expect_error(t_, "--resume", "configuration saved", "train --data %s --resume %s/z --shaping ranks", cache, tmp);
 }
 
 /* --sigma-halve-every: the generations' sigma follows the schedule, and a split run resumes
@@ -270,16 +287,12 @@ TEST(train_es_sigma_schedule)
     REQUIRE(cache);
     const char *es = "--trainer es --width 8 --depth 2 --way 5 --shot 1 --query 2 --pop 6 --seed 3 --quiet "
                      "--sigma 0.04 --sigma-halve-every 2";
-    REQUIRE(run_ok(t_, "train --data %s %s --generations 5 --out %s/sig", cache, es, tmp));
-    REQUIRE(run_ok(t_, "train --data %s %s --generations 3 --out %s/sigsplit", cache, es, tmp));
-    REQUIRE(run_ok(t_, "train --data %s --resume %s/sigsplit --generations 5", cache, tmp));
-    char a[4200], b[4200];
-    snprintf(a, sizeof a, "%s/sig/checkpoint.bin", tmp);
-    snprintf(b, sizeof b, "%s/sigsplit/checkpoint.bin", tmp);
-    CHECK(same_file(a, b));
-    snprintf(a, sizeof a, "%s/sig/metrics.jsonl", tmp);
-    const char *want[] = {"\"sigma\":0.04,", "\"sigma\":0.04,", "\"sigma\":0.02,", "\"sigma\":0.02,", "\"sigma\":0.01,"};
-    FILE *f = fopen(a, "r");
+    REQUIRE(split_run_matches(t_, es, 3, 5, "sig"));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/sig/metrics.jsonl", tmp);
+    const char *want[] = {"\"sigma\":0.04,", "\"sigma\":0.04,", "\"sigma\":0.02,", "\"sigma\":0.02,",
+                          "\"sigma\":0.01,"};
+    FILE *f = fopen(path, "r");
     REQUIRE(f);
     char line[4096];
     int n = 0;
@@ -290,9 +303,7 @@ TEST(train_es_sigma_schedule)
         }
     fclose(f);
     CHECK(n == 5);
-    char args[9000];
-    snprintf(args, sizeof args, "train --data %s %s --strategy snes --out %s/bad", cache, es, tmp);
-    esm_test_expect_cli_error(t_, args, "--sigma-halve-every", "snes");
+    expect_error(t_, "--sigma-halve-every", "snes", "train --data %s %s --strategy snes --out %s/bad", cache, es, tmp);
 }
 
 /* The closing progress line reports the last step's real rate, not 0 img/s. */
