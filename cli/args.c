@@ -185,14 +185,16 @@ cli_opts_result cli_args_train(int argc, char **argv, train_args *a, char *msg, 
 {
     static const cli_opt t[] = {
         TSTR("data", data), TSTR("split", split), TSTR("out", out), TSTR("resume", resume),
-        TSTR("trainer", trainer), TSTR("strategy", strategy), TSTR("shaping", shaping), TL("way", way), TL("shot", shot),
+        TSTR("trainer", trainer), TSTR("strategy", strategy), TSTR("shaping", shaping), TL("way", way),
+        TL("shot", shot),
         TL("query", query), TL("width", width), TL("depth", depth), TL("pop", pop),
         TL("episodes-per-gen", episodes_per_gen), TL("centre-every", centre_every), TL("threads", threads),
         {.name = "episodes", .kind = CLI_OPT_LLONG, .off = offsetof(train_args, steps), .min = -BIG, .max = BIG,
          TMARK(steps_flag, 1)},
         {.name = "generations", .kind = CLI_OPT_LLONG, .off = offsetof(train_args, steps), .min = -BIG, .max = BIG,
          TMARK(steps_flag, 2)},
-        TLL("lr-halve-every", lr_halve_every), TLL("sigma-halve-every", sigma_halve_every), TLL("checkpoint-every", checkpoint_every),
+        TLL("lr-halve-every", lr_halve_every), TLL("sigma-halve-every", sigma_halve_every),
+        TLL("checkpoint-every", checkpoint_every),
         TLL("eval-every", eval_every), TLL("eval-episodes", eval_episodes), TSTR("eval-split", eval_split),
         TLL("eval-way", eval_way), TLL("eval-shot", eval_shot), TLL("eval-query", eval_query),
         {.name = "seed", .kind = CLI_OPT_U64, .off = offsetof(train_args, seed), TMARK(has_seed, 1)},
@@ -206,8 +208,8 @@ cli_opts_result cli_args_train(int argc, char **argv, train_args *a, char *msg, 
         TLL("budget-forwards", budget_forwards), TSTR("shard-update", shard_update), END};
     *a = (train_args){.way = -1, .shot = -1, .query = -1, .width = -1, .depth = -1, .pop = -1,
                       .episodes_per_gen = -1, .centre_every = -1, .episodes_per_step = -1, .steps = -1,
-                      .lr_halve_every = -1, .sigma_halve_every = -1, .checkpoint_every = 500, .eval_episodes = 100, .eval_way = 5,
-                      .eval_shot = 5, .eval_query = 15, .eval_split = "val"};
+                      .lr_halve_every = -1, .sigma_halve_every = -1, .checkpoint_every = 500, .eval_episodes = 100,
+                      .eval_way = 5, .eval_shot = 5, .eval_query = 15, .eval_split = "val"};
     cli_opts_result r = parse(t, argc, argv, a, 0, NULL, msg, cap);
     if (r != CLI_OPTS_OK)
         return r;

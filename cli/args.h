@@ -52,7 +52,8 @@ typedef struct {
     const char *data, *split, *out, *resume, *trainer, *strategy, *eval_split, *device, *shaping;
     long way, shot, query, width, depth, pop, episodes_per_gen, centre_every, threads, episodes_per_step, chunk;
     int has_chunk; /* --chunk was given (any value, so that a negative one is reported) */
-    long long steps, lr_halve_every, sigma_halve_every, checkpoint_every, eval_every, eval_episodes, eval_way, eval_shot, eval_query;
+    long long steps, lr_halve_every, sigma_halve_every, checkpoint_every, eval_every, eval_episodes, eval_way, eval_shot,
+        eval_query;
     uint64_t seed;
     float lr, sigma, weight_decay;
     long long budget_forwards; /* --budget-forwards: ES generations from member-image forwards; 0 = none */

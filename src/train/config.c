@@ -61,7 +61,8 @@ int esm_config_to_text(const esm_train_config *c, char *buf, size_t cap)
                     "trainer=%s\nsplit=%s\nsplit_hash=%" PRIu64 "\nway=%d\nshot=%d\nquery=%d\nsteps=%" PRId64
                     "\nseed=%" PRIu64 "\nin_channels=%d\nin_height=%d\nin_width=%d\nwidth=%d\ndepth=%d\nlr=%a\n"
                     "lr_halve_every=%" PRId64 "\nweight_decay=%a\nstrategy=%s\npop=%d\nsigma=%a\n"
-                    "episodes_per_gen=%d\ncentre_every=%d\nepisodes_per_step=%d\ndevice=%s\nstream_chunk=%d\nes_rules=%d\nshaping=%s\nsigma_halve_every=%" PRId64 "\n",
+                    "episodes_per_gen=%d\ncentre_every=%d\nepisodes_per_step=%d\ndevice=%s\nstream_chunk=%d\nes_rules=%d\n"
+                    "shaping=%s\nsigma_halve_every=%" PRId64 "\n",
                     esm_trainer_kind_name(c->trainer), c->split, c->split_hash, c->shape.way, c->shape.shot,
                     c->shape.query, c->steps, c->seed, c->net.in_channels, c->net.in_height, c->net.in_width,
                     c->net.width, c->net.depth, (double)c->lr, c->lr_halve_every, (double)c->weight_decay,
