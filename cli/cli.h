@@ -21,6 +21,9 @@ int cli_error(const esm_err *err);
  * and msg with every field name in it (as a whole word) written as its flag, into out. */
 const char *cli_field_flag(const char *field);
 void cli_field_flags(const char *msg, char *out, size_t cap);
+/* err, about `esmeta train`'s evaluation during training, in that evaluation's flags (--eval-way,
+ * not --way), then the rest as cli_field_flags writes them; err->field is then NULL. */
+void cli_eval_field_flags(esm_err *err);
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Data location: the --data flag, then $ESMETA_DATA, then ../shared/data/omniglot and

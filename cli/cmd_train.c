@@ -167,7 +167,7 @@ static int open_run(train_loop *L, const train_args *a, esm_split *sp, esm_err *
             return 0;
         if ((a->steps >= 0 && esm_trainer_set_steps(L->t, a->steps, err) != ESM_OK) || !apply_budget(L, err))
             return 0;
-        return !L->lead || run_dir_resume(&L->rd, a->resume, esm_trainer_steps_done(L->t), err);
+        return 1;
     }
     esm_train_config cfg;
     if (!build_config(a, &cfg))
@@ -175,7 +175,17 @@ static int open_run(train_loop *L, const train_args *a, esm_split *sp, esm_err *
     if (esm_split_get(L->ds, cfg.split, sp, err) != ESM_OK || esm_trainer_create(&cfg, L->ds, sp, &L->t, err) != ESM_OK ||
         !apply_budget(L, err))
         return 0;
-    return !L->lead || run_dir_create(&L->rd, a->out, err);
+    return 1;
+}
+
+/* The run folder is made (or reopened) only once every check has passed: a refused run leaves none. */
+static int open_run_dir(train_loop *L, const train_args *a, esm_err *err)
+{
+    if (!L->lead)
+        return 1;
+    if (a->resume)
+        return run_dir_resume(&L->rd, a->resume, esm_trainer_steps_done(L->t), err);
+    return run_dir_create(&L->rd, a->out, err);
 }
 
 /* An evaluation on classes the run trains on is not a validation: refused unless asked for
@@ -199,6 +209,19 @@ static int check_held_out(train_loop *L, const esm_split *train_sp, esm_err *err
     return 0;
 }
 
+/* The evaluation's episodes must fit its split now, not after the first --eval-every steps. */
+static int check_eval_shape(const train_loop *L, esm_err *err)
+{
+    const train_args *a = L->a;
+    esm_episode_shape shape = {(int)a->eval_way, (int)a->eval_shot, (int)a->eval_query};
+    if (esm_episode_check(&L->eval_sp, shape, err) == ESM_OK)
+        return 1;
+    cli_eval_field_flags(err);
+    size_t n = strlen(err->msg);
+    snprintf(err->msg + n, sizeof err->msg - n, " (--eval-split %s)", a->eval_split);
+    return 0;
+}
+
 /* Everything after the data is loaded; returns the exit status. */
 static int train(train_loop *L, esm_split *sp, esm_err *err)
 {
@@ -216,7 +239,9 @@ static int train(train_loop *L, esm_split *sp, esm_err *err)
         return train_rank_error(L, err);
     if (L->lead && a->eval_every > 0 &&
         (!(L->has_eval_sp = esm_split_get(L->ds, a->eval_split, &L->eval_sp, err) == ESM_OK) ||
-         !check_held_out(L, sp, err)))
+         !check_held_out(L, sp, err) || !check_eval_shape(L, err)))
+        return train_local_error(L, err);
+    if (!open_run_dir(L, a, err))
         return train_local_error(L, err);
     L->start = L->last_progress = cli_now();
     L->first_step = esm_trainer_steps_done(L->t);

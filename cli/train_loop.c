@@ -100,8 +100,10 @@ static int run_eval(train_loop *L, esm_err *err)
     esm_eval_result r;
     esm_episode_shape shape = {(int)a->eval_way, (int)a->eval_shot, (int)a->eval_query};
     if (esm_evaluate(&m.net, m.params, m.bn_running, L->ds, &L->eval_sp, shape, (int)a->eval_episodes, 0, 0, &r,
-                     err) != ESM_OK)
+                     err) != ESM_OK) {
+        cli_eval_field_flags(err);
         return 0;
+    }
     int64_t step = esm_trainer_steps_done(L->t);
     FILE *f = run_dir_line(&L->rd);
     fprintf(f, "{\"step\":%lld,\"eval_split\":", (long long)step);

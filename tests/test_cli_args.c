@@ -1,5 +1,6 @@
 /* The subcommands' option parsing (cli/args.c, cli/options.c), called directly, and two bugs
  * the CLI fuzz harness's work showed, through the binary. */
+#include <stdio.h>
 #include <string.h>
 
 #include "../cli/cli.h"
@@ -158,4 +159,18 @@ TEST(cli_field_names_become_flags)
     cli_field_flags("pop pop pop", tiny, sizeof tiny);
     CHECKF(strlen(tiny) == sizeof tiny - 1 && !strncmp(tiny, "--pop -", 7), "[%s]", tiny);
     CHECK(cli_field_flag("pop") && !strcmp(cli_field_flag("pop"), "--pop") && cli_field_flag("nonsense") == NULL);
+}
+
+/* The evaluation during training has flags of its own for the same library fields. */
+TEST(cli_eval_field_names_become_eval_flags)
+{
+    esm_err err = {0};
+    esm_fail_field(&err, ESM_EINVAL, "shape.shot", "shape.shot 19 + shape.query 15 = 34; n_episodes 3, pop 4");
+    cli_eval_field_flags(&err);
+    CHECKF(!strcmp(err.msg, "--eval-shot 19 + --eval-query 15 = 34; --eval-episodes 3, --pop 4"), "[%s]", err.msg);
+    CHECK(err.field == NULL);
+    esm_err plain = {0};
+    esm_fail(&plain, ESM_EIO, "shape.way in a path: nothing to rewrite");
+    cli_eval_field_flags(&plain);
+    CHECKF(!strcmp(plain.msg, "shape.way in a path: nothing to rewrite"), "[%s]", plain.msg);
 }

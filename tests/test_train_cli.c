@@ -362,6 +362,8 @@ TEST(train_refuses_validation_on_training_classes)
              cache, TINY, tmp);
     CHECK(esm_test_run_cli(args, out, sizeof out, err, sizeof err) != 0 && strstr(err, "not held out") &&
           strstr(err, "--split trainval"));
+    snprintf(path, sizeof path, "%s/seen", tmp);
+    CHECKF(access(path, F_OK) != 0, "a refused run left its folder %s", path);
     snprintf(args, sizeof args, "train --data %s %s --episodes 2 --eval-every 1 --eval-episodes 2 "
              "--eval-seen-classes --out %s/seen2", cache, TINY, tmp);
     REQUIRE(esm_test_run_cli(args, out, sizeof out, err, sizeof err) == 0);
@@ -372,6 +374,23 @@ TEST(train_refuses_validation_on_training_classes)
     REQUIRE(esm_test_run_cli(args, out, sizeof out, err, sizeof err) == 0);
     snprintf(path, sizeof path, "%s/held/metrics.jsonl", tmp);
     CHECK(esm_test_count_lines(path, "\"eval_split\":\"val\",\"held_out\":true") == 2);
+}
+
+/* The evaluation's episodes are checked against its split before training starts, in its own flags,
+ * and a refused run leaves no folder behind. */
+TEST(train_refuses_an_eval_shape_its_split_cannot_give)
+{
+    const char *cache = esm_test_cache(), *tmp = esm_test_tmpdir();
+    REQUIRE(cache);
+    char args[9000], path[4200];
+    snprintf(args, sizeof args, "train --data %s %s --split train --episodes 2 --eval-every 2 --eval-way 5000 "
+             "--out %s/eval-way", cache, TINY, tmp);
+    esm_test_expect_cli_error(t_, args, "--eval-way 5000", "--eval-split val");
+    snprintf(path, sizeof path, "%s/eval-way", tmp);
+    CHECKF(access(path, F_OK) != 0, "a refused run left its folder %s", path);
+    snprintf(args, sizeof args, "train --data %s %s --split train --episodes 2 --eval-every 2 --eval-shot 19 "
+             "--eval-query 2 --out %s/eval-shot", cache, TINY, tmp);
+    esm_test_expect_cli_error(t_, args, "--eval-shot 19 + --eval-query 2", NULL);
 }
 
 /* A budget in member-image forwards buys whole generations: pop 4 x 5-way (1 + 2) = 60 a generation. */
