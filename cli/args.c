@@ -143,9 +143,11 @@ cli_opts_result cli_args_prepare(int argc, char **argv, prepare_args *a, char *m
     static const cli_opt t[] = {
         STR("data", prepare_args, data), STR("out", prepare_args, out), STR("images", prepare_args, images),
         {.name = "channels", .kind = CLI_OPT_CUSTOM, .off = offsetof(prepare_args, io.shape.channels),
-         .parse = parse_channels},
-        {.name = "size", .kind = CLI_OPT_CUSTOM, .off = offsetof(prepare_args, io.shape), .parse = parse_size},
-        {.name = "invert", .kind = CLI_OPT_SET, .off = offsetof(prepare_args, io.shape.invert), .set = 1},
+         .parse = parse_channels, .mark_at = CLI_MARK(prepare_args, image_flag), .set = 1},
+        {.name = "size", .kind = CLI_OPT_CUSTOM, .off = offsetof(prepare_args, io.shape), .parse = parse_size,
+         .mark_at = CLI_MARK(prepare_args, image_flag), .set = 1},
+        {.name = "invert", .kind = CLI_OPT_SET, .off = offsetof(prepare_args, io.shape.invert), .set = 1,
+         .mark_at = CLI_MARK(prepare_args, image_flag)},
         {.name = "no-normalize", .kind = CLI_OPT_SET, .off = offsetof(prepare_args, io.normalize), .set = 0},
         {.name = "csv", .kind = CLI_OPT_CUSTOM, .off = offsetof(prepare_args, csv), .parse = parse_csv},
         {.name = "split-ratio", .kind = CLI_OPT_CUSTOM, .off = offsetof(prepare_args, ratio), .parse = parse_ratio,
@@ -162,6 +164,10 @@ cli_opts_result cli_args_prepare(int argc, char **argv, prepare_args *a, char *m
         return fail(msg, cap, "--csv files are the splits already; drop --split-ratio");
     if (a->images && a->data)
         return fail(msg, cap, "--images and --data are two different sources; give one");
+    /* Omniglot has one preparation (the papers'): a flag that would be ignored is refused instead */
+    if (!a->images && (a->image_flag || !a->io.normalize))
+        return fail(msg, cap, "--channels, --size, --invert and --no-normalize shape your own --images DIR; Omniglot "
+                    "is always prepared as the papers prepare it: drop them");
     return CLI_OPTS_OK;
 }
 

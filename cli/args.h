@@ -46,6 +46,7 @@ typedef struct {
     int have_ratio;
     uint64_t seed;
     esm_images_opts io;
+    int image_flag; /* --channels, --size or --invert was given: they shape --images only */
 } prepare_args;
 
 typedef struct {

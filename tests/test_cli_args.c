@@ -111,6 +111,14 @@ TEST(cli_args_prepare_custom_values)
     char bad[] = "prepare --split-ratio 0.5,0.5";
     argc = split_args(bad, argv, 32);
     CHECK(cli_args_prepare(argc, argv, &a, msg, sizeof msg) == CLI_OPTS_ERROR && strstr(msg, "--split-ratio '0.5,0.5'"));
+    const char *ignored[] = {"--channels 1", "--size 28x28", "--invert", "--no-normalize"};
+    for (size_t i = 0; i < sizeof ignored / sizeof *ignored; i++) {
+        char line[200];
+        snprintf(line, sizeof line, "prepare --data d %s", ignored[i]);
+        argc = split_args(line, argv, 32);
+        CHECKF(cli_args_prepare(argc, argv, &a, msg, sizeof msg) == CLI_OPTS_ERROR && strstr(msg, "--images DIR"),
+               "%s: [%s]", line, msg);
+    }
 }
 
 /* Found writing the CLI harness: getopt reported a bad short-option cluster by the argument
