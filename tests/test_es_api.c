@@ -26,6 +26,28 @@ TEST(es_names_and_unknown_strategy)
     CHECK(strstr(err.msg, "sep-cma") != NULL);
 }
 
+/* What each strategy leaves to its caller; a library user is refused what the strategy ignores. */
+TEST(es_capabilities_state_what_a_strategy_leaves_to_the_caller)
+{
+    const unsigned want[] = {ESM_ES_CAN_SCHEDULE_SIGMA | ESM_ES_CAN_SHAPE | ESM_ES_CAN_ESTIMATE, ESM_ES_CAN_SHAPE, 0,
+                             0};
+    for (int k = 0; k < 4; k++)
+        CHECKF(esm_es_capabilities(all_strategies[k]) == want[k], "%s: capabilities %u, expected %u",
+               all_strategies[k], esm_es_capabilities(all_strategies[k]), want[k]);
+    CHECK(esm_es_capabilities("cma-es") == 0 && esm_es_capabilities(NULL) == 0);
+    esm_err err = {0};
+    for (int k = 2; k < 4; k++) {
+        esm_es_config c;
+        REQUIRE_OK(esm_es_config_init(&c, all_strategies[k], 10, &err), &err);
+        c.shaping = ESM_ES_SHAPING_ZSCORE;
+        esm_es *es = NULL;
+        CHECKF(esm_es_create(&es, &c, NULL, &err) == ESM_EINVAL && es == NULL && err.field &&
+               !strcmp(err.field, "shaping") && strstr(err.msg, all_strategies[k]),
+               "%s with z-scores: %s", all_strategies[k], err.msg);
+        esm_es_free(es);
+    }
+}
+
 TEST(es_defaults_follow_papers)
 {
     esm_err err;

@@ -99,6 +99,15 @@ int esm_es_shaping_parse(const char *name);
 /* The registered strategy names, NULL-terminated. */
 const char *const *esm_es_strategy_names(void);
 
+/* What a strategy leaves to its caller, as a set of these bits; 0 for an unknown name. Callers
+ * ask this instead of comparing names, so a new strategy states it once, in its own file. */
+enum {
+    ESM_ES_CAN_SCHEDULE_SIGMA = 1 << 0, /* its sigma is fixed, set by the caller (esm_es_set_sigma) */
+    ESM_ES_CAN_SHAPE = 1 << 1,          /* cfg.shaping chooses how fitness becomes member weights */
+    ESM_ES_CAN_ESTIMATE = 1 << 2,       /* its update is a gradient estimate one can read out */
+};
+unsigned esm_es_capabilities(const char *strategy);
+
 /* Fills cfg with the defaults of `strategy` for `dim` (see each strategy's file for the
  * formulas and their sources). Unknown name -> ESM_ENOTFOUND listing the valid ones. */
 esm_status esm_es_config_init(esm_es_config *cfg, const char *strategy, size_t dim, esm_err *err);

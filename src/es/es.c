@@ -58,6 +58,9 @@ esm_status esm_es_create(esm_es **out, const esm_es_config *cfg, const float *x0
     if (!vt)
         return unknown_strategy(cfg->strategy, err);
     esm_status s = validate_common(cfg, err);
+    if (s == ESM_OK && cfg->shaping != ESM_ES_SHAPING_RANKS && !(vt->caps & ESM_ES_CAN_SHAPE))
+        s = esm_fail_field(err, ESM_EINVAL, "shaping", "shaping %s: %s weights members by its own ranks; leave "
+                           "shaping at ranks", esm_es_shaping_name(cfg->shaping), vt->name);
     if (s == ESM_OK)
         s = vt->validate(cfg, err);
     if (s != ESM_OK)
@@ -113,7 +116,7 @@ esm_status esm_es_set_lr(esm_es *es, float lr, esm_err *err)
 
 esm_status esm_es_set_sigma(esm_es *es, float sigma, esm_err *err)
 {
-    if (strcmp(es->vt->name, "openai-es"))
+    if (!(es->vt->caps & ESM_ES_CAN_SCHEDULE_SIGMA))
         return esm_fail_field(err, ESM_EUNSUPPORTED, "sigma_halve_every", "%s adapts its own sigma: a sigma schedule is "
                               "for openai-es", es->vt->name);
     if (!(sigma > 0) || !isfinite(sigma))

@@ -21,7 +21,7 @@ static esm_status openai_ranked(void *ctx, const esm_es_ranking *rk, const esm_e
 
 esm_status esm_es_gradient_estimate(const esm_es *es, const float *fitness, float *g, esm_err *err)
 {
-    if (strcmp(es->vt->name, "openai-es"))
+    if (!(es->vt->caps & ESM_ES_CAN_ESTIMATE))
         return esm_fail(err, ESM_EUNSUPPORTED, "gradient estimate of strategy '%s': only openai-es's is defined here "
                         "(create an openai-es object)", es->vt->name);
     int p = es->cfg.popsize, finite = 0;

@@ -119,7 +119,8 @@ static void oes_destroy(esm_es *es)
 }
 
 const esm_es_strategy esm_es_openai_es = {
-    .name = "openai-es", .defaults = oes_defaults, .validate = oes_validate, .create = oes_create,
+    .name = "openai-es", .caps = ESM_ES_CAN_SCHEDULE_SIGMA | ESM_ES_CAN_SHAPE | ESM_ES_CAN_ESTIMATE,
+    .defaults = oes_defaults, .validate = oes_validate, .create = oes_create,
     .scale = oes_scale, .tell = oes_tell, .state_size = oes_state_size, .save = oes_save,
     .load = oes_load, .destroy = oes_destroy,
 };

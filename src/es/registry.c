@@ -28,6 +28,12 @@ const esm_es_strategy *esm_es_find(const char *name)
     return NULL;
 }
 
+unsigned esm_es_capabilities(const char *strategy)
+{
+    const esm_es_strategy *vt = esm_es_find(strategy);
+    return vt ? vt->caps : 0;
+}
+
 void esm_es_list_names(char *buf, size_t cap)
 {
     size_t len = 0;

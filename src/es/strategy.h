@@ -36,6 +36,7 @@ typedef struct {
 
 typedef struct esm_es_strategy {
     const char *name;
+    unsigned caps; /* ESM_ES_CAN_* (esmeta/es.h) */
     void (*defaults)(esm_es_config *cfg);                       /* cfg->dim is set */
     esm_status (*validate)(const esm_es_config *cfg, esm_err *err);
     esm_status (*create)(esm_es *es, esm_err *err);             /* allocates es->st */

@@ -120,11 +120,12 @@ static esm_status check_es_config(const esm_train_config *c, const esm_es_config
     if (!(c->sigma > 0) || !isfinite(c->sigma))
         return esm_fail_field(err, ESM_EINVAL, "sigma", "sigma %g must be a positive number (try 0.02)",
                               (double)c->sigma);
-    if (c->sigma_halve_every < 0 || (c->sigma_halve_every > 0 && strcmp(c->strategy, "openai-es")))
+    unsigned caps = esm_es_capabilities(c->strategy);
+    if (c->sigma_halve_every < 0 || (c->sigma_halve_every > 0 && !(caps & ESM_ES_CAN_SCHEDULE_SIGMA)))
         return esm_fail_field(err, ESM_EINVAL, "sigma_halve_every", "sigma_halve_every %lld: give 0 (fixed sigma) or, "
                               "for openai-es, a positive number of generations (%s adapts its own sigma)",
                               (long long)c->sigma_halve_every, c->strategy);
-    if (c->shaping != ESM_ES_SHAPING_RANKS && strcmp(c->strategy, "openai-es") && strcmp(c->strategy, "pgpe"))
+    if (c->shaping != ESM_ES_SHAPING_RANKS && !(caps & ESM_ES_CAN_SHAPE))
         return esm_fail_field(err, ESM_EINVAL, "shaping", "shaping %s is for openai-es and pgpe: %s weights members by "
                               "its own ranks; drop it", esm_es_shaping_name(c->shaping), c->strategy);
     if (!(c->lr > 0) || !isfinite(c->lr))
