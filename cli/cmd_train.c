@@ -212,13 +212,11 @@ static int check_held_out(train_loop *L, const esm_split *train_sp, esm_err *err
 /* The evaluation's episodes must fit its split now, not after the first --eval-every steps. */
 static int check_eval_shape(const train_loop *L, esm_err *err)
 {
-    const train_args *a = L->a;
-    esm_episode_shape shape = {(int)a->eval_way, (int)a->eval_shot, (int)a->eval_query};
-    if (esm_episode_check(&L->eval_sp, shape, err) == ESM_OK)
+    if (esm_episode_check(&L->eval_sp, train_eval_shape(L->a), err) == ESM_OK)
         return 1;
     cli_eval_field_flags(err);
     size_t n = strlen(err->msg);
-    snprintf(err->msg + n, sizeof err->msg - n, " (--eval-split %s)", a->eval_split);
+    snprintf(err->msg + n, sizeof err->msg - n, " (--eval-split %s)", L->a->eval_split);
     return 0;
 }
 

@@ -93,12 +93,17 @@ static void progress(train_loop *L, const esm_train_stats *s, int force)
     fputc('\n', stderr);
 }
 
+esm_episode_shape train_eval_shape(const train_args *a)
+{
+    return (esm_episode_shape){(int)a->eval_way, (int)a->eval_shot, (int)a->eval_query};
+}
+
 static int run_eval(train_loop *L, esm_err *err)
 {
     const train_args *a = L->a;
     esm_model_view m = esm_trainer_model(L->t);
     esm_eval_result r;
-    esm_episode_shape shape = {(int)a->eval_way, (int)a->eval_shot, (int)a->eval_query};
+    esm_episode_shape shape = train_eval_shape(a);
     if (esm_evaluate(&m.net, m.params, m.bn_running, L->ds, &L->eval_sp, shape, (int)a->eval_episodes, 0, 0, &r,
                      err) != ESM_OK) {
         cli_eval_field_flags(err);

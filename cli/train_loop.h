@@ -28,6 +28,9 @@ typedef struct {
     int64_t first_step; /* steps done when this process started: the time-left estimate's base */
 } train_loop;
 
+/* The evaluation's episodes during training, as --eval-way/--eval-shot/--eval-query give them. */
+esm_episode_shape train_eval_shape(const train_args *a);
+
 /* Prints this rank's error (naming the rank when there are several) and returns 1. */
 int train_rank_error(const train_loop *L, const esm_err *err);
 /* A failure only this rank sees: prints it and ends every rank of the job (the others would

@@ -156,7 +156,8 @@ static void pgpe_load(esm_es *es, esm_reader *r)
 }
 
 const esm_es_strategy esm_es_pgpe = {
-    .name = "pgpe", .caps = ESM_ES_CAN_SHAPE, .defaults = pgpe_defaults, .validate = pgpe_validate, .create = pgpe_create,
+    .name = "pgpe", .caps = ESM_ES_CAN_SHAPE, .defaults = pgpe_defaults, .validate = pgpe_validate,
+    .create = pgpe_create,
     .scale = pgpe_scale, .tell = pgpe_tell, .state_size = pgpe_state_size, .save = pgpe_save,
     .load = pgpe_load, .destroy = pgpe_destroy,
 };

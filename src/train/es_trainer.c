@@ -125,9 +125,6 @@ static esm_status check_es_config(const esm_train_config *c, const esm_es_config
         return esm_fail_field(err, ESM_EINVAL, "sigma_halve_every", "sigma_halve_every %lld: give 0 (fixed sigma) or, "
                               "for openai-es, a positive number of generations (%s adapts its own sigma)",
                               (long long)c->sigma_halve_every, c->strategy);
-    if (c->shaping != ESM_ES_SHAPING_RANKS && !(caps & ESM_ES_CAN_SHAPE))
-        return esm_fail_field(err, ESM_EINVAL, "shaping", "shaping %s is for openai-es and pgpe: %s weights members by "
-                              "its own ranks; drop it", esm_es_shaping_name(c->shaping), c->strategy);
     if (!(c->lr > 0) || !isfinite(c->lr))
         return esm_fail_field(err, ESM_EINVAL, "lr", "lr %g must be a positive number", (double)c->lr);
     if (c->episodes_per_gen < 1)
