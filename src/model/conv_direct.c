@@ -177,7 +177,10 @@ void esm_conv3x3_planes_slack(float *end)
 #define CD_STORE_PART(p, v, n) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (n)) - 1), v)
 #include "conv_direct_tile.h"
 
-/* AVX2 has 16 vector registers: 4 channels x 3 vectors of accumulators. */
+/* AVX2 has 16 vector registers: 4 channels x 2 vectors of accumulators. A 4 x 3 tile (12
+ * accumulators, the 3 pixel vectors and a broadcast weight: all 16) made GCC spill an accumulator
+ * to the stack, and the chain through memory ran the conv at 0.6-0.7x the speed of 4 x 2 on a
+ * Zen3 (docs/BENCHMARKS.md, 2026-12-02h). */
 ESM_INLINE __attribute__((target("arch=x86-64-v3"))) void store_part_avx2(float *p, __m256 v, int n)
 {
     float tmp[8];
@@ -195,7 +198,7 @@ ESM_INLINE __attribute__((target("arch=x86-64-v3"))) __m256 mask_avx2(unsigned b
 #define CD_VEC __m256
 #define CD_V 8
 #define CD_MR 4
-#define CD_NR 3
+#define CD_NR 2
 #define CD_ZERO() _mm256_setzero_ps()
 #define CD_LOAD(p) _mm256_loadu_ps(p)
 #define CD_MASK __m256
@@ -209,7 +212,8 @@ ESM_INLINE __attribute__((target("arch=x86-64-v3"))) __m256 mask_avx2(unsigned b
 #include "conv_direct_tile.h"
 #endif
 
-/* The portable variant: GCC vector extensions (SSE on x86-64), multiply then add. */
+/* The portable variant: GCC vector extensions (SSE on x86-64), multiply then add; 4 x 2 for the
+ * same reason as AVX2 (its 16 registers also hold the products). */
 typedef float cd_v4 __attribute__((vector_size(16)));
 typedef int32_t cd_v4i __attribute__((vector_size(16)));
 ESM_INLINE cd_v4 load_v4(const float *p)
@@ -223,7 +227,7 @@ ESM_INLINE cd_v4 load_v4(const float *p)
 #define CD_VEC cd_v4
 #define CD_V 4
 #define CD_MR 4
-#define CD_NR 3
+#define CD_NR 2
 #define CD_ZERO() ((cd_v4){0.0f, 0.0f, 0.0f, 0.0f})
 #define CD_LOAD(p) load_v4(p)
 #define CD_MASK cd_v4i
