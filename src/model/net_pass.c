@@ -314,7 +314,9 @@ static void conv_backward(esm_net_ws *ws, const esm_block *k, const float *inp, 
     int nt = team(ws, parts);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-#pragma omp for schedule(static)
+        /* dynamic: 600 images are 19 partitions, 10 and 9 of them statically (320 images against
+         * 280); each partition sums into its own slot, so who takes which cannot change the bits */
+#pragma omp for schedule(dynamic, 1)
         for (int p = 0; p < parts; p++) {
             size_t lo = (size_t)p * part;
             int m = n - (int)lo < part ? n - (int)lo : part;
