@@ -179,8 +179,8 @@ void esm_conv3x3_planes_slack(float *end)
 
 /* AVX2 has 16 vector registers: 4 channels x 2 vectors of accumulators. A 4 x 3 tile (12
  * accumulators, the 3 pixel vectors and a broadcast weight: all 16) made GCC spill an accumulator
- * to the stack, and the chain through memory ran the conv at 0.6-0.7x the speed of 4 x 2 on a
- * Zen3 (docs/BENCHMARKS.md, 2026-12-02h). */
+ * to the stack, and the chain through memory ran blocks 1 and 2 (nearly all the FLOPs) at 0.6-0.7x
+ * the speed of 4 x 2 on a Zen3 (docs/BENCHMARKS.md, 2026-12-02h; block 0, 9 taps, was mixed). */
 ESM_INLINE __attribute__((target("arch=x86-64-v3"))) void store_part_avx2(float *p, __m256 v, int n)
 {
     float tmp[8];
