@@ -13,7 +13,8 @@ static void help(void)
            "  shrinking, bilinear when enlarging).\n"
            "  --data PATH  the prepared set the model was trained on (cache or Omniglot folder): images get\n"
            "               its channel normalisation. Needed for RGB models and any set prepared with --images.\n"
-           "  --invert     with --data: the set was prepared with --invert (Omniglot's caches are)\n"
+           "  --invert     with --data: the set was prepared with --invert (Omniglot's sets are). Caches of\n"
+           "               format 3 and later record it, so it is only needed for older caches.\n"
            "  Without --data: Omniglot's preprocessing (grey, inverted: dark strokes become ink = 1).\n");
 }
 
@@ -45,13 +46,17 @@ static int embed_one(embedder *e, const char *path, esm_err *err)
     return 1;
 }
 
-/* The preprocessing the model was trained with: the set's shape must be the model's input. */
+/* The preprocessing the model was trained with: the set's shape must be the model's input, and its
+ * inversion is the set's own record; only caches older than format 3 need the user's --invert. */
 static esm_status choose_preprocessing(const esm_model *m, const char *ckpt, const char *data, const esm_dataset *ds,
                                        int invert, embedder *e, esm_err *err)
 {
     const esm_net_config *c = &m->net.cfg;
+    if (ds && ds->inverted == 0 && invert)
+        return esm_fail(err, ESM_EINVAL, "--invert: --data %s records that it was prepared without --invert; drop "
+                        "--invert", data);
     e->shape = (esm_image_shape){.channels = c->in_channels, .height = c->in_height, .width = c->in_width,
-                                 .invert = ds ? invert : 1};
+                                 .invert = !ds ? 1 : ds->inverted >= 0 ? ds->inverted : invert};
     if (ds && (ds->channels != c->in_channels || ds->height != c->in_height || ds->width != c->in_width))
         return esm_fail(err, ESM_EINVAL, "--data %s holds %dx%dx%d images but %s takes %dx%dx%d: give the set the "
                         "model was trained on", data, ds->channels, ds->height, ds->width, ckpt, c->in_channels,

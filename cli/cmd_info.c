@@ -51,7 +51,7 @@ int cmd_info(int argc, char **argv)
     printf("],\"std\":[");
     for (int c = 0; c < ds->channels; c++)
         printf("%s%.6g", c ? "," : "", ds->std[c]);
-    printf("]}\n");
+    printf("],\"inverted\":%s}\n", ds->inverted < 0 ? "null" : ds->inverted ? "true" : "false");
     esm_split_free(&sp);
     esm_dataset_free(ds);
     return 0;

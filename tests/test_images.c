@@ -381,8 +381,30 @@ TEST(images_cli_ratio_split_written_out)
     CHECKF(strstr(out, "\"classes\":6"), "%s", out);
 }
 
+/* A copy of the cache at from, rewritten as format version: bytes [cut, cut + n) of the header
+ * left out (the fields that version lacks) and the CRC made again. */
+static int write_older_cache(const char *from, const char *to, unsigned version, size_t cut, size_t n)
+{
+    FILE *f = fopen(from, "rb");
+    if (!f)
+        return 0;
+    static unsigned char buf[1 << 14];
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    if (len < cut + n + 4 || len == sizeof buf)
+        return 0;
+    memmove(buf + cut, buf + cut + n, len - cut - n);
+    len -= n;
+    buf[8] = (unsigned char)version;
+    uint32_t crc = esm_crc32(0, buf, len - 4);
+    for (int i = 0; i < 4; i++)
+        buf[len - 4 + i] = (unsigned char)(crc >> (8 * i));
+    f = fopen(to, "wb");
+    return f && fwrite(buf, 1, len, f) == len && fclose(f) == 0;
+}
+
 /* The stored statistics against a direct computation over the pattern, what episodes see, the
- * cache round trip, and a version-1 cache (no statistics) that still loads. */
+ * cache round trip, and version-1 (no statistics) and version-2 caches (no inversion) that still load. */
 TEST(images_channel_stats_and_cache_versions)
 {
     char root[4200], cache[4300], old[4300];
@@ -409,27 +431,22 @@ TEST(images_channel_stats_and_cache_versions)
     REQUIRE_OK(esm_cache_write(ds, cache, &err), &err);
     REQUIRE_OK(esm_cache_read(cache, &back, &err), &err);
     CHECK(back->normalize == 1 && back->mean[2] == ds->mean[2] && back->std[1] == ds->std[1]);
+    CHECK(ds->inverted == 0 && back->inverted == 0);
     /* mapped, not copied: the pixels lie inside the file's mapping, just before the CRC */
     CHECK(back->mapping && back->pixels + 3 * 3 * H * W + 4 == (uint8_t *)back->mapping + back->mapping_len);
     CHECK(!memcmp(back->pixels, ds->pixels, 3 * 3 * H * W));
     esm_dataset_free(back);
-    /* version 1: the same file without the 4 + 3 x 8 bytes of statistics after the header */
-    FILE *f = fopen(cache, "rb");
-    REQUIRE(f);
-    unsigned char buf[1 << 14];
-    size_t len = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    REQUIRE(len > 80 && len < sizeof buf);
-    memmove(buf + 40, buf + 68, len - 68);
-    len -= 28;
-    buf[8] = 1;
-    uint32_t crc = esm_crc32(0, buf, len - 4);
-    for (int i = 0; i < 4; i++)
-        buf[len - 4 + i] = (unsigned char)(crc >> (8 * i));
-    f = fopen(old, "wb");
-    REQUIRE(f && fwrite(buf, 1, len, f) == len && fclose(f) == 0);
+    /* version 2: without the 4 bytes of inversion after the statistics; it is not known */
+    REQUIRE(write_older_cache(cache, old, 2, 68, 4));
     REQUIRE_OK(esm_cache_read(old, &back, &err), &err);
-    CHECK(back->normalize == 0 && back->n_total == 3 && !memcmp(back->pixels, ds->pixels, 3 * 3 * H * W));
+    CHECK(back->inverted == -1 && back->normalize == 1 && back->std[1] == ds->std[1]);
+    CHECK(!memcmp(back->pixels, ds->pixels, 3 * 3 * H * W));
+    esm_dataset_free(back);
+    /* version 1: without the 4 + 3 x 8 bytes of statistics and the inversion after the header */
+    REQUIRE(write_older_cache(cache, old, 1, 40, 32));
+    REQUIRE_OK(esm_cache_read(old, &back, &err), &err);
+    CHECK(back->normalize == 0 && back->inverted == -1 && back->n_total == 3);
+    CHECK(!memcmp(back->pixels, ds->pixels, 3 * 3 * H * W));
     esm_image_to_float(back, 1, 0, 0, img);
     CHECK_NEAR(img[2 * H * W + 5], pattern(1, 0, 5, 2) / 255.0, 1e-6);
     esm_dataset_free(back);

@@ -109,39 +109,19 @@ static double embed_line_diff(const char *line, const char *path, const float *w
     return worst;
 }
 
-/* esmeta embed on an RGB model: the image file through embed's preprocessing (resize and the
- * set's channel normalisation, from --data) gives the embedding of that image as training saw it. */
-TEST(rgb_embed_uses_the_sets_normalisation)
+/* `esmeta embed --checkpoint ckpt --data cache img` against the embedding of image 1 of class c2
+ * as an episode holds it (the set's own pixels, through the same network). */
+static void check_embed_matches_set(esm_tctx *t_, const char *ckpt, const char *cache, const char *img)
 {
-    char root[4200], cache[4200], grey[4200], run[4200], ckpt[4300], img[4300], split[4300];
-    const char *tmp = esm_test_tmpdir();
-    snprintf(root, sizeof root, "%s/rgb", tmp);
-    snprintf(cache, sizeof cache, "%s/rgb.esmc", tmp);
-    snprintf(grey, sizeof grey, "%s/grey.esmc", tmp);
-    snprintf(run, sizeof run, "%s/run", tmp);
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", run);
-    snprintf(img, sizeof img, "%s/c2/1.png", root);
-    snprintf(split, sizeof split, "%s/classes.txt", tmp);
-    REQUIRE(make_set(root));
-    FILE *f = fopen(split, "w");
-    REQUIRE(f && fputs("c0\nc1\nc2\nc3\nc4\nc5\n", f) >= 0 && fclose(f) == 0);
     char args[20000], out[65536], errb[4096];
-    snprintf(args, sizeof args, "prepare --images %s --size 12x14 --out %s", root, cache);
-    REQUIRE(esm_test_run_cli(args, out, sizeof out, errb, sizeof errb) == 0);
-    snprintf(args, sizeof args, "prepare --images %s --channels 1 --size 12x14 --out %s", root, grey);
-    REQUIRE(esm_test_run_cli(args, out, sizeof out, errb, sizeof errb) == 0);
-    snprintf(args, sizeof args, "train --data %s --split %s --width 8 --depth 2 --way 3 --shot 1 --query 2 "
-             "--episodes 3 --seed 3 --quiet --out %s", cache, split, run);
-    REQUIREF(esm_test_run_cli(args, out, sizeof out, errb, sizeof errb) == 0, "%s", errb);
     snprintf(args, sizeof args, "embed --checkpoint %s --data %s %s", ckpt, cache, img);
     REQUIREF(esm_test_run_cli(args, out, sizeof out, errb, sizeof errb) == 0, "%s", errb);
-
     esm_err err = {0};
     esm_model m;
     REQUIRE_OK(esm_model_load(ckpt, &m, &err), &err);
     esm_dataset *ds = NULL;
     REQUIRE_OK(esm_cache_read(cache, &ds, &err), &err);
-    REQUIRE(ds->normalize && ds->channels == 3 && m.net.cfg.in_channels == 3 && !strcmp(ds->names[2], "c2"));
+    REQUIRE(ds->channels == m.net.cfg.in_channels && !strcmp(ds->names[2], "c2"));
     float x[3 * 12 * 14], emb[512];
     esm_image_to_float(ds, 2, 1, 0, x); /* class c2, image 1.png: as an episode holds it */
     esm_net_ws *ws = NULL;
@@ -149,14 +129,87 @@ TEST(rgb_embed_uses_the_sets_normalisation)
     REQUIRE_OK(esm_net_forward(&m.net, m.params, m.bn_running, ws, x, 1, ESM_BN_EVAL, emb, &err), &err);
     int n;
     double worst = embed_line_diff(out, img, emb, m.net.emb_dim, &n);
-    CHECKF(n == m.net.emb_dim && worst < 1e-5, "%d of %d values, largest difference %g", n, m.net.emb_dim, worst);
+    CHECKF(n == m.net.emb_dim && worst < 1e-5, "%s: %d of %d values, largest difference %g", cache, n,
+           m.net.emb_dim, worst);
     esm_net_ws_free(ws);
     esm_dataset_free(ds);
     esm_model_free(&m);
+}
+
+/* Paths of the set, caches and run below the test's temporary folder, and the set itself. */
+typedef struct {
+    char root[4200], cache[4200], grey[4200], run[4200], ckpt[4300], img[4300], split[4300];
+} embed_paths;
+
+static int make_embed_set(embed_paths *p)
+{
+    const char *tmp = esm_test_tmpdir();
+    snprintf(p->root, sizeof p->root, "%s/rgb", tmp);
+    snprintf(p->cache, sizeof p->cache, "%s/rgb.esmc", tmp);
+    snprintf(p->grey, sizeof p->grey, "%s/grey.esmc", tmp);
+    snprintf(p->run, sizeof p->run, "%s/run", tmp);
+    snprintf(p->ckpt, sizeof p->ckpt, "%s/checkpoint.bin", p->run);
+    snprintf(p->img, sizeof p->img, "%s/c2/1.png", p->root);
+    snprintf(p->split, sizeof p->split, "%s/classes.txt", tmp);
+    FILE *f;
+    return make_set(p->root) && (f = fopen(p->split, "w")) && fputs("c0\nc1\nc2\nc3\nc4\nc5\n", f) >= 0 &&
+           fclose(f) == 0;
+}
+
+/* A few backprop episodes on cache into p->run. */
+static int train_on(const embed_paths *p, const char *cache, char *errb, size_t cap)
+{
+    char args[20000], out[4096];
+    snprintf(args, sizeof args, "train --data %s --split %s --width 8 --depth 2 --way 3 --shot 1 --query 2 "
+             "--episodes 3 --seed 3 --quiet --out %s", cache, p->split, p->run);
+    return esm_test_run_cli(args, out, sizeof out, errb, cap) == 0;
+}
+
+/* esmeta embed on an RGB model: the image file through embed's preprocessing (resize and the
+ * set's channel normalisation, from --data) gives the embedding of that image as training saw it. */
+TEST(rgb_embed_uses_the_sets_normalisation)
+{
+    embed_paths p;
+    REQUIRE(make_embed_set(&p));
+    char args[20000], out[65536], errb[4096];
+    snprintf(args, sizeof args, "prepare --images %s --size 12x14 --out %s", p.root, p.cache);
+    REQUIRE(esm_test_run_cli(args, out, sizeof out, errb, sizeof errb) == 0);
+    snprintf(args, sizeof args, "prepare --images %s --channels 1 --size 12x14 --out %s", p.root, p.grey);
+    REQUIRE(esm_test_run_cli(args, out, sizeof out, errb, sizeof errb) == 0);
+    REQUIREF(train_on(&p, p.cache, errb, sizeof errb), "%s", errb);
+    check_embed_matches_set(t_, p.ckpt, p.cache, p.img);
 
     /* Without the set, an RGB model's normalisation is unknown; a set of another shape is refused. */
-    snprintf(args, sizeof args, "embed --checkpoint %s %s", ckpt, img);
+    snprintf(args, sizeof args, "embed --checkpoint %s %s", p.ckpt, p.img);
     esm_test_expect_cli_error(t_, args, "checkpoint.bin", "--data");
-    snprintf(args, sizeof args, "embed --checkpoint %s --data %s %s", ckpt, grey, img);
+    snprintf(args, sizeof args, "embed --checkpoint %s --data %s %s", p.ckpt, p.grey, p.img);
     esm_test_expect_cli_error(t_, args, "grey.esmc", "1x12x14");
+}
+
+/* A set prepared with --invert records it: embed inverts its images without being told again, and
+ * an --invert that contradicts a set's record is refused. */
+TEST(embed_follows_the_sets_recorded_inversion)
+{
+    embed_paths p;
+    REQUIRE(make_embed_set(&p));
+    char inv[4300], args[20000], out[65536], errb[4096];
+    snprintf(inv, sizeof inv, "%s/inv.esmc", esm_test_tmpdir());
+    snprintf(args, sizeof args, "prepare --images %s --channels 1 --size 12x14 --invert --out %s", p.root, inv);
+    REQUIRE(esm_test_run_cli(args, out, sizeof out, errb, sizeof errb) == 0);
+    snprintf(args, sizeof args, "prepare --images %s --channels 1 --size 12x14 --out %s", p.root, p.grey);
+    REQUIRE(esm_test_run_cli(args, out, sizeof out, errb, sizeof errb) == 0);
+    snprintf(args, sizeof args, "info --data %s --split %s", inv, p.split);
+    REQUIRE(esm_test_run_cli(args, out, sizeof out, errb, sizeof errb) == 0);
+    CHECKF(strstr(out, "\"inverted\":true"), "%s", out);
+    REQUIREF(train_on(&p, inv, errb, sizeof errb), "%s", errb);
+    check_embed_matches_set(t_, p.ckpt, inv, p.img);
+    /* the same model and image through the set prepared without inversion differ: the test can fail */
+    snprintf(args, sizeof args, "embed --checkpoint %s --data %s %s", p.ckpt, p.grey, p.img);
+    char plain[65536];
+    REQUIRE(esm_test_run_cli(args, plain, sizeof plain, errb, sizeof errb) == 0);
+    snprintf(args, sizeof args, "embed --checkpoint %s --data %s %s", p.ckpt, inv, p.img);
+    REQUIRE(esm_test_run_cli(args, out, sizeof out, errb, sizeof errb) == 0);
+    CHECK(strcmp(plain, out) != 0);
+    snprintf(args, sizeof args, "embed --checkpoint %s --data %s --invert %s", p.ckpt, p.grey, p.img);
+    esm_test_expect_cli_error(t_, args, "grey.esmc", "drop --invert");
 }

@@ -33,6 +33,10 @@ typedef struct {
      * sets; stored in the cache). normalize = 1: episodes see (pixel/255 - mean) / std. */
     int normalize;
     float mean[4], std[4];
+    /* How pixels were stored: 1 as 255 - value (Omniglot, or prepared with --invert), 0 as decoded,
+     * -1 not recorded (caches before version 3). Stored in the cache so that images embedded later
+     * are preprocessed as training saw them. */
+    int inverted;
     /* A dataset read from a cache maps the file instead of copying it: pixels point into the
      * mapping (private, copy-on-write), so a set larger than memory is paged in as episodes
      * touch it. Owned by the dataset; NULL when pixels were allocated. */

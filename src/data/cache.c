@@ -1,8 +1,9 @@
 /* The prepared-data cache: one binary file that loads in milliseconds.
  *
- * Layout (little-endian), version 2:
+ * Layout (little-endian), version 3:
  *   "ESMCACHE" | u32 version | u32 channels, height, width | u32 n_chars | u64 n_total | u32 n_splits
  *   u32 normalize | channels x { f32 mean | f32 std }             (absent in version 1: no normalisation)
+ *   u32 inverted: 0 as decoded, 1 as 255 - value, 2 not known     (absent before version 3: not known)
  *   n_chars x  { u32 n_images | u8 background | u16 name_len | name }
  *   n_splits x { u16 name_len | name | u32 text_len | text }
  *   pixels: n_total x channels x height x width bytes
@@ -20,8 +21,9 @@
 #include "data/dataset_internal.h"
 
 #define CACHE_MAGIC "ESMCACHE"
-#define CACHE_VERSION 2u
-#define CACHE_OLDEST 1u /* still read: version 1 lacks the channel statistics */
+#define CACHE_VERSION 3u
+#define CACHE_OLDEST 1u /* still read: version 1 lacks the channel statistics, 2 the inversion */
+#define INVERTED_UNKNOWN 2u
 
 int esm_cache_is_cache(const char *path)
 {
@@ -103,6 +105,7 @@ static esm_status build_header(const esm_dataset *ds, hbuf *h, esm_err *err)
         put_f32(h, ds->mean[c]);
         put_f32(h, ds->std[c]);
     }
+    put_u32(h, ds->inverted < 0 ? INVERTED_UNKNOWN : (uint32_t)(ds->inverted != 0));
     for (int i = 0; i < ds->n_chars; i++) {
         put_u32(h, (uint32_t)ds->n_images[i]);
         put(h, &ds->background[i], 1);
@@ -252,9 +255,11 @@ static esm_status parse_cache(const unsigned char *buf, size_t len, const char *
     float stats[8] = {0, 1, 0, 1, 0, 1, 0, 1};
     for (uint32_t k = 0; version >= 2 && k < 2 * c && k < 8; k++)
         stats[k] = get_f32(&r);
+    uint32_t inverted = version >= 3 ? esm_get_u32(&r) : INVERTED_UNKNOWN;
     if (!r.ok)
         return esm_fail(err, ESM_EFORMAT, "cache file %s is truncated; run 'esmeta prepare' again", path);
-    if (c == 0 || h == 0 || w == 0 || c > 4 || h > 4096 || w > 4096 || n_splits > 64 || normalize > 1)
+    if (c == 0 || h == 0 || w == 0 || c > 4 || h > 4096 || w > 4096 || n_splits > 64 || normalize > 1 ||
+        inverted > INVERTED_UNKNOWN)
         return esm_fail(err, ESM_EFORMAT, "cache file %s is corrupt (implausible header); run 'esmeta prepare' again",
                         path);
     size_t img = (size_t)c * h * w;
@@ -268,6 +273,7 @@ static esm_status parse_cache(const unsigned char *buf, size_t len, const char *
         return st;
     ds->n_total = n_total;
     ds->normalize = (int)normalize;
+    ds->inverted = inverted == INVERTED_UNKNOWN ? -1 : (int)inverted;
     for (uint32_t k = 0; k < c; k++) {
         ds->mean[k] = stats[2 * k];
         ds->std[k] = stats[2 * k + 1];

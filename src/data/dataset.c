@@ -201,6 +201,7 @@ esm_status esm_dataset_from_raw(const esm_raw_list halves[2], const esm_load_opt
     esm_status st = esm_dataset_alloc(n_chars, halves[0].n + halves[1].n, 1, o->out_size, o->out_size, &ds, err);
     if (st != ESM_OK)
         return st;
+    ds->inverted = 1; /* esm_png_preprocess: ink = 255 */
     st = index_characters(ds, halves, err);
     if (st == ESM_OK)
         st = check_unique_names(ds, err);

@@ -156,6 +156,7 @@ esm_status esm_img_list_dataset(esm_img_list *l, const esm_images_opts *o, int w
         return st;
     ds->n_total = l->n;
     ds->normalize = o->normalize != 0;
+    ds->inverted = o->shape.invert != 0;
     st = index_classes(ds, l, err);
     if (st == ESM_OK)
         st = move_splits(l, ds, err);
